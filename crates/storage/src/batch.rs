@@ -1,0 +1,488 @@
+//! Kafka v2 record batch header: layout, parsing and validation.
+//!
+//! A record batch is the unit Cairn stores, replicates and serves. Its bytes are kept exactly
+//! as the producer sent them, except the two fields that lie outside the checksum and that the
+//! log owns: `baseOffset` (assigned on append) and `partitionLeaderEpoch` (the leader's epoch,
+//! which is the raft term of the entry).
+//!
+//! ```text
+//! byte  width  field                  notes (all integers big-endian)
+//!    0      8  baseOffset             rewritten by the log on append
+//!    8      4  batchLength            bytes after this field; total = batchLength + 12
+//!   12      4  partitionLeaderEpoch   rewritten by the log on append
+//!   16      1  magic                  must be 2
+//!   17      4  crc                    CRC-32C (Castagnoli) of bytes 21..end
+//!   21      2  attributes             bits 0-2 compression, 3 timestamp type,
+//!                                     4 transactional, 5 control, 6 delete horizon
+//!   23      4  lastOffsetDelta        offsets spanned = lastOffsetDelta + 1
+//!   27      8  baseTimestamp
+//!   35      8  maxTimestamp
+//!   43      8  producerId
+//!   51      2  producerEpoch
+//!   53      4  baseSequence
+//!   57      4  recordsCount
+//!   61      -  records                possibly compressed
+//! ```
+//!
+//! Every byte of a batch is covered by some check: bytes 21.. by the CRC, `magic` by its value,
+//! `batchLength` by the framing (a wrong length moves the CRC range and fails it), and the two
+//! unprotected fields by the log (`baseOffset` must continue the previous batch,
+//! `partitionLeaderEpoch` must match the leader-epoch history), see [`crate::recovery`].
+//!
+//! The parser never allocates: it reads fixed offsets of a borrowed slice. Callers bound the
+//! size they are willing to read *before* reading the body, from [`peek_total_len`].
+
+use crate::error::BatchError;
+
+/// Size of the fixed batch header, records excluded.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength` counts: `baseOffset` and `batchLength` themselves.
+pub const LOG_OVERHEAD: usize = 12;
+/// Smallest valid `batchLength` (a batch with no records).
+pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
+
+pub(crate) const BASE_OFFSET_AT: usize = 0;
+pub(crate) const LENGTH_AT: usize = 8;
+pub(crate) const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const CRC_FROM: usize = 21;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+/// Attribute bit: the timestamps are broker append time, not producer create time.
+pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
+/// Attribute bit: the batch belongs to a transaction.
+pub const ATTR_TRANSACTIONAL: i16 = 1 << 4;
+/// Attribute bit: the batch is a control batch (transaction markers, raft no-ops).
+pub const ATTR_CONTROL: i16 = 1 << 5;
+/// Mask of the compression codec bits of `attributes`.
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+
+/// The parsed fixed header of a v2 record batch. `Copy` and allocation-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field.
+    pub batch_length: i32,
+    /// Epoch of the leader that appended the batch.
+    pub partition_leader_epoch: i32,
+    /// Format version; always 2 for a valid batch.
+    pub magic: i8,
+    /// CRC-32C of bytes 21..end.
+    pub crc: u32,
+    /// Compression, timestamp type, transactional and control flags.
+    pub attributes: i16,
+    /// Offset of the last record relative to `base_offset`.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Idempotent/transactional producer id, or -1.
+    pub producer_id: i64,
+    /// Producer epoch, or -1.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record, or -1.
+    pub base_sequence: i32,
+    /// Number of records in the batch.
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Total size of the batch in bytes, header included.
+    pub fn total_len(&self) -> u64 {
+        LOG_OVERHEAD as u64 + self.batch_length.max(0) as u64
+    }
+
+    /// Offset of the last record (`base_offset + last_offset_delta`).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
+    }
+
+    /// The compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn compression(&self) -> u8 {
+        (self.attributes & ATTR_COMPRESSION_MASK) as u8
+    }
+
+    /// Whether this is a control batch, which consumers never see as records.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Whether the batch belongs to a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// Whether the timestamps are log-append time.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Reads `baseOffset` and the total size of the batch starting at `buf` from its first 12
+/// bytes, so a reader can bound how much it reads next. `None` if fewer than 12 bytes.
+pub fn peek_total_len(buf: &[u8]) -> Option<(i64, i64)> {
+    if buf.len() < LOG_OVERHEAD {
+        return None;
+    }
+    let base = be_i64(buf, BASE_OFFSET_AT);
+    let len = be_i32(buf, LENGTH_AT) as i64 + LOG_OVERHEAD as i64;
+    Some((base, len))
+}
+
+/// Parses the 61-byte header at the start of `buf` without checking the CRC or the body.
+pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    if buf.len() < HEADER_LEN {
+        return Err(BatchError::Truncated {
+            available: buf.len(),
+            needed: HEADER_LEN,
+        });
+    }
+    Ok(BatchHeader {
+        base_offset: be_i64(buf, BASE_OFFSET_AT),
+        batch_length: be_i32(buf, LENGTH_AT),
+        partition_leader_epoch: be_i32(buf, LEADER_EPOCH_AT),
+        magic: buf[MAGIC_AT] as i8,
+        crc: be_i32(buf, CRC_AT) as u32,
+        attributes: be_i16(buf, ATTRIBUTES_AT),
+        last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
+        base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
+        max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+        producer_id: be_i64(buf, PRODUCER_ID_AT),
+        producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
+        base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
+        records_count: be_i32(buf, RECORDS_COUNT_AT),
+    })
+}
+
+/// Checks the header fields that do not need the body: length bounds against `max_bytes`,
+/// magic, offset delta, record count and timestamps.
+pub fn check_header(h: &BatchHeader, max_bytes: u32) -> Result<(), BatchError> {
+    if h.batch_length < MIN_BATCH_LENGTH {
+        return Err(BatchError::LengthTooSmall {
+            declared: h.batch_length,
+            min: MIN_BATCH_LENGTH,
+        });
+    }
+    if h.total_len() > max_bytes as u64 {
+        return Err(BatchError::TooLarge {
+            size: h.total_len(),
+            max: max_bytes,
+        });
+    }
+    if h.magic != 2 {
+        return Err(BatchError::BadMagic { magic: h.magic });
+    }
+    if h.last_offset_delta < 0 {
+        return Err(BatchError::NegativeLastOffsetDelta(h.last_offset_delta));
+    }
+    // Compaction may remove records but keeps lastOffsetDelta, so count <= span, not ==.
+    let span = h.last_offset_delta as i64 + 1;
+    if h.records_count < 0 || h.records_count as i64 > span {
+        return Err(BatchError::BadRecordCount {
+            count: h.records_count,
+            span,
+        });
+    }
+    if h.base_offset.checked_add(h.last_offset_delta as i64).is_none() {
+        return Err(BatchError::OffsetOverflow {
+            base: h.base_offset,
+            delta: h.last_offset_delta,
+        });
+    }
+    // -1 is Kafka's NO_TIMESTAMP. With log-append time the broker overwrote maxTimestamp
+    // only, so a producer clock ahead of the broker's legitimately gives base > max.
+    let ts_ok = h.base_timestamp >= -1
+        && h.max_timestamp >= -1
+        && (h.is_log_append_time()
+            || h.records_count == 0
+            || h.max_timestamp == -1
+            || h.max_timestamp >= h.base_timestamp);
+    if !ts_ok {
+        return Err(BatchError::BadTimestamps {
+            base: h.base_timestamp,
+            max: h.max_timestamp,
+        });
+    }
+    Ok(())
+}
+
+/// CRC-32C of the checksummed part of a batch (bytes 21..end).
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[CRC_FROM.min(batch.len())..])
+}
+
+/// Fully validates one batch that must occupy exactly `batch`: header checks, exact length,
+/// and the CRC-32C. Never allocates; never panics on any input.
+pub fn validate(batch: &[u8], max_bytes: u32) -> Result<BatchHeader, BatchError> {
+    let h = parse_header(batch)?;
+    check_header(&h, max_bytes)?;
+    if h.total_len() != batch.len() as u64 {
+        return Err(BatchError::LengthMismatch {
+            declared: h.total_len(),
+            actual: batch.len() as u64,
+        });
+    }
+    let computed = compute_crc(batch);
+    if computed != h.crc {
+        return Err(BatchError::CrcMismatch {
+            stored: h.crc,
+            computed,
+        });
+    }
+    Ok(h)
+}
+
+/// Splits a buffer holding one or more whole batches, validating each (header and CRC).
+/// Yields `Err` once at the first invalid batch and then stops.
+pub fn iter_batches(buf: &[u8], max_bytes: u32) -> BatchIter<'_> {
+    BatchIter {
+        buf,
+        pos: 0,
+        max_bytes,
+        failed: false,
+    }
+}
+
+/// Iterator over the batches of a buffer; see [`iter_batches`].
+#[derive(Debug)]
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    max_bytes: u32,
+    failed: bool,
+}
+
+impl<'a> BatchIter<'a> {
+    /// Byte position (in the buffer) of the next batch to be yielded.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    /// The batch's position in the buffer, its header and its bytes.
+    type Item = Result<(usize, BatchHeader, &'a [u8]), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.buf.len() {
+            return None;
+        }
+        let rest = &self.buf[self.pos..];
+        let result = parse_header(rest).and_then(|h| {
+            check_header(&h, self.max_bytes)?;
+            let total = h.total_len() as usize;
+            if total > rest.len() {
+                return Err(BatchError::LengthMismatch {
+                    declared: total as u64,
+                    actual: rest.len() as u64,
+                });
+            }
+            let bytes = &rest[..total];
+            let computed = compute_crc(bytes);
+            if computed != h.crc {
+                return Err(BatchError::CrcMismatch {
+                    stored: h.crc,
+                    computed,
+                });
+            }
+            Ok((h, bytes))
+        });
+        match result {
+            Ok((h, bytes)) => {
+                let at = self.pos;
+                self.pos += bytes.len();
+                Some(Ok((at, h, bytes)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The 16 leading bytes of `batch` with `baseOffset` and `partitionLeaderEpoch` replaced:
+/// what the log writes in place of `batch[..16]`. Both fields lie outside the CRC.
+pub(crate) fn patched_prefix(batch: &[u8], base_offset: u64, leader_epoch: i32) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&(base_offset as i64).to_be_bytes());
+    p[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&batch[LENGTH_AT..LENGTH_AT + 4]);
+    p[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    p
+}
+
+/// Builds a valid uncompressed v2 batch holding `values` as records (no keys, no headers).
+/// For tests, benchmarks and tools; the broker stores what producers send.
+pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
+    let mut records = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let mut body = Vec::with_capacity(v.len() + 16);
+        body.push(0u8); // attributes
+        put_varint(&mut body, 0); // timestampDelta
+        put_varint(&mut body, i as i64); // offsetDelta
+        put_varint(&mut body, -1); // key: null
+        put_varint(&mut body, v.len() as i64);
+        body.extend_from_slice(v);
+        put_varint(&mut body, 0); // headers count
+        put_varint(&mut records, body.len() as i64);
+        records.extend_from_slice(&body);
+    }
+    let count = values.len() as i32;
+    let mut b = Vec::with_capacity(HEADER_LEN + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]); // crc, filled below
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(count - 1).max(0).to_be_bytes());
+    b.extend_from_slice(&base_timestamp.to_be_bytes());
+    b.extend_from_slice(&base_timestamp.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(&records);
+    let crc = compute_crc(&b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    // Zig-zag then base-128, as Kafka's record fields use.
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAX: u32 = 1 << 20;
+
+    #[test]
+    fn built_batch_validates() {
+        let b = build_batch(1000, &[b"a", b"bc", b"def"]);
+        let h = validate(&b, MAX).expect("valid");
+        assert_eq!(h.records_count, 3);
+        assert_eq!(h.last_offset_delta, 2);
+        assert_eq!(h.magic, 2);
+        assert_eq!(h.total_len(), b.len() as u64);
+        assert_eq!(h.base_timestamp, 1000);
+    }
+
+    #[test]
+    fn header_fields_outside_crc_do_not_break_it() {
+        let b = build_batch(5, &[b"x"]);
+        let mut p = b.clone();
+        p[..16].copy_from_slice(&patched_prefix(&b, 77, 9));
+        let h = validate(&p, MAX).expect("still valid");
+        assert_eq!(h.base_offset, 77);
+        assert_eq!(h.partition_leader_epoch, 9);
+    }
+
+    #[test]
+    fn each_check_has_its_error() {
+        let b = build_batch(5, &[b"xyz"]);
+        assert!(matches!(
+            validate(&b[..30], MAX),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(matches!(
+            validate(&b, 20),
+            Err(BatchError::TooLarge { .. })
+        ));
+        let mut m = b.clone();
+        m[16] = 1;
+        assert_eq!(validate(&m, MAX), Err(BatchError::BadMagic { magic: 1 }));
+        let mut c = b.clone();
+        let last = c.len() - 1;
+        c[last] ^= 1;
+        assert!(matches!(
+            validate(&c, MAX),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+        let mut l = b.clone();
+        l.push(0);
+        assert!(matches!(
+            validate(&l, MAX),
+            Err(BatchError::LengthMismatch { .. })
+        ));
+        let mut s = b.clone();
+        s[8..12].copy_from_slice(&10i32.to_be_bytes());
+        assert!(matches!(
+            validate(&s, MAX),
+            Err(BatchError::LengthTooSmall { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Fuzz: arbitrary bytes never panic the parser or the iterator.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = validate(&data, MAX);
+            let _ = peek_total_len(&data);
+            for item in iter_batches(&data, MAX) {
+                let _ = item;
+            }
+        }
+
+        /// Fuzz: mutations of valid batches never panic, and a mutation inside the checksummed
+        /// range or of magic/length is always rejected.
+        #[test]
+        fn mutated_batches_are_rejected(
+            n in 1usize..5,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
+        ) {
+            let vals: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; i * 7]).collect();
+            let refs: Vec<&[u8]> = vals.iter().map(|v| v.as_slice()).collect();
+            let good = build_batch(42, &refs);
+            let mut bad = good.clone();
+            for (idx, bit) in &flips {
+                let i = idx.index(bad.len());
+                bad[i] ^= 1 << bit;
+            }
+            let result = validate(&bad, MAX);
+            // Only baseOffset and partitionLeaderEpoch are outside the batch's own checks.
+            if bad[8..12] != good[8..12] || bad[16..] != good[16..] {
+                prop_assert!(result.is_err(), "mutation went undetected: {:?}", result);
+            }
+        }
+    }
+}
