@@ -1,0 +1,104 @@
+//! `cairn serve`: run one broker node until SIGINT or SIGTERM.
+//!
+//! Start-up order matters and is designed so that nothing half-starts:
+//! 1. load and validate the whole configuration (a bad value exits before the disk is
+//!    touched);
+//! 2. install signal handlers, before anything announces readiness, so a signal sent the
+//!    moment `cairn ready` appears is handled rather than killing the process;
+//! 3. create the data directory and lock it;
+//! 4. log `cairn ready`.
+//!
+//! Shutdown runs the same steps backwards: `shutting down`, release the lock, `stopped`.
+//! The Kafka listener (a later step) will take a shutdown token from here and drain before
+//! the lock is released.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing::{debug, info, warn};
+
+use crate::config::{log_settings, Config, ConfigArgs};
+use crate::lock::DataDirLock;
+
+/// Runs the broker with configuration from `args` and the environment.
+pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
+    let loaded = Config::load(args)?;
+    let config = loaded.config;
+    config.validate()?;
+
+    if let Some(warning) = crate::logging::init(&config.log_level)? {
+        warn!("{warning}");
+    }
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
+    let log_defaults = log_settings(&config.to_log_config())
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let config_file = match &loaded.file {
+        Some(path) => path.display().to_string(),
+        None => "none".to_string(),
+    };
+    info!(config_file = %config_file, log_defaults, "configuration loaded");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(&config))
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let mut signals = ShutdownSignals::install()?;
+    let data_dir = prepare_data_dir(&config.data_dir)?;
+    let lock = DataDirLock::acquire(&data_dir)?;
+    debug!(lock_file = %lock.path().display(), "data directory locked");
+    info!(
+        data_dir = %data_dir.display(),
+        listen = %config.listen,
+        advertise = %config.advertise_addr(),
+        "cairn ready"
+    );
+
+    let signal = signals.recv().await;
+    info!(signal = %signal, "shutting down");
+    lock.release();
+    info!("stopped");
+    Ok(())
+}
+
+/// Creates the data directory if needed and returns its absolute path, which is what the
+/// logs show so an operator knows exactly which directory a node uses.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve data directory {}", dir.display()))
+}
+
+/// The signals that stop the node.
+#[derive(Debug)]
+struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Waits for the first of the signals and names it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
