@@ -104,7 +104,8 @@ impl BatchHeader {
 
     /// Offset of the last record (`base_offset + last_offset_delta`).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset.saturating_add(self.last_offset_delta as i64)
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
 
     /// The compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
@@ -209,7 +210,10 @@ pub fn check_header(h: &BatchHeader, max_bytes: u32) -> Result<(), BatchError> {
             span,
         });
     }
-    if h.base_offset.checked_add(h.last_offset_delta as i64).is_none() {
+    if h.base_offset
+        .checked_add(h.last_offset_delta as i64)
+        .is_none()
+    {
         return Err(BatchError::OffsetOverflow {
             base: h.base_offset,
             delta: h.last_offset_delta,
@@ -422,10 +426,7 @@ mod tests {
             validate(&b[..30], MAX),
             Err(BatchError::Truncated { .. })
         ));
-        assert!(matches!(
-            validate(&b, 20),
-            Err(BatchError::TooLarge { .. })
-        ));
+        assert!(matches!(validate(&b, 20), Err(BatchError::TooLarge { .. })));
         let mut m = b.clone();
         m[16] = 1;
         assert_eq!(validate(&m, MAX), Err(BatchError::BadMagic { magic: 1 }));

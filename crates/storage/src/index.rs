@@ -1,0 +1,438 @@
+//! Sparse offset and time indexes of a segment, memory-mapped.
+//!
+//! ```text
+//! <base>.index      entries of 8 bytes, big-endian:
+//!                     0  u32  batch base offset - segment base offset
+//!                     4  u32  byte position of that batch in <base>.log
+//! <base>.timeindex  entries of 12 bytes, big-endian:
+//!                     0  i64  largest batch maxTimestamp seen so far in the segment
+//!                     8  u32  base offset of the batch that first had it - segment base
+//! ```
+//!
+//! An offset-index entry is added before a batch once more than `index.interval.bytes` of log
+//! were written since the previous entry, so a lookup lands at most that many bytes (plus one
+//! batch) before its target; the first batch of a segment, at position 0, needs no entry.
+//! A time-index entry is added at the same moments when the running maximum grew, and once more
+//! when the segment is sealed, so the last entry holds the segment's largest timestamp.
+//!
+//! Both files are preallocated to `segment.index.bytes` while their segment is active (the
+//! entry count lives in memory) and trimmed to their entries when it is sealed or the log is
+//! closed. Crash safety: after an unclean shutdown the indexes of every segment recovery scans
+//! are rebuilt from the log, so stale or zeroed entries never matter; for the others a
+//! [`OffsetIndex::check`]/[`TimeIndex::check`] sanity check on load sends a damaged index to be
+//! rebuilt rather than trusted.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::mmap::MappedFile;
+
+const OFFSET_ENTRY: usize = 8;
+const TIME_ENTRY: usize = 12;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// Index of the last entry for which `le(entry)` holds, given that it holds for a prefix of
+/// the entries; `None` if it holds for none.
+fn last_where(entries: usize, mut le: impl FnMut(usize) -> bool) -> Option<usize> {
+    let (mut lo, mut hi) = (0usize, entries);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if le(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo.checked_sub(1)
+}
+
+/// Offset index: batch base offset → byte position, sparse.
+#[derive(Debug)]
+pub(crate) struct OffsetIndex {
+    file: MappedFile,
+    base: u64,
+    entries: usize,
+}
+
+/// One offset-index entry, in absolute terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub(crate) offset: u64,
+    pub(crate) position: u32,
+}
+
+impl OffsetIndex {
+    /// Opens the index of the segment based at `base`. With `prealloc` the file is sized for
+    /// appending and holds `entries` valid entries; without, every entry in the file is valid.
+    pub(crate) fn open(
+        path: &Path,
+        base: u64,
+        prealloc: Option<u64>,
+        entries: Option<usize>,
+    ) -> Result<OffsetIndex> {
+        let mut file = MappedFile::open(path, None)?;
+        let in_file = (file.len() as usize) / OFFSET_ENTRY;
+        let entries = entries.unwrap_or(in_file).min(in_file);
+        if let Some(len) = prealloc {
+            let len = len - len % OFFSET_ENTRY as u64;
+            if len != file.len() {
+                file.resize(len.max((entries * OFFSET_ENTRY) as u64))?;
+            }
+        }
+        Ok(OffsetIndex {
+            file,
+            base,
+            entries,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.entries
+    }
+
+    fn entry(&self, i: usize) -> IndexEntry {
+        let b = self.file.bytes();
+        let at = i * OFFSET_ENTRY;
+        IndexEntry {
+            offset: self.base + u32_at(b, at) as u64,
+            position: u32_at(b, at + 4),
+        }
+    }
+
+    pub(crate) fn last(&self) -> Option<IndexEntry> {
+        self.entries.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        (self.entries + 1) * OFFSET_ENTRY > self.file.len() as usize
+    }
+
+    /// Appends an entry; the caller guarantees room ([`Self::is_full`]) and monotonicity.
+    pub(crate) fn append(&mut self, offset: u64, position: u32) {
+        debug_assert!(
+            !self.is_full(),
+            "offset index append past its preallocated size"
+        );
+        debug_assert!(
+            self.last()
+                .is_none_or(|l| l.offset < offset && l.position < position),
+            "offset index entries must grow strictly"
+        );
+        let rel = u32::try_from(offset - self.base).expect("relative offset fits u32 (roll)");
+        let at = self.entries * OFFSET_ENTRY;
+        let b = self.file.bytes_mut();
+        b[at..at + 4].copy_from_slice(&rel.to_be_bytes());
+        b[at + 4..at + 8].copy_from_slice(&position.to_be_bytes());
+        self.entries += 1;
+    }
+
+    /// The last entry at or before `offset`, or the segment start.
+    pub(crate) fn lookup(&self, offset: u64) -> IndexEntry {
+        last_where(self.entries, |i| self.entry(i).offset <= offset)
+            .map(|i| self.entry(i))
+            .unwrap_or(IndexEntry {
+                offset: self.base,
+                position: 0,
+            })
+    }
+
+    /// The last entry at or before byte `position`, or the segment start.
+    pub(crate) fn lookup_position(&self, position: u64) -> IndexEntry {
+        last_where(self.entries, |i| self.entry(i).position as u64 <= position)
+            .map(|i| self.entry(i))
+            .unwrap_or(IndexEntry {
+                offset: self.base,
+                position: 0,
+            })
+    }
+
+    /// Drops entries at or after byte `position` (the log is being cut there).
+    pub(crate) fn truncate_to_position(&mut self, position: u64) {
+        self.entries = last_where(self.entries, |i| (self.entry(i).position as u64) < position)
+            .map_or(0, |i| i + 1);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries = 0;
+    }
+
+    /// Shrinks the file to its entries (sealing) or grows it to `prealloc` (reactivating).
+    pub(crate) fn resize_for(&mut self, prealloc: Option<u64>) -> Result<()> {
+        let want = match prealloc {
+            Some(len) => {
+                (len - len % OFFSET_ENTRY as u64).max((self.entries * OFFSET_ENTRY) as u64)
+            }
+            None => (self.entries * OFFSET_ENTRY) as u64,
+        };
+        if want != self.file.len() {
+            self.file.resize(want)?;
+        }
+        Ok(())
+    }
+
+    /// Sanity check of a loaded index against its log size: entries strictly increasing in
+    /// both offset and position, positions inside the log.
+    pub(crate) fn check(&self, log_size: u64) -> std::result::Result<(), String> {
+        let mut prev: Option<IndexEntry> = None;
+        for i in 0..self.entries {
+            let e = self.entry(i);
+            if e.position as u64 >= log_size.max(1) {
+                return Err(format!(
+                    "entry {i} points at byte {} past the log end {log_size}",
+                    e.position
+                ));
+            }
+            if let Some(p) = prev {
+                if e.offset <= p.offset || e.position <= p.position {
+                    return Err(format!(
+                        "entry {i} ({}, {}) does not follow ({}, {})",
+                        e.offset, e.position, p.offset, p.position
+                    ));
+                }
+            } else if e.position == 0 {
+                return Err("first entry points at byte 0, which needs no entry".to_string());
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn file(&self) -> &MappedFile {
+        &self.file
+    }
+}
+
+/// Time index: running maximum timestamp → base offset of the batch that reached it.
+#[derive(Debug)]
+pub(crate) struct TimeIndex {
+    file: MappedFile,
+    base: u64,
+    entries: usize,
+}
+
+/// One time-index entry, in absolute terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub(crate) timestamp: i64,
+    pub(crate) offset: u64,
+}
+
+impl TimeIndex {
+    /// Opens the time index; arguments as for [`OffsetIndex::open`].
+    pub(crate) fn open(
+        path: &Path,
+        base: u64,
+        prealloc: Option<u64>,
+        entries: Option<usize>,
+    ) -> Result<TimeIndex> {
+        let mut file = MappedFile::open(path, None)?;
+        let in_file = (file.len() as usize) / TIME_ENTRY;
+        let entries = entries.unwrap_or(in_file).min(in_file);
+        if let Some(len) = prealloc {
+            let len = len - len % TIME_ENTRY as u64;
+            if len != file.len() {
+                file.resize(len.max((entries * TIME_ENTRY) as u64))?;
+            }
+        }
+        Ok(TimeIndex {
+            file,
+            base,
+            entries,
+        })
+    }
+
+    fn entry(&self, i: usize) -> TimeEntry {
+        let b = self.file.bytes();
+        let at = i * TIME_ENTRY;
+        TimeEntry {
+            timestamp: i64_at(b, at),
+            offset: self.base + u32_at(b, at + 8) as u64,
+        }
+    }
+
+    pub(crate) fn last(&self) -> Option<TimeEntry> {
+        self.entries.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Whether only the slot reserved for the sealing entry is left.
+    pub(crate) fn is_full(&self) -> bool {
+        (self.entries + 2) * TIME_ENTRY > self.file.len() as usize
+    }
+
+    /// The entry written when the segment is sealed, so the last entry holds the segment's
+    /// largest timestamp; uses the slot [`Self::is_full`] keeps in reserve.
+    pub(crate) fn append_final(&mut self, timestamp: i64, offset: u64) -> Result<()> {
+        if (self.entries + 1) * TIME_ENTRY > self.file.len() as usize {
+            self.file.resize(((self.entries + 1) * TIME_ENTRY) as u64)?;
+        }
+        self.maybe_append(timestamp, offset);
+        Ok(())
+    }
+
+    /// Appends `(timestamp, offset)` if `timestamp` is larger than the last entry's; returns
+    /// whether it did. The caller guarantees room.
+    pub(crate) fn maybe_append(&mut self, timestamp: i64, offset: u64) -> bool {
+        if self.last().is_some_and(|l| l.timestamp >= timestamp) || timestamp < 0 {
+            return false;
+        }
+        debug_assert!(
+            (self.entries + 1) * TIME_ENTRY <= self.file.len() as usize,
+            "time index append past its preallocated size"
+        );
+        debug_assert!(self.last().is_none_or(|l| l.offset <= offset));
+        let rel = u32::try_from(offset - self.base).expect("relative offset fits u32 (roll)");
+        let at = self.entries * TIME_ENTRY;
+        let b = self.file.bytes_mut();
+        b[at..at + 8].copy_from_slice(&timestamp.to_be_bytes());
+        b[at + 8..at + 12].copy_from_slice(&rel.to_be_bytes());
+        self.entries += 1;
+        true
+    }
+
+    /// The last entry whose timestamp is below `timestamp`: every batch up to its offset has
+    /// a smaller maximum, so a search for the first batch at or after `timestamp` starts
+    /// there. `None` means start at the segment's beginning.
+    pub(crate) fn lookup_before(&self, timestamp: i64) -> Option<TimeEntry> {
+        last_where(self.entries, |i| self.entry(i).timestamp < timestamp).map(|i| self.entry(i))
+    }
+
+    /// Drops entries whose offset is at or after `offset`.
+    pub(crate) fn truncate_to_offset(&mut self, offset: u64) {
+        self.entries =
+            last_where(self.entries, |i| self.entry(i).offset < offset).map_or(0, |i| i + 1);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries = 0;
+    }
+
+    /// As [`OffsetIndex::resize_for`].
+    pub(crate) fn resize_for(&mut self, prealloc: Option<u64>) -> Result<()> {
+        let want = match prealloc {
+            Some(len) => (len - len % TIME_ENTRY as u64).max((self.entries * TIME_ENTRY) as u64),
+            None => (self.entries * TIME_ENTRY) as u64,
+        };
+        if want != self.file.len() {
+            self.file.resize(want)?;
+        }
+        Ok(())
+    }
+
+    /// Sanity check: timestamps strictly increasing and non-negative, offsets non-decreasing
+    /// and below `next_offset`.
+    pub(crate) fn check(&self, next_offset: u64) -> std::result::Result<(), String> {
+        let mut prev: Option<TimeEntry> = None;
+        for i in 0..self.entries {
+            let e = self.entry(i);
+            if e.timestamp < 0 || e.offset >= next_offset.max(self.base + 1) {
+                return Err(format!(
+                    "time entry {i} ({}, {}) is out of range",
+                    e.timestamp, e.offset
+                ));
+            }
+            if let Some(p) = prev {
+                if e.timestamp <= p.timestamp || e.offset < p.offset {
+                    return Err(format!("time entry {i} does not follow the previous one"));
+                }
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn file(&self) -> &MappedFile {
+        &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_lookup_and_truncate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("0.index");
+        let mut ix = OffsetIndex::open(&p, 100, Some(80), Some(0)).expect("open");
+        assert_eq!(
+            ix.lookup(150),
+            IndexEntry {
+                offset: 100,
+                position: 0
+            }
+        );
+        for i in 1..=5u64 {
+            ix.append(100 + i * 10, (i * 1000) as u32);
+        }
+        assert_eq!(ix.lookup(125).offset, 120);
+        assert_eq!(ix.lookup(130).position, 3000);
+        assert_eq!(ix.lookup(99).position, 0);
+        assert_eq!(ix.lookup_position(2500).offset, 120);
+        ix.truncate_to_position(3000);
+        assert_eq!(ix.entries(), 2);
+        assert!(ix.check(10_000).is_ok());
+        ix.resize_for(None).expect("trim");
+        assert_eq!(ix.file().len(), 16);
+        drop(ix);
+        let ix = OffsetIndex::open(&p, 100, None, None).expect("reopen");
+        assert_eq!(ix.entries(), 2);
+        assert_eq!(
+            ix.last(),
+            Some(IndexEntry {
+                offset: 120,
+                position: 2000
+            })
+        );
+        assert!(
+            ix.check(1500).is_err(),
+            "position past the log end is caught"
+        );
+    }
+
+    #[test]
+    fn index_full_and_zeroed_entries_fail_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("0.index");
+        let mut ix = OffsetIndex::open(&p, 0, Some(24), Some(0)).expect("open");
+        ix.append(1, 10);
+        ix.append(2, 20);
+        ix.append(3, 30);
+        assert!(ix.is_full());
+        drop(ix);
+        // A preallocated, untrimmed file with trailing zeros is not a valid index.
+        let p2 = dir.path().join("1.index");
+        let mut ix = OffsetIndex::open(&p2, 0, Some(32), Some(0)).expect("open");
+        ix.append(1, 10);
+        drop(ix);
+        let ix = OffsetIndex::open(&p2, 0, None, None).expect("reopen");
+        assert!(ix.check(100).is_err());
+    }
+
+    #[test]
+    fn time_index_keeps_running_max() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("0.timeindex");
+        let mut ix = TimeIndex::open(&p, 0, Some(120), Some(0)).expect("open");
+        assert!(ix.maybe_append(10, 0));
+        assert!(!ix.maybe_append(10, 5));
+        assert!(!ix.maybe_append(5, 6));
+        assert!(ix.maybe_append(20, 7));
+        assert!(ix.maybe_append(30, 9));
+        assert_eq!(ix.lookup_before(10), None);
+        assert_eq!(ix.lookup_before(11).map(|e| e.offset), Some(0));
+        assert_eq!(ix.lookup_before(25).map(|e| e.offset), Some(7));
+        ix.truncate_to_offset(9);
+        assert_eq!(ix.last().map(|e| e.timestamp), Some(20));
+        assert!(ix.check(10).is_ok());
+    }
+}

@@ -1,0 +1,716 @@
+//! The partition log: an ordered set of segments, one of them active.
+//!
+//! One `Log` owns one partition directory and is driven by one owner (`&mut self` everywhere):
+//! the layer above serialises appends, reads and maintenance through it, so nothing here
+//! needs a lock. See the crate docs for the directory layout and the durability rules.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::batch;
+use crate::checkpoint::{sync_dir, PartitionCheckpoint};
+use crate::config::LogConfig;
+use crate::epoch::{EpochEntry, LeaderEpochCache};
+use crate::error::BatchError;
+use crate::error::{IoContext, Result, StorageError};
+use crate::read::{FileSlice, LogRead};
+use crate::segment::{Segment, SegmentLimits};
+
+/// Source of wall-clock time in milliseconds since the Unix epoch (swappable for tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the batch's first record.
+    pub base_offset: u64,
+    /// Offset of its last record.
+    pub last_offset: u64,
+    /// The batch's `maxTimestamp`.
+    pub max_timestamp: i64,
+}
+
+/// A timestamp and the offset it was found at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The timestamp (a batch's `maxTimestamp`).
+    pub timestamp: i64,
+    /// The offset: the base offset of the batch, but never below the log start.
+    pub offset: u64,
+}
+
+/// A sealed segment: always its size; its open files only while in the LRU set.
+#[derive(Debug)]
+pub(crate) struct SealedSlot {
+    pub(crate) size: u64,
+    /// The segment's largest timestamp and its offset, once known (`Some(None)`: no
+    /// timestamps in the segment).
+    pub(crate) max_timestamp: Option<Option<(i64, u64)>>,
+    pub(crate) segment: Option<Segment>,
+}
+
+/// A background fsync of a just-rolled segment.
+#[derive(Debug)]
+pub(crate) struct PendingFlush {
+    /// Offsets below this are durable once the flush completes.
+    pub(crate) end_offset: u64,
+    pub(crate) done: Receiver<Result<()>>,
+    pub(crate) thread: JoinHandle<()>,
+}
+
+/// At most this many rolled segments are being flushed in the background; a further roll
+/// waits for the oldest (backpressure instead of an unbounded queue of threads).
+const MAX_PENDING_FLUSHES: usize = 2;
+
+/// A partition log. See the [crate documentation](crate).
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) limits: SegmentLimits,
+    pub(crate) _lock: File,
+    pub(crate) sealed: BTreeMap<u64, SealedSlot>,
+    pub(crate) active: Segment,
+    /// Bases of sealed segments with open files, least recently used first.
+    pub(crate) open_lru: VecDeque<u64>,
+    pub(crate) log_start_offset: u64,
+    /// Every offset below this is fsynced.
+    pub(crate) recovery_point: u64,
+    /// The recovery point last written to `partition.checkpoint`.
+    pub(crate) checkpointed_recovery_point: u64,
+    pub(crate) epochs: LeaderEpochCache,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) oldest_unflushed_ms: Option<i64>,
+    pub(crate) pending_flushes: VecDeque<PendingFlush>,
+    /// A segment file was created or deleted since the directory was last fsynced.
+    pub(crate) dir_dirty: bool,
+    /// Largest timestamp of the active segment's first batch (Kafka's rolling-based
+    /// timestamp): an append whose timestamp is `segment.ms` past it rolls the segment.
+    pub(crate) rolling_ts: Option<i64>,
+    /// Wall-clock time of the active segment's first append (or of the open): [`Log::tick`]
+    /// rolls a segment idle for `segment.ms` so retention can reach it.
+    pub(crate) active_since_ms: Option<i64>,
+    pub(crate) clock: Clock,
+    /// Set after an I/O failure that may have lost data (a failed fsync, an unrecoverable
+    /// partial write); every later write is refused, as Kafka takes a log dir offline.
+    pub(crate) failed: Option<String>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset)
+            .field("log_end_offset", &self.log_end_offset())
+            .field("recovery_point", &self.recovery_point)
+            .field("segments", &self.segment_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the settings (topic config change). Takes effect from the next append;
+    /// index preallocation of the active segment changes at the next roll.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Replaces the wall clock used for `segment.ms`, `flush.ms` and retention.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The first offset that may be read.
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start_offset
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> u64 {
+        self.active.next_offset()
+    }
+
+    /// Every offset below this is on stable storage (fsynced).
+    pub fn flushed_offset(&self) -> u64 {
+        self.recovery_point
+    }
+
+    /// Number of segments, active included.
+    pub fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Bytes in all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.sealed.values().map(|s| s.size).sum::<u64>() + self.active.size()
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.sealed
+            .keys()
+            .copied()
+            .chain([self.active.base()])
+            .collect()
+    }
+
+    /// The leader-epoch history (oldest first).
+    pub fn epochs(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// The newest leader epoch, if any batch was ever appended.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest().map(|e| e.epoch)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and the offset where it
+    /// ended (the log end offset for the newest). `None` if `epoch` predates the history.
+    pub fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, u64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The epoch that wrote `offset`, if known.
+    pub fn epoch_at(&self, offset: u64) -> Option<i32> {
+        self.epochs.epoch_for(offset)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub(crate) fn check_usable(&self) -> Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Io {
+                op: "use a log that failed earlier",
+                path: self.dir.clone(),
+                source: std::io::Error::other(reason.clone()),
+            }),
+        }
+    }
+
+    /// Records an error that may have lost data and makes the log refuse further writes.
+    pub(crate) fn fail<T>(&mut self, e: StorageError) -> Result<T> {
+        tracing::error!(dir = %self.dir.display(), error = %e, "log failed; refusing further writes");
+        self.failed = Some(e.to_string());
+        Err(e)
+    }
+
+    /// Appends one record batch, assigning it the next offsets and `leader_epoch`.
+    ///
+    /// The batch is validated first (framing, magic, CRC-32C, `max.message.bytes`); nothing is
+    /// written if it is invalid. On return the batch is in the page cache (it survives a
+    /// process crash); it is on stable storage once [`Log::flushed_offset`] passes it,
+    /// which the flush policy or an explicit [`Log::flush`] ensures.
+    pub fn append(&mut self, batch: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.check_usable()?;
+        let mut header = batch::validate(batch, self.config.max_batch_bytes)?;
+        if header.total_len() > self.config.segment_bytes as u64 {
+            return Err(BatchError::TooLarge {
+                size: header.total_len(),
+                max: self.config.segment_bytes,
+            }
+            .into());
+        }
+        let latest = self.epochs.latest();
+        if let Some(latest) = latest {
+            if leader_epoch < latest.epoch {
+                return Err(StorageError::EpochRegression {
+                    epoch: leader_epoch,
+                    latest: latest.epoch,
+                });
+            }
+        }
+        if leader_epoch < 0 {
+            return Err(StorageError::EpochRegression {
+                epoch: leader_epoch,
+                latest: 0,
+            });
+        }
+        self.poll_flushes(false)?;
+        if self.should_roll(&header) {
+            self.roll()?;
+        }
+        let base = self.active.next_offset();
+        if latest.is_none_or(|l| leader_epoch > l.epoch) {
+            self.epochs.assign(leader_epoch, base)?;
+        }
+        let prefix = batch::patched_prefix(batch, base, leader_epoch);
+        header.base_offset = base as i64;
+        header.partition_leader_epoch = leader_epoch;
+        let interval = self.config.index_interval_bytes as u64;
+        if let Err(e) = self.active.append(batch, &prefix, &header, interval) {
+            if let StorageError::Io { op, .. } = &e {
+                if op.starts_with("undo") {
+                    return self.fail(e);
+                }
+            }
+            return Err(e);
+        }
+        let now = self.now_ms();
+        if self.active_since_ms.is_none() {
+            self.active_since_ms = Some(now);
+            self.rolling_ts = (header.max_timestamp >= 0).then_some(header.max_timestamp);
+        }
+        self.unflushed_messages += header.last_offset_delta as u64 + 1;
+        self.oldest_unflushed_ms.get_or_insert(now);
+        if self
+            .config
+            .flush_messages
+            .is_some_and(|n| self.unflushed_messages >= n)
+        {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: header.last_offset() as u64,
+            max_timestamp: header.max_timestamp,
+        })
+    }
+
+    fn should_roll(&self, header: &batch::BatchHeader) -> bool {
+        let a = &self.active;
+        if a.size() == 0 {
+            return false;
+        }
+        let last_rel = a.next_offset() - a.base() + header.last_offset_delta as u64;
+        // Kafka: with timestamps, compare the incoming batch with the segment's first batch
+        // (so replaying old data does not roll every append); without, use wall-clock age.
+        let waited = match self.rolling_ts {
+            Some(first) => header.max_timestamp.saturating_sub(first),
+            None => self
+                .active_since_ms
+                .map_or(0, |since| self.now_ms().saturating_sub(since)),
+        };
+        a.size() + header.total_len() > self.config.segment_bytes as u64
+            || a.indexes_full()
+            || last_rel > u32::MAX as u64
+            || waited >= self.config.segment_ms as i64
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset (no-op if the
+    /// active segment is empty). The sealed segment is fsynced in the background; the
+    /// recovery point advances past it when that completes.
+    pub fn roll(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if self.active.size() == 0 {
+            return Ok(());
+        }
+        let new_base = self.active.next_offset();
+        let fresh = Segment::create(&self.dir, new_base, self.limits)?;
+        let mut old = std::mem::replace(&mut self.active, fresh);
+        self.dir_dirty = true;
+        self.rolling_ts = None;
+        self.active_since_ms = None;
+        if let Err(e) = old.seal() {
+            return self.fail(e);
+        }
+        let handles = old.sync_handles()?;
+        let base = old.base();
+        self.sealed.insert(
+            base,
+            SealedSlot {
+                size: old.size(),
+                max_timestamp: Some(old.max_timestamp()),
+                segment: Some(old),
+            },
+        );
+        self.touch(base);
+        self.schedule_flush(handles, new_base)
+    }
+
+    fn schedule_flush(
+        &mut self,
+        handles: Vec<(PathBuf, Arc<File>)>,
+        end_offset: u64,
+    ) -> Result<()> {
+        while self.pending_flushes.len() >= MAX_PENDING_FLUSHES {
+            self.poll_one_flush(true)?;
+        }
+        let dir = self.dir.clone();
+        let (tx, done) = mpsc::sync_channel(1);
+        let work = move || {
+            let result = handles
+                .iter()
+                .try_for_each(|(path, f)| f.sync_all().ctx("fsync", path))
+                .and_then(|()| sync_dir(&dir));
+            let _ = tx.send(result);
+        };
+        match std::thread::Builder::new()
+            .name("cairn-roll-flush".into())
+            .spawn(work)
+        {
+            Ok(thread) => {
+                self.pending_flushes.push_back(PendingFlush {
+                    end_offset,
+                    done,
+                    thread,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                // No thread to be had: flush inline rather than not at all.
+                tracing::warn!(error = %e, "could not spawn a flush thread; flushing inline");
+                self.flush()
+            }
+        }
+    }
+
+    /// Takes the result of the oldest background flush; returns false if none is pending
+    /// (or, without `block`, if it has not finished).
+    fn poll_one_flush(&mut self, block: bool) -> Result<bool> {
+        let Some(front) = self.pending_flushes.front() else {
+            return Ok(false);
+        };
+        let result = if block {
+            front.done.recv().ok()
+        } else {
+            match front.done.try_recv() {
+                Ok(r) => Some(r),
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => None,
+            }
+        };
+        let Some(pending) = self.pending_flushes.pop_front() else {
+            return Ok(false);
+        };
+        let _ = pending.thread.join();
+        match result {
+            Some(Ok(())) => {
+                self.recovery_point = self.recovery_point.max(pending.end_offset);
+                Ok(true)
+            }
+            Some(Err(e)) => self.fail(e),
+            None => self.fail(StorageError::Io {
+                op: "flush rolled segment",
+                path: self.dir.clone(),
+                source: std::io::Error::other("flush thread ended without a result"),
+            }),
+        }
+    }
+
+    pub(crate) fn poll_flushes(&mut self, block: bool) -> Result<()> {
+        while self.poll_one_flush(block)? {}
+        self.maybe_checkpoint()
+    }
+
+    /// Writes `partition.checkpoint` when the recovery point moved into another segment:
+    /// recovery scans whole segments, so finer progress would buy nothing.
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.segment_base_for(self.recovery_point)
+            != self.segment_base_for(self.checkpointed_recovery_point)
+        {
+            self.write_checkpoint(None)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_checkpoint(
+        &mut self,
+        clean: Option<(u64, crate::segment::ActiveState)>,
+    ) -> Result<()> {
+        PartitionCheckpoint {
+            log_start_offset: self.log_start_offset,
+            recovery_point: self.recovery_point,
+            clean,
+        }
+        .write(&self.dir)?;
+        self.checkpointed_recovery_point = self.recovery_point;
+        Ok(())
+    }
+
+    /// Base of the segment that holds `offset` (the first segment for offsets below it).
+    pub(crate) fn segment_base_for(&self, offset: u64) -> u64 {
+        if offset >= self.active.base() {
+            return self.active.base();
+        }
+        self.sealed
+            .range(..=offset)
+            .next_back()
+            .or_else(|| self.sealed.iter().next())
+            .map_or(self.active.base(), |(b, _)| *b)
+    }
+
+    /// Base of the segment after the one based at `base`.
+    pub(crate) fn next_base_after(&self, base: u64) -> u64 {
+        self.sealed
+            .range(base + 1..)
+            .next()
+            .map_or(self.active.base(), |(b, _)| *b)
+    }
+
+    /// Forces everything appended so far to stable storage: waits for background flushes of
+    /// rolled segments, fsyncs the active segment and, if segments were created or deleted,
+    /// the directory. After it returns, [`Log::flushed_offset`] equals the log end offset.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.poll_flushes(true)?;
+        let end = self.log_end_offset();
+        if self.recovery_point < end || self.dir_dirty {
+            if let Err(e) = self.active.sync_data() {
+                return self.fail(e);
+            }
+            if self.dir_dirty {
+                if let Err(e) = sync_dir(&self.dir) {
+                    return self.fail(e);
+                }
+                self.dir_dirty = false;
+            }
+            self.recovery_point = end;
+        }
+        self.unflushed_messages = 0;
+        self.oldest_unflushed_ms = None;
+        self.maybe_checkpoint()
+    }
+
+    /// Periodic housekeeping, to be called by the owner every few hundred milliseconds:
+    /// collects finished background flushes, applies `flush.ms`, and rolls an active segment
+    /// older than `segment.ms` so retention can reach idle partitions.
+    pub fn tick(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.poll_flushes(false)?;
+        let now = self.now_ms();
+        if let (Some(ms), Some(oldest)) = (self.config.flush_ms, self.oldest_unflushed_ms) {
+            if now.saturating_sub(oldest) >= ms as i64 {
+                self.flush()?;
+            }
+        }
+        if self.active.size() > 0
+            && self
+                .active_since_ms
+                .is_some_and(|since| now.saturating_sub(since) >= self.config.segment_ms as i64)
+        {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Re-derives the `segment.ms` clocks of the active segment after it was reopened or cut:
+    /// its first batch's timestamp, and "now" for the wall-clock age.
+    pub(crate) fn reset_roll_clock(&mut self) -> Result<()> {
+        self.rolling_ts = None;
+        self.active_since_ms = None;
+        if self.active.size() > 0 {
+            let first = self.active.header_at(0)?;
+            self.rolling_ts = (first.max_timestamp >= 0).then_some(first.max_timestamp);
+            self.active_since_ms = Some(self.now_ms());
+        }
+        Ok(())
+    }
+
+    /// Marks `base` most recently used and closes the least recently used sealed segments
+    /// beyond `max_open_segments`.
+    pub(crate) fn touch(&mut self, base: u64) {
+        if let Some(i) = self.open_lru.iter().position(|b| *b == base) {
+            self.open_lru.remove(i);
+        }
+        self.open_lru.push_back(base);
+        while self.open_lru.len() > self.config.max_open_segments {
+            if let Some(evict) = self.open_lru.pop_front() {
+                if let Some(slot) = self.sealed.get_mut(&evict) {
+                    slot.segment = None;
+                }
+            }
+        }
+    }
+
+    /// The segment based at `base`, opening a sealed one if needed.
+    pub(crate) fn segment(&mut self, base: u64) -> Result<&Segment> {
+        if base == self.active.base() {
+            return Ok(&self.active);
+        }
+        let next = self.next_base_after(base);
+        let slot = self
+            .sealed
+            .get_mut(&base)
+            .ok_or_else(|| StorageError::Corrupt {
+                path: self.dir.clone(),
+                position: 0,
+                reason: format!("no segment based at {base}"),
+            })?;
+        if slot.segment.is_none() {
+            let seg = Segment::open_sealed(&self.dir, base, next, self.limits)?;
+            slot.max_timestamp = Some(seg.max_timestamp());
+            slot.segment = Some(seg);
+        }
+        self.touch(base);
+        self.sealed
+            .get(&base)
+            .and_then(|s| s.segment.as_ref())
+            .ok_or_else(|| StorageError::Corrupt {
+                path: self.dir.clone(),
+                position: 0,
+                reason: format!("segment {base} closed while in use (max_open_segments too small)"),
+            })
+    }
+
+    /// The largest timestamp in the segment based at `base`, with its offset.
+    pub(crate) fn segment_max_timestamp(&mut self, base: u64) -> Result<Option<(i64, u64)>> {
+        if base == self.active.base() {
+            return Ok(self.active.max_timestamp());
+        }
+        if let Some(known) = self.sealed.get(&base).and_then(|s| s.max_timestamp) {
+            return Ok(known);
+        }
+        Ok(self.segment(base)?.max_timestamp())
+    }
+
+    /// Reads whole batches from the one holding `from_offset`, up to `max_bytes` (but always
+    /// at least one batch, as Kafka does since KIP-74), up to the log end.
+    pub fn read(&mut self, from_offset: u64, max_bytes: u32) -> Result<LogRead> {
+        let end = self.log_end_offset();
+        self.read_bounded(from_offset, max_bytes, end)
+    }
+
+    /// As [`Log::read`], but returns no batch holding offsets at or past `end_offset`
+    /// (the high watermark, for a replicated log). `end_offset` should be a batch boundary.
+    pub fn read_bounded(
+        &mut self,
+        from_offset: u64,
+        max_bytes: u32,
+        end_offset: u64,
+    ) -> Result<LogRead> {
+        let leo = self.log_end_offset();
+        if from_offset < self.log_start_offset || from_offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: from_offset,
+                log_start: self.log_start_offset,
+                log_end: leo,
+            });
+        }
+        let end = end_offset.min(leo);
+        let mut out = LogRead {
+            slices: Vec::new(),
+            log_end_offset: leo,
+            log_start_offset: self.log_start_offset,
+        };
+        let mut budget = max_bytes as u64;
+        let mut cursor = from_offset;
+        let mut base = self.segment_base_for(from_offset);
+        let active_base = self.active.base();
+        while cursor < end {
+            let seg = self.segment(base)?;
+            if let Some((start, first)) = seg.find_batch(cursor)? {
+                let end_pos = seg.position_of(end)?;
+                if start >= end_pos {
+                    break;
+                }
+                let limit = end_pos.min(start.saturating_add(budget));
+                let (mut stop, mut next) = seg.last_boundary(start, limit)?;
+                if stop == start {
+                    if !out.slices.is_empty() {
+                        break;
+                    }
+                    stop = start + first.total_len();
+                    next = first.last_offset() as u64 + 1;
+                }
+                out.slices.push(FileSlice {
+                    file: Arc::clone(seg.file()),
+                    path: Arc::clone(&seg.paths().log),
+                    position: start,
+                    len: stop - start,
+                    first_offset: first.base_offset as u64,
+                    next_offset: next,
+                });
+                budget = budget.saturating_sub(stop - start);
+                if stop < seg.size() || budget == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            if base == active_base {
+                break;
+            }
+            base = self.next_base_after(base);
+            cursor = cursor.max(base);
+        }
+        Ok(out)
+    }
+
+    /// The first batch whose largest timestamp is at or after `timestamp` (Kafka ListOffsets
+    /// by timestamp, at batch granularity): its `maxTimestamp` and base offset (not below the
+    /// log start). `None` if every record is older.
+    pub fn offset_for_time(&mut self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let log_start = self.log_start_offset;
+        for base in self.segment_bases() {
+            if self.next_base_after(base) <= log_start && base != self.active.base() {
+                continue;
+            }
+            if self
+                .segment_max_timestamp(base)?
+                .is_none_or(|(max, _)| max < timestamp)
+            {
+                continue;
+            }
+            let seg = self.segment(base)?;
+            let from = seg.time_lookup_before(timestamp).max(log_start);
+            let Some((mut position, _)) = seg.find_batch(from)? else {
+                continue;
+            };
+            while position < seg.size() {
+                let h = seg.header_at(position)?;
+                if h.max_timestamp >= timestamp {
+                    return Ok(Some(TimestampOffset {
+                        timestamp: h.max_timestamp,
+                        offset: (h.base_offset as u64).max(log_start),
+                    }));
+                }
+                position += h.total_len();
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the base offset of the batch holding it (Kafka
+    /// ListOffsets `MAX_TIMESTAMP`, KIP-734, at batch granularity).
+    pub fn max_timestamp(&mut self) -> Result<Option<TimestampOffset>> {
+        let mut best: Option<TimestampOffset> = None;
+        for base in self.segment_bases() {
+            if let Some((timestamp, offset)) = self.segment_max_timestamp(base)? {
+                if best.is_none_or(|b| timestamp > b.timestamp) && offset >= self.log_start_offset {
+                    best = Some(TimestampOffset { timestamp, offset });
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Flushes everything and records a clean shutdown, so the next open needs no scan.
+    pub fn close(mut self) -> Result<()> {
+        self.check_usable()?;
+        self.poll_flushes(true)?;
+        self.active.trim_for_close()?;
+        self.active.sync_all()?;
+        sync_dir(&self.dir)?;
+        self.recovery_point = self.log_end_offset();
+        let clean = (self.active.base(), self.active.active_state());
+        self.write_checkpoint(Some(clean))?;
+        tracing::debug!(dir = %self.dir.display(), "log closed cleanly");
+        Ok(())
+    }
+}

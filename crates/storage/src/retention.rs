@@ -1,0 +1,214 @@
+//! Removing data: retention by size and age, `DeleteRecords`, and truncation of the tail.
+//!
+//! Retention and `delete_records_before` remove data from the head of the log, whole segments
+//! at a time; the log start offset moves forward and is checkpointed (fsynced) before any
+//! file is deleted, so a crash never makes deleted records visible again. Truncation removes
+//! data from the tail (a raft follower whose log diverged from the leader's): newest segments
+//! are deleted first and the cut is fsynced, so a crash leaves a prefix of the old log.
+
+use crate::checkpoint::sync_dir;
+use crate::error::{Result, StorageError};
+use crate::log::Log;
+use crate::segment::Segment;
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of segment data deleted.
+    pub bytes_deleted: u64,
+}
+
+impl Log {
+    /// Deletes the oldest segments that `retention.ms` (by the segment's largest timestamp,
+    /// or its file's modification time when it has none) or `retention.bytes` allow to go.
+    /// The active segment is rolled first when all of it has expired, as Kafka does.
+    pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
+        self.check_usable()?;
+        let now = self.now_ms();
+        let mut outcome = RetentionOutcome::default();
+        if let Some(retention_ms) = self.config.retention_ms {
+            let expired_before = now.saturating_sub(retention_ms as i64);
+            loop {
+                let Some(&base) = self.sealed.keys().next() else {
+                    // Only the active segment is left: roll it if all of it has expired,
+                    // so the next round deletes it.
+                    match self.active.max_timestamp() {
+                        Some((max, _)) if max < expired_before => {
+                            self.roll()?;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                };
+                let newest = match self.segment_max_timestamp(base)? {
+                    Some((ts, _)) => ts,
+                    None => self.segment_mtime_ms(base)?,
+                };
+                if newest >= expired_before {
+                    break;
+                }
+                outcome.bytes_deleted += self.delete_oldest_segment()?;
+                outcome.segments_deleted += 1;
+            }
+        }
+        if let Some(limit) = self.config.retention_bytes {
+            while let Some((_, oldest)) = self.sealed.iter().next() {
+                if self.size_bytes().saturating_sub(oldest.size) < limit {
+                    break;
+                }
+                outcome.bytes_deleted += self.delete_oldest_segment()?;
+                outcome.segments_deleted += 1;
+            }
+        }
+        if outcome.segments_deleted > 0 {
+            tracing::info!(
+                dir = %self.dir.display(),
+                segments = outcome.segments_deleted,
+                bytes = outcome.bytes_deleted,
+                log_start_offset = self.log_start_offset,
+                "retention deleted segments"
+            );
+        }
+        Ok(outcome)
+    }
+
+    fn segment_mtime_ms(&self, base: u64) -> Result<i64> {
+        let path = crate::segment::SegmentPaths::new(&self.dir, base).log;
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(|source| StorageError::Io {
+                op: "stat",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64))
+    }
+
+    /// Deletes the oldest sealed segment, advancing (and checkpointing) the log start first.
+    /// Returns its size.
+    fn delete_oldest_segment(&mut self) -> Result<u64> {
+        let Some((&base, _)) = self.sealed.iter().next() else {
+            return Ok(0);
+        };
+        let next = self.next_base_after(base);
+        self.log_start_offset = self.log_start_offset.max(next);
+        self.write_checkpoint(None)?;
+        self.epochs.truncate_from_start(self.log_start_offset)?;
+        let size = self.sealed.remove(&base).map_or(0, |s| s.size);
+        self.open_lru.retain(|b| *b != base);
+        Segment::delete_files(&self.dir, base)?;
+        self.dir_dirty = true;
+        Ok(size)
+    }
+
+    /// Kafka DeleteRecords: makes `offset` the new log start (reads below it fail with
+    /// out-of-range) and deletes the segments wholly below it. The new start is durable when
+    /// this returns.
+    pub fn delete_records_before(&mut self, offset: u64) -> Result<()> {
+        self.check_usable()?;
+        let end = self.log_end_offset();
+        if offset > end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: end,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        self.write_checkpoint(None)?;
+        self.epochs.truncate_from_start(offset)?;
+        if offset == end && self.active.size() > 0 {
+            self.roll()?;
+        }
+        while let Some(&base) = self.sealed.keys().next() {
+            if self.next_base_after(base) > offset {
+                break;
+            }
+            self.delete_oldest_segment()?;
+        }
+        Ok(())
+    }
+
+    /// Removes every batch holding an offset at or after `offset` (the batch holding `offset`
+    /// goes entirely), so the log end becomes the base offset of that batch. For a raft
+    /// follower whose log diverged. Durable when it returns. An `offset` at or below the log
+    /// start empties the log and restarts it at `offset`.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<()> {
+        self.check_usable()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset <= self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        // Finish background flushes first: they hold handles on segments about to change.
+        self.poll_flushes(true)?;
+        let keep = self.segment_base_for(offset);
+        if keep != self.active.base() {
+            // Newest first, so a crash midway leaves a prefix of the log.
+            let doomed: Vec<u64> = self.sealed.range(keep + 1..).map(|(b, _)| *b).collect();
+            let active_base = self.active.base();
+            Segment::delete_files(&self.dir, active_base)?;
+            for base in doomed.into_iter().rev() {
+                self.sealed.remove(&base);
+                self.open_lru.retain(|b| *b != base);
+                Segment::delete_files(&self.dir, base)?;
+            }
+            let next = self.next_base_after(keep);
+            let mut seg = match self.sealed.remove(&keep).and_then(|s| s.segment) {
+                Some(seg) => seg,
+                None => Segment::open_sealed(&self.dir, keep, next, self.limits)?,
+            };
+            self.open_lru.retain(|b| *b != keep);
+            seg.reactivate(self.limits)?;
+            self.active = seg;
+            self.dir_dirty = true;
+        }
+        if let Err(e) = self.active.truncate_to(offset) {
+            return self.fail(e);
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        let end = self.log_end_offset();
+        self.reset_roll_clock()?;
+        self.recovery_point = self.recovery_point.min(end);
+        self.write_checkpoint(None)?;
+        self.epochs.truncate_from_end(end)?;
+        tracing::info!(dir = %self.dir.display(), log_end_offset = end, "log truncated");
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts the log, empty, at `offset` (which becomes both the
+    /// log start and the log end).
+    pub fn truncate_fully_and_start_at(&mut self, offset: u64) -> Result<()> {
+        self.check_usable()?;
+        self.poll_flushes(true)?;
+        let doomed: Vec<u64> = self.sealed.keys().copied().collect();
+        let active_base = self.active.base();
+        Segment::delete_files(&self.dir, active_base)?;
+        for base in doomed.into_iter().rev() {
+            Segment::delete_files(&self.dir, base)?;
+        }
+        self.sealed.clear();
+        self.open_lru.clear();
+        self.active = Segment::create(&self.dir, offset, self.limits)?;
+        sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.reset_roll_clock()?;
+        self.write_checkpoint(None)?;
+        self.epochs.clear()?;
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
+        Ok(())
+    }
+}

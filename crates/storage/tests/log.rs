@@ -1,0 +1,536 @@
+//! Behaviour of the partition log through its public API.
+
+mod common;
+
+use std::fs;
+use std::sync::atomic::Ordering;
+
+use cairn_storage::{batch, BatchError, Log, LogConfig, StorageError};
+use common::{as_stored, batch, manual_clock, read_all, small_config};
+
+fn open(dir: &std::path::Path, config: LogConfig) -> Log {
+    Log::open(dir, config).expect("open log")
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_return_whole_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    let mut originals = Vec::new();
+    for i in 0..50u8 {
+        let b = batch(1000 + i as i64, 1 + (i as usize % 4), 30 + i as usize, i);
+        let info = log.append(&b, 3).expect("append");
+        let expected_base = originals.iter().map(|(_, n)| *n as u64).sum::<u64>();
+        assert_eq!(info.base_offset, expected_base);
+        assert_eq!(info.last_offset, expected_base + (1 + i as u64 % 4) - 1);
+        originals.push((b, 1 + i as usize % 4));
+    }
+    let all = read_all(&mut log, 0);
+    assert_eq!(all.len(), 50);
+    let mut base = 0u64;
+    for ((h, bytes), (orig, n)) in all.iter().zip(&originals) {
+        assert_eq!(h.base_offset as u64, base);
+        assert_eq!(
+            bytes,
+            &as_stored(orig, base, 3),
+            "stored bytes differ only in offset/epoch"
+        );
+        base += *n as u64;
+    }
+    assert_eq!(log.log_end_offset(), base);
+    // Reading from an offset in the middle of a batch (batch 1 holds offsets 1 and 2)
+    // returns that whole batch.
+    let r = log.read(2, 1).expect("read");
+    assert_eq!(r.slices[0].first_offset(), 1);
+    // At the end: nothing, not an error; past it: out of range.
+    assert!(log.read(base, 100).expect("read at end").is_empty());
+    assert!(matches!(
+        log.read(base + 1, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn max_bytes_is_respected_but_one_batch_always_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    let b = batch(1, 1, 500, 1);
+    for _ in 0..10 {
+        log.append(&b, 0).expect("append");
+    }
+    let len = b.len() as u64;
+    let r = log.read(0, (3 * len + len / 2) as u32).expect("read");
+    assert_eq!(r.total_bytes(), 3 * len);
+    assert_eq!(r.next_offset(), Some(3));
+    let r = log.read(4, 10).expect("read");
+    assert_eq!(
+        r.total_bytes(),
+        len,
+        "first batch is returned even if larger than max_bytes"
+    );
+    let r = log.read_bounded(2, 1 << 20, 5).expect("read bounded");
+    assert_eq!(r.total_bytes(), 3 * len);
+    assert_eq!(r.next_offset(), Some(5));
+    assert!(log.read_bounded(5, 1 << 20, 5).expect("read").is_empty());
+}
+
+#[test]
+fn rolls_segments_and_reads_across_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100u8 {
+        log.append(&batch(i as i64, 2, 100, i), 0).expect("append");
+    }
+    assert!(
+        log.segment_count() >= 6,
+        "28 KB in 4 KiB segments: {}",
+        log.segment_count()
+    );
+    let r = log.read(0, 1 << 20).expect("read");
+    assert!(r.slices.len() > 1, "one read spans segments");
+    assert_eq!(read_all(&mut log, 0).len(), 100);
+    for o in (0..200).step_by(7) {
+        let r = log.read(o, 1).expect("read");
+        let first = r.slices[0].first_offset();
+        assert!(
+            first <= o && o < r.slices[0].next_offset(),
+            "offset {o} in first batch"
+        );
+    }
+    // The bases are the file names.
+    for base in log.segment_bases() {
+        assert!(dir.path().join(format!("{base:020}.log")).exists());
+    }
+}
+
+#[test]
+fn clean_close_reopens_without_loss_and_continues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..40u8 {
+        log.append(&batch(i as i64, 1, 200, i), 7).expect("append");
+    }
+    let end = log.log_end_offset();
+    let before = read_all(&mut log, 0);
+    log.close().expect("close");
+    let checkpoint = fs::read_to_string(dir.path().join("partition.checkpoint")).expect("read");
+    assert!(
+        checkpoint.contains("\nclean ") && !checkpoint.contains("clean -"),
+        "{checkpoint}"
+    );
+    let mut log = open(dir.path(), small_config());
+    let checkpoint = fs::read_to_string(dir.path().join("partition.checkpoint")).expect("read");
+    assert!(
+        checkpoint.contains("clean -"),
+        "marker cleared once open: {checkpoint}"
+    );
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(read_all(&mut log, 0), before);
+    let info = log.append(&batch(99, 1, 10, 0), 7).expect("append");
+    assert_eq!(info.base_offset, end);
+    assert_eq!(log.latest_epoch(), Some(7));
+}
+
+#[test]
+fn unclean_shutdown_recovers_everything_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..60u8 {
+        log.append(&batch(i as i64, 3, 50, i), 1).expect("append");
+    }
+    let before = read_all(&mut log, 0);
+    let end = log.log_end_offset();
+    drop(log); // no close: like a crash of the process
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(read_all(&mut log, 0), before);
+}
+
+#[test]
+fn invalid_batches_are_rejected_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            max_batch_bytes: 1000,
+            ..LogConfig::default()
+        },
+    );
+    let mut bad = batch(1, 2, 10, 0);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    assert!(matches!(
+        log.append(&bad, 0),
+        Err(StorageError::InvalidBatch(BatchError::CrcMismatch { .. }))
+    ));
+    assert!(matches!(
+        log.append(&batch(1, 1, 2000, 0), 0),
+        Err(StorageError::InvalidBatch(BatchError::TooLarge { .. }))
+    ));
+    assert!(matches!(
+        log.append(&[0u8; 10], 0),
+        Err(StorageError::InvalidBatch(BatchError::Truncated { .. }))
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _log = open(dir.path(), LogConfig::default());
+    assert!(matches!(
+        Log::open(dir.path(), LogConfig::default()),
+        Err(StorageError::Locked { .. })
+    ));
+}
+
+#[test]
+fn leader_epochs_are_tracked_checked_and_survive_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    for epoch in [0, 0, 2, 2, 5] {
+        log.append(&batch(1, 2, 10, 0), epoch).expect("append");
+    }
+    assert_eq!(log.epoch_end_offset(0), Some((0, 4)));
+    assert_eq!(log.epoch_end_offset(1), Some((0, 4)));
+    assert_eq!(log.epoch_end_offset(2), Some((2, 8)));
+    assert_eq!(log.epoch_end_offset(9), Some((5, 10)));
+    assert!(matches!(
+        log.append(&batch(1, 1, 1, 0), 4),
+        Err(StorageError::EpochRegression {
+            epoch: 4,
+            latest: 5
+        })
+    ));
+    drop(log);
+    let mut log = open(dir.path(), LogConfig::default());
+    assert_eq!(log.epoch_at(5), Some(2));
+    log.truncate_to(6).expect("truncate");
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.latest_epoch(), Some(2), "epoch 5 started after the cut");
+    log.append(&batch(1, 1, 1, 0), 6)
+        .expect("new leader's epoch");
+    assert_eq!(log.epoch_end_offset(2), Some((2, 6)));
+}
+
+#[test]
+fn truncate_to_cuts_across_segments_and_is_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100u8 {
+        log.append(&batch(i as i64, 2, 100, i), 0).expect("append");
+    }
+    let segments = log.segment_count();
+    log.truncate_to(51).expect("truncate");
+    assert_eq!(
+        log.log_end_offset(),
+        50,
+        "the batch holding 51 (50..=51) goes too"
+    );
+    assert!(log.segment_count() < segments);
+    let kept = read_all(&mut log, 0);
+    assert_eq!(kept.len(), 25);
+    let info = log
+        .append(&batch(7, 1, 5, 9), 0)
+        .expect("append after truncate");
+    assert_eq!(info.base_offset, 50);
+    drop(log);
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 51);
+    assert_eq!(read_all(&mut log, 0).len(), 26);
+    // Truncating to the start empties the log.
+    log.truncate_to(0).expect("truncate all");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
+fn delete_records_moves_the_log_start_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100u8 {
+        log.append(&batch(i as i64, 2, 100, i), 0).expect("append");
+    }
+    let segments = log.segment_count();
+    log.delete_records_before(101).expect("delete records");
+    assert_eq!(log.log_start_offset(), 101);
+    assert!(
+        log.segment_count() < segments,
+        "segments below the start are deleted"
+    );
+    assert!(matches!(
+        log.read(99, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    let r = log.read(101, 1).expect("read at start");
+    assert_eq!(
+        r.slices[0].first_offset(),
+        100,
+        "the batch holding the start is served whole"
+    );
+    drop(log);
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(log.log_start_offset(), 101);
+    assert!(matches!(
+        log.delete_records_before(500),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    log.delete_records_before(200).expect("delete everything");
+    assert_eq!(log.log_start_offset(), 200);
+    assert!(log.read(200, 10).expect("read").is_empty());
+}
+
+#[test]
+fn retention_by_size_and_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, now) = manual_clock(1_000_000);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            retention_bytes: Some(20_000),
+            retention_ms: Some(60_000),
+            ..small_config()
+        },
+    );
+    log.set_clock(clock);
+    for i in 0..200u8 {
+        // Timestamps: 1_000_000 + i seconds.
+        log.append(&batch(1_000_000 + i as i64 * 1000, 1, 150, i), 0)
+            .expect("append");
+    }
+    let size_before = log.size_bytes();
+    now.store(1_000_000 + 200_000, Ordering::SeqCst);
+    let out = log.apply_retention().expect("retention");
+    assert!(out.segments_deleted > 0);
+    assert!(log.size_bytes() < size_before);
+    // Time: everything older than 60 s before "now" (1_200_000) had to go, i.e. batches with
+    // timestamps below 1_140_000, which are offsets below 140; segment granularity keeps a few.
+    assert!(
+        log.log_start_offset() >= 100,
+        "start {}",
+        log.log_start_offset()
+    );
+    assert!(
+        log.log_start_offset() <= 141,
+        "start {}",
+        log.log_start_offset()
+    );
+    // Size: at most one segment over the limit remains.
+    assert!(
+        log.size_bytes() < 20_000 + 4096,
+        "size {}",
+        log.size_bytes()
+    );
+    let start = log.log_start_offset();
+    let first = read_all(&mut log, start);
+    assert_eq!(first.last().map(|(h, _)| h.base_offset), Some(199));
+    // Far in the future everything expires, the active segment included.
+    now.store(10_000_000_000, Ordering::SeqCst);
+    log.apply_retention().expect("retention");
+    assert_eq!(log.log_start_offset(), 200);
+    assert_eq!(log.log_end_offset(), 200);
+}
+
+#[test]
+fn offset_for_time_and_max_timestamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100i64 {
+        // Non-monotonic timestamps: every 10th batch jumps ahead.
+        let ts = if i % 10 == 5 {
+            10_000 + i * 100
+        } else {
+            i * 100
+        };
+        log.append(&batch(ts, 1, 120, i as u8), 0).expect("append");
+    }
+    let found = log.offset_for_time(2_000).expect("lookup").expect("found");
+    assert_eq!(found.offset, 5, "batch 5 has ts 10500 >= 2000");
+    let found = log.offset_for_time(10_600).expect("lookup").expect("found");
+    assert_eq!(found.offset, 15);
+    assert_eq!(
+        log.offset_for_time(0).expect("lookup").map(|t| t.offset),
+        Some(0)
+    );
+    assert_eq!(log.offset_for_time(100_000).expect("lookup"), None);
+    let max = log.max_timestamp().expect("max").expect("some");
+    assert_eq!((max.timestamp, max.offset), (10_000 + 95 * 100, 95));
+    // Same answers after a clean reopen (indexes from disk) and after a crash (rebuilt).
+    log.close().expect("close");
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(
+        log.offset_for_time(2_000)
+            .expect("lookup")
+            .map(|t| t.offset),
+        Some(5)
+    );
+    drop(log);
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(
+        log.offset_for_time(10_600)
+            .expect("lookup")
+            .map(|t| t.offset),
+        Some(15)
+    );
+    assert_eq!(
+        log.max_timestamp().expect("max").map(|t| t.offset),
+        Some(95)
+    );
+}
+
+#[test]
+fn flush_policy_advances_the_flushed_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            flush_messages: Some(3),
+            ..LogConfig::default()
+        },
+    );
+    log.append(&batch(1, 2, 10, 0), 0).expect("append");
+    assert_eq!(log.flushed_offset(), 0);
+    log.append(&batch(1, 1, 10, 0), 0).expect("append");
+    assert_eq!(log.flushed_offset(), 3, "3 messages reach flush.messages");
+    log.append(&batch(1, 1, 10, 0), 0).expect("append");
+    log.flush().expect("flush");
+    assert_eq!(log.flushed_offset(), 4);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, now) = manual_clock(0);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            flush_ms: Some(1000),
+            ..LogConfig::default()
+        },
+    );
+    log.set_clock(clock);
+    log.append(&batch(1, 1, 10, 0), 0).expect("append");
+    log.tick().expect("tick");
+    assert_eq!(log.flushed_offset(), 0);
+    now.store(1000, Ordering::SeqCst);
+    log.tick().expect("tick");
+    assert_eq!(log.flushed_offset(), 1, "flush.ms elapsed");
+}
+
+#[test]
+fn segment_ms_rolls_old_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, now) = manual_clock(1_000);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: 10_000,
+            ..LogConfig::default()
+        },
+    );
+    log.set_clock(clock);
+    log.append(&batch(1_000, 1, 10, 0), 0).expect("append");
+    now.store(5_000, Ordering::SeqCst);
+    log.append(&batch(5_000, 1, 10, 0), 0).expect("append");
+    assert_eq!(log.segment_count(), 1);
+    now.store(11_000, Ordering::SeqCst);
+    log.append(&batch(11_000, 1, 10, 0), 0).expect("append");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "segment older than segment.ms rolled on append"
+    );
+    now.store(30_000, Ordering::SeqCst);
+    log.tick().expect("tick");
+    assert_eq!(log.segment_count(), 3, "and on tick");
+}
+
+#[test]
+fn few_open_segments_still_serve_every_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        max_open_segments: 2,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config.clone());
+    for i in 0..200u8 {
+        log.append(&batch(i as i64, 1, 300, i), 0).expect("append");
+    }
+    assert!(log.segment_count() > 10);
+    assert_eq!(read_all(&mut log, 0).len(), 200);
+    // Reading from the back again after the LRU moved on.
+    for o in [0u64, 150, 3, 199, 77] {
+        assert_eq!(log.read(o, 1).expect("read").slices[0].first_offset(), o);
+    }
+}
+
+#[test]
+fn missing_or_damaged_index_of_a_sealed_segment_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100u8 {
+        log.append(&batch(i as i64, 1, 100, i), 0).expect("append");
+    }
+    let before = read_all(&mut log, 0);
+    let bases = log.segment_bases();
+    log.close().expect("close");
+    fs::remove_file(dir.path().join(format!("{:020}.index", bases[1]))).expect("rm");
+    fs::write(
+        dir.path().join(format!("{:020}.index", bases[2])),
+        [0xffu8; 24],
+    )
+    .expect("garble");
+    fs::remove_file(dir.path().join(format!("{:020}.timeindex", bases[3]))).expect("rm");
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(read_all(&mut log, 0), before);
+    for o in 0..100u64 {
+        assert_eq!(log.read(o, 1).expect("read").slices[0].first_offset(), o);
+    }
+    assert!(dir.path().join(format!("{:020}.index", bases[1])).exists());
+}
+
+#[test]
+fn corruption_inside_a_sealed_segment_is_reported_not_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..100u8 {
+        log.append(&batch(i as i64, 1, 100, i), 0).expect("append");
+    }
+    let bases = log.segment_bases();
+    let victim_base = bases[1];
+    log.close().expect("close");
+    // Damage the body of the third batch of the second segment.
+    let path = dir.path().join(format!("{victim_base:020}.log"));
+    let mut bytes = fs::read(&path).expect("read");
+    let batch_len = batch(0, 1, 100, 0).len();
+    bytes[2 * batch_len + 70] ^= 0x01;
+    fs::write(&path, &bytes).expect("write");
+    let mut log = open(dir.path(), small_config());
+    // Reads before the damage are served; the read that starts at it fails with the path.
+    let r = log.read(victim_base, 1 << 20).expect("read");
+    let good = r.load().expect("prefix before the damage");
+    assert_eq!(good.len(), 2 * batch_len);
+    let r = log.read(victim_base + 2, 1 << 20).expect("read");
+    match r.load() {
+        Err(StorageError::Corrupt {
+            path: p, position, ..
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(position, 2 * batch_len as u64);
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+    // Other segments are unaffected.
+    assert!(log.read(bases[2], 1 << 20).expect("read").load().is_ok());
+}
+
+#[test]
+fn batch_validator_agrees_with_stored_bytes() {
+    // What the log stores still validates as a batch (offset/epoch are outside the CRC).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append(&batch(5, 3, 10, 1), 9).expect("append");
+    log.append(&batch(5, 3, 10, 1), 9).expect("append");
+    let bytes = log.read(3, 1 << 20).expect("read").load().expect("load");
+    let h = batch::validate(&bytes, u32::MAX).expect("valid");
+    assert_eq!((h.base_offset, h.partition_leader_epoch), (3, 9));
+}
