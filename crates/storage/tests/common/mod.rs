@@ -59,3 +59,16 @@ pub fn manual_clock(start_ms: i64) -> (Clock, Arc<AtomicI64>) {
     let n = Arc::clone(&now);
     (Arc::new(move || n.load(Ordering::SeqCst)), now)
 }
+
+/// A temporary directory on tmpfs when there is one. These tests check the logic of
+/// recovery, not the disk: on tmpfs fsync costs nothing, which keeps hundreds of
+/// crash-and-reopen rounds fast. (The kill -9 test and the benchmarks use the real disk.)
+pub fn tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
