@@ -39,7 +39,7 @@ fn soak(total_bytes: u64, config: LogConfig) {
         log.append(&batch, 0).expect("append");
         written += batch.len() as u64;
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             peak_rss = peak_rss.max(status_kib("VmRSS:"));
             peak_anon = peak_anon.max(status_kib("RssAnon:"));
         }
