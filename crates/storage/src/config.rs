@@ -84,7 +84,7 @@ impl LogConfig {
             ));
         }
         if self.max_open_segments == 0 {
-            return invalid("max_open_segments must be at least 1".to_string());
+            return invalid("max.open.segments must be at least 1".to_string());
         }
         if self.segment_ms == 0 {
             return invalid("segment.ms must be positive".to_string());
