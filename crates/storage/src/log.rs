@@ -456,6 +456,23 @@ impl Log {
             .map_or(self.active.base(), |(b, _)| *b)
     }
 
+    /// Base offset of the oldest segment: the first batch still on disk.
+    pub(crate) fn first_segment_base(&self) -> u64 {
+        self.sealed
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.active.base())
+    }
+
+    /// Forgets leader epochs that ended before the oldest batch on disk. The history must
+    /// keep covering every stored batch, even below the log start: recovery checks each
+    /// scanned batch's epoch against it.
+    pub(crate) fn trim_epochs_to_disk(&mut self) -> Result<()> {
+        let first = self.first_segment_base();
+        self.epochs.truncate_from_start(first)
+    }
+
     /// Base of the segment after the one based at `base`.
     pub(crate) fn next_base_after(&self, base: u64) -> u64 {
         self.sealed

@@ -236,7 +236,7 @@ impl Log {
         }
         self.log_start_offset = wanted_start.max(self.log_start_offset);
         self.epochs.truncate_from_end(self.log_end_offset())?;
-        self.epochs.truncate_from_start(self.log_start_offset)?;
+        self.trim_epochs_to_disk()?;
         self.reset_roll_clock()?;
         self.recovery_point = self.log_end_offset();
         self.write_checkpoint(None)?;

@@ -53,6 +53,15 @@ impl Log {
                 outcome.segments_deleted += 1;
             }
         }
+        // Segments wholly below the log start (left by DeleteRecords or a truncation) hold
+        // nothing readable.
+        while let Some(&base) = self.sealed.keys().next() {
+            if self.next_base_after(base) > self.log_start_offset {
+                break;
+            }
+            outcome.bytes_deleted += self.delete_oldest_segment()?;
+            outcome.segments_deleted += 1;
+        }
         if let Some(limit) = self.config.retention_bytes {
             while let Some((_, oldest)) = self.sealed.iter().next() {
                 if self.size_bytes().saturating_sub(oldest.size) < limit {
@@ -97,11 +106,11 @@ impl Log {
         let next = self.next_base_after(base);
         self.log_start_offset = self.log_start_offset.max(next);
         self.write_checkpoint(None)?;
-        self.epochs.truncate_from_start(self.log_start_offset)?;
         let size = self.sealed.remove(&base).map_or(0, |s| s.size);
         self.open_lru.retain(|b| *b != base);
         Segment::delete_files(&self.dir, base)?;
         self.dir_dirty = true;
+        self.trim_epochs_to_disk()?;
         Ok(size)
     }
 
@@ -123,7 +132,6 @@ impl Log {
         }
         self.log_start_offset = offset;
         self.write_checkpoint(None)?;
-        self.epochs.truncate_from_start(offset)?;
         if offset == end && self.active.size() > 0 {
             self.roll()?;
         }
@@ -180,6 +188,9 @@ impl Log {
         }
         let end = self.log_end_offset();
         self.reset_roll_clock()?;
+        // The cut is at the base of the batch holding `offset`, which may lie below a log
+        // start inside that batch: the start follows the end down (as in Kafka's truncateTo).
+        self.log_start_offset = self.log_start_offset.min(end);
         self.recovery_point = self.recovery_point.min(end);
         self.write_checkpoint(None)?;
         self.epochs.truncate_from_end(end)?;

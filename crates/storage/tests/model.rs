@@ -1,0 +1,763 @@
+//! Model-based test of the partition log: random sequences of appends, reads, rolls,
+//! truncations, `DeleteRecords`, size retention, flushes and clean or crashed reopens are run
+//! against a real [`Log`] in a temporary directory and against a plain in-memory model, and
+//! the two are compared after every operation.
+//!
+//! The model knows batches, offsets, the log start and end and the leader-epoch history. It
+//! does not predict where segments roll (that depends on index fill, `segment.ms` and
+//! `segment.bytes`); instead it reads the segment bases from the log and checks that they are
+//! consistent with it (every base is a batch boundary, nothing readable is missing, the sizes
+//! add up), and uses them to predict exactly what size retention deletes.
+//!
+//! `PROPTEST_CASES` overrides the number of cases.
+
+mod common;
+
+use cairn_storage::{EpochEntry, Log, LogConfig, RetentionOutcome, StorageError};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
+
+use common::{as_stored, batch, manual_clock, read_all, small_config};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const DEFAULT_CASES: u32 = 1000;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_CASES)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------
+
+/// An offset, chosen relative to the state of the model when the operation runs.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    /// The log start offset.
+    Start,
+    /// The log end offset.
+    End,
+    /// The base offset of a readable batch (the log end if there is none).
+    Base(Index),
+    /// Any offset in `[log_start, log_end]`.
+    Any(Index),
+    /// An offset below the log start (0 if the log starts at 0).
+    Below(Index),
+    /// `log_end + 1 + n`: past the end.
+    Past(u64),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        records: usize,
+        value_size: usize,
+        /// Added to the model's current timestamp (clamped at 0).
+        ts_step: i64,
+        epoch_bump: bool,
+    },
+    Read {
+        from: Pick,
+        max_bytes: u32,
+        /// `Some`: `read_bounded` with this end.
+        end: Option<Pick>,
+    },
+    Roll,
+    TruncateTo(Pick),
+    DeleteRecordsBefore(Pick),
+    /// `retention.bytes` = the index into `0..size_bytes() + 1024`.
+    RetentionBytes(Index),
+    Flush,
+    CloseReopen,
+    CrashReopen,
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![
+        2 => Just(Pick::Start),
+        1 => Just(Pick::End),
+        3 => any::<Index>().prop_map(Pick::Base),
+        4 => any::<Index>().prop_map(Pick::Any),
+        1 => any::<Index>().prop_map(Pick::Below),
+        1 => (0u64..3).prop_map(Pick::Past),
+    ]
+}
+
+fn ts_step() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        12 => 0i64..1_000,
+        3 => -5_000i64..0,
+        // Past `segment.ms` (one week): rolls the segment by time.
+        1 => Just(8 * DAY_MS),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        16 => (1usize..=5, 0usize..300, ts_step(), prop::bool::weighted(0.15)).prop_map(
+            |(records, value_size, ts_step, epoch_bump)| Op::Append {
+                records,
+                value_size,
+                ts_step,
+                epoch_bump,
+            }
+        ),
+        6 => (
+            pick(),
+            prop_oneof![1 => 1u32..600, 2 => 1u32..20_000],
+            prop_oneof![3 => Just(None), 1 => pick().prop_map(Some)],
+        )
+            .prop_map(|(from, max_bytes, end)| Op::Read { from, max_bytes, end }),
+        1 => Just(Op::Roll),
+        1 => pick().prop_map(Op::TruncateTo),
+        1 => pick().prop_map(Op::DeleteRecordsBefore),
+        1 => any::<Index>().prop_map(Op::RetentionBytes),
+        1 => Just(Op::Flush),
+        1 => Just(Op::CloseReopen),
+        2 => Just(Op::CrashReopen),
+    ]
+}
+
+/// Small segments, dense and small indexes (so they fill up and roll segments), few open
+/// sealed segments (so reads go through the LRU), sometimes `flush.messages`.
+fn config() -> impl Strategy<Value = LogConfig> {
+    (
+        2048u32..=8192,
+        64u32..=512,
+        2usize..=4,
+        160u32..=1024,
+        prop_oneof![3 => Just(None), 1 => (1u64..8).prop_map(Some)],
+    )
+        .prop_map(
+            |(
+                segment_bytes,
+                index_interval_bytes,
+                max_open_segments,
+                segment_index_bytes,
+                flush_messages,
+            )| LogConfig {
+                segment_bytes,
+                index_interval_bytes,
+                max_open_segments,
+                segment_index_bytes,
+                flush_messages,
+                ..small_config()
+            },
+        )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct MBatch {
+    base: u64,
+    last: u64,
+    epoch: i32,
+    max_ts: i64,
+    /// The bytes as stored (`as_stored`).
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Model {
+    /// Batches still on disk, oldest first. Those wholly below `log_start` can no longer be
+    /// read but occupy their segment until it is deleted; they are dropped once the first
+    /// segment base of the log passes them.
+    batches: Vec<MBatch>,
+    log_start: u64,
+    log_end: u64,
+    /// The leader-epoch history, maintained by the same rules as Kafka's epoch cache.
+    epochs: Vec<EpochEntry>,
+    /// Epoch for the next append: never decreases (so it is always >= the log's latest).
+    epoch: i32,
+    ts: i64,
+    seed: u8,
+}
+
+impl Model {
+    fn new() -> Model {
+        Model {
+            batches: Vec::new(),
+            log_start: 0,
+            log_end: 0,
+            epochs: Vec::new(),
+            epoch: 0,
+            ts: 1_000_000,
+            seed: 0,
+        }
+    }
+
+    /// Index of the batch holding `offset` (or the first one after it).
+    fn containing(&self, offset: u64) -> usize {
+        self.batches.partition_point(|b| b.last < offset)
+    }
+
+    /// The readable batches: from the one holding the log start.
+    fn live(&self) -> &[MBatch] {
+        &self.batches[self.containing(self.log_start)..]
+    }
+
+    fn resolve(&self, p: Pick) -> u64 {
+        let (start, end) = (self.log_start, self.log_end);
+        match p {
+            Pick::Start => start,
+            Pick::End => end,
+            Pick::Base(i) => {
+                let live = self.live();
+                if live.is_empty() {
+                    end
+                } else {
+                    live[i.index(live.len())].base
+                }
+            }
+            Pick::Any(i) => start + i.index((end - start + 1) as usize) as u64,
+            Pick::Below(i) => {
+                if start == 0 {
+                    0
+                } else {
+                    i.index(start as usize) as u64
+                }
+            }
+            Pick::Past(n) => end + 1 + n,
+        }
+    }
+
+    fn push_epoch(&mut self, epoch: i32, start_offset: u64) {
+        if self.epochs.last().is_some_and(|l| epoch <= l.epoch) {
+            return;
+        }
+        if self
+            .epochs
+            .last()
+            .is_some_and(|l| l.start_offset == start_offset)
+        {
+            self.epochs.pop();
+        }
+        self.epochs.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+    }
+
+    /// The oldest batch on disk is now at `start`: forget older epochs but the one in force
+    /// at `start`.
+    fn epochs_from_start(&mut self, start: u64) {
+        let first_kept = self.epochs.partition_point(|e| e.start_offset <= start);
+        if first_kept > 1 {
+            self.epochs.drain(..first_kept - 1);
+        }
+    }
+
+    /// The log was cut at `end`: forget epochs starting at or after it.
+    fn epochs_to_end(&mut self, end: u64) {
+        self.epochs.retain(|e| e.start_offset < end);
+    }
+
+    /// On open the log drops the epochs past its end and those that ended before its oldest
+    /// batch on disk (`first_base`, the first segment's base): the history covers exactly the
+    /// batches stored, which recovery checks against it.
+    fn reopened(&mut self, first_base: u64) {
+        self.epochs_to_end(self.log_end);
+        self.epochs_from_start(first_base);
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ended.
+    fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, u64)> {
+        let i = self.epochs.partition_point(|e| e.epoch <= epoch);
+        let found = self.epochs.get(i.checked_sub(1)?)?;
+        let end = self
+            .epochs
+            .get(i)
+            .map_or(self.log_end, |next| next.start_offset);
+        Some((found.epoch, end))
+    }
+
+    fn epoch_for(&self, offset: u64) -> Option<i32> {
+        let i = self.epochs.partition_point(|e| e.start_offset <= offset);
+        i.checked_sub(1).map(|i| self.epochs[i].epoch)
+    }
+
+    /// What `read_bounded(from, max_bytes, end)` returns for an in-range `from`: whole
+    /// batches from the one holding `from`, none holding an offset at or past `end`, as many
+    /// as fit in `max_bytes` but at least one (KIP-74).
+    fn expected_read(&self, from: u64, max_bytes: u32, end: u64) -> &[MBatch] {
+        let end = end.min(self.log_end);
+        let first = self.containing(from);
+        let mut total = 0u64;
+        let mut n = 0;
+        for b in &self.batches[first..] {
+            if b.last >= end {
+                break;
+            }
+            let len = b.bytes.len() as u64;
+            if n > 0 && total + len > max_bytes as u64 {
+                break;
+            }
+            total += len;
+            n += 1;
+        }
+        &self.batches[first..first + n]
+    }
+
+    /// Sizes of the segments based at `bases` (the log's), from the batches they hold.
+    fn segment_sizes(&self, bases: &[u64]) -> Vec<u64> {
+        bases
+            .iter()
+            .enumerate()
+            .map(|(i, &base)| {
+                let next = bases.get(i + 1).copied().unwrap_or(u64::MAX);
+                self.batches
+                    .iter()
+                    .filter(|b| b.base >= base && b.base < next)
+                    .map(|b| b.bytes.len() as u64)
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------
+
+fn open(dir: &std::path::Path, config: &LogConfig, clock: &cairn_storage::Clock) -> Log {
+    let mut log = Log::open(dir, config.clone()).expect("open log");
+    log.set_clock(clock.clone());
+    log
+}
+
+/// Offsets, epochs and the segment layout against the model, after every operation. Drops
+/// from the model the unreadable batches whose segments are gone.
+fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), TestCaseError> {
+    prop_assert_eq!(log.log_start_offset(), m.log_start, "log start");
+    prop_assert_eq!(log.log_end_offset(), m.log_end, "log end");
+    prop_assert!(log.log_start_offset() <= log.log_end_offset());
+    prop_assert!(log.flushed_offset() <= m.log_end, "flushed past the end");
+
+    prop_assert_eq!(log.epochs(), &m.epochs[..], "epoch history");
+    prop_assert_eq!(log.latest_epoch(), m.epochs.last().map(|e| e.epoch));
+    for e in m.epochs.iter().map(|e| e.epoch).chain([-1, m.epoch + 1]) {
+        for epoch in [e, e + 1] {
+            prop_assert_eq!(
+                log.epoch_end_offset(epoch),
+                m.epoch_end_offset(epoch),
+                "epoch_end_offset({})",
+                epoch
+            );
+        }
+    }
+    let live = m.live();
+    let step = (live.len() / 8).max(1);
+    for (i, b) in live.iter().enumerate() {
+        if i % step != 0 && i + 1 != live.len() {
+            continue;
+        }
+        for o in [b.base.max(m.log_start), b.last] {
+            prop_assert_eq!(log.epoch_at(o), Some(b.epoch), "epoch at {}", o);
+            prop_assert_eq!(m.epoch_for(o), Some(b.epoch), "model epoch at {}", o);
+        }
+    }
+
+    let bases = log.segment_bases();
+    prop_assert_eq!(bases.len(), log.segment_count());
+    prop_assert!(bases.windows(2).all(|w| w[0] < w[1]), "bases {:?}", bases);
+    prop_assert!(
+        bases[0] <= m.log_start,
+        "first segment {} starts past the log start {}",
+        bases[0],
+        m.log_start
+    );
+    for (i, &base) in bases.iter().enumerate() {
+        let is_batch_base = m.batches.binary_search_by_key(&base, |b| b.base).is_ok();
+        prop_assert!(
+            is_batch_base || (base == m.log_end && i + 1 == bases.len()),
+            "segment base {} is not a batch boundary ({:?})",
+            base,
+            bases
+        );
+    }
+    let gone = m.batches.partition_point(|b| b.base < bases[0]);
+    m.batches.drain(..gone);
+    let sizes = m.segment_sizes(&bases);
+    prop_assert_eq!(log.size_bytes(), sizes.iter().sum::<u64>(), "size_bytes");
+    for (base, size) in bases.iter().zip(&sizes) {
+        prop_assert!(
+            *size <= config.segment_bytes as u64,
+            "segment {} holds {} bytes > segment.bytes",
+            base,
+            size
+        );
+    }
+    Ok(())
+}
+
+/// Everything readable reads back as the model has it, batch by batch.
+fn check_content(log: &mut Log, m: &Model) -> Result<(), TestCaseError> {
+    let all = read_all(log, m.log_start);
+    let live = m.live();
+    prop_assert_eq!(all.len(), live.len(), "number of readable batches");
+    for ((h, bytes), b) in all.iter().zip(live) {
+        prop_assert_eq!(h.base_offset as u64, b.base);
+        prop_assert_eq!(h.last_offset() as u64, b.last);
+        prop_assert_eq!(h.partition_leader_epoch, b.epoch);
+        prop_assert_eq!(h.max_timestamp, b.max_ts);
+        prop_assert!(bytes == &b.bytes, "bytes of batch {} differ", b.base);
+    }
+    Ok(())
+}
+
+fn check_read(
+    log: &mut Log,
+    m: &Model,
+    from: u64,
+    max_bytes: u32,
+    end: Option<u64>,
+) -> Result<(), TestCaseError> {
+    let result = match end {
+        None => log.read(from, max_bytes),
+        Some(end) => log.read_bounded(from, max_bytes, end),
+    };
+    if from < m.log_start || from > m.log_end {
+        match result {
+            Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            }) => {
+                prop_assert_eq!((offset, log_start, log_end), (from, m.log_start, m.log_end));
+            }
+            other => prop_assert!(false, "read({}) out of range gave {:?}", from, other),
+        }
+        return Ok(());
+    }
+    let r = result.map_err(|e| TestCaseError::fail(format!("read({from}): {e}")))?;
+    let want = m.expected_read(from, max_bytes, end.unwrap_or(u64::MAX));
+    prop_assert_eq!(r.log_start_offset, m.log_start);
+    prop_assert_eq!(r.log_end_offset, m.log_end);
+    let want_len: u64 = want.iter().map(|b| b.bytes.len() as u64).sum();
+    prop_assert_eq!(
+        r.total_bytes(),
+        want_len,
+        "bytes read from {} (max {}, end {:?}); batches wanted {:?}",
+        from,
+        max_bytes,
+        end,
+        want.iter()
+            .map(|b| (b.base, b.bytes.len()))
+            .collect::<Vec<_>>()
+    );
+    prop_assert_eq!(r.next_offset(), want.last().map(|b| b.last + 1));
+    prop_assert_eq!(r.is_empty(), want.is_empty());
+    if let Some(first) = r.slices.first() {
+        prop_assert_eq!(first.first_offset(), want[0].base);
+    }
+    for s in &r.slices {
+        prop_assert!(!s.is_empty());
+    }
+    for w in r.slices.windows(2) {
+        prop_assert_eq!(
+            w[0].next_offset(),
+            w[1].first_offset(),
+            "slices are contiguous"
+        );
+    }
+    let loaded = r
+        .load()
+        .map_err(|e| TestCaseError::fail(format!("load of read({from}): {e}")))?;
+    let expected: Vec<u8> = want.iter().flat_map(|b| b.bytes.iter().copied()).collect();
+    prop_assert_eq!(loaded.len(), expected.len());
+    prop_assert!(loaded[..] == expected[..], "read({}) bytes differ", from);
+    if let Some(end) = end {
+        for b in want {
+            prop_assert!(b.last < end);
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------------------------
+
+/// Applies one operation that keeps the same `Log` to both the log and the model.
+fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<(), TestCaseError> {
+    match *op {
+        Op::Append {
+            records,
+            value_size,
+            ts_step,
+            epoch_bump,
+        } => {
+            m.ts = (m.ts + ts_step).max(0);
+            if epoch_bump {
+                m.epoch += 1;
+            }
+            let original = batch(m.ts, records, value_size, m.seed);
+            m.seed = m.seed.wrapping_add(37);
+            let info = log
+                .append(&original, m.epoch)
+                .map_err(|e| TestCaseError::fail(format!("append: {e}")))?;
+            let base = m.log_end;
+            let last = base + records as u64 - 1;
+            prop_assert_eq!(
+                (info.base_offset, info.last_offset, info.max_timestamp),
+                (base, last, m.ts)
+            );
+            if config.flush_messages.is_some_and(|n| records as u64 >= n) {
+                prop_assert_eq!(log.flushed_offset(), last + 1, "flush.messages");
+            }
+            m.push_epoch(m.epoch, base);
+            m.batches.push(MBatch {
+                base,
+                last,
+                epoch: m.epoch,
+                max_ts: m.ts,
+                bytes: as_stored(&original, base, m.epoch),
+            });
+            m.log_end = last + 1;
+        }
+        Op::Read {
+            from,
+            max_bytes,
+            end,
+        } => {
+            let from = m.resolve(from);
+            let end = end.map(|p| m.resolve(p));
+            check_read(log, m, from, max_bytes, end)?;
+        }
+        Op::Roll => {
+            log.roll()
+                .map_err(|e| TestCaseError::fail(format!("roll: {e}")))?;
+            prop_assert_eq!(log.segment_bases().last().copied(), Some(m.log_end));
+        }
+        Op::TruncateTo(p) => {
+            let offset = m.resolve(p);
+            log.truncate_to(offset)
+                .map_err(|e| TestCaseError::fail(format!("truncate_to({offset}): {e}")))?;
+            if offset >= m.log_end {
+                // No-op.
+            } else if offset <= m.log_start {
+                m.batches.clear();
+                m.log_start = offset;
+                m.log_end = offset;
+                m.epochs.clear();
+            } else {
+                let i = m.containing(offset);
+                let new_end = m.batches[i].base;
+                m.batches.truncate(i);
+                m.log_end = new_end;
+                // The cut may fall below a log start inside the cut batch; the start then
+                // follows it down (as Kafka's truncateTo does).
+                m.log_start = m.log_start.min(new_end);
+                m.epochs_to_end(new_end);
+            }
+        }
+        Op::DeleteRecordsBefore(p) => {
+            let offset = m.resolve(p);
+            let start_before = m.log_start;
+            let before = log.segment_bases();
+            let result = log.delete_records_before(offset);
+            if offset > m.log_end {
+                prop_assert!(
+                    matches!(result, Err(StorageError::OffsetOutOfRange { .. })),
+                    "delete_records_before({}) past the end gave {:?}",
+                    offset,
+                    result
+                );
+            } else {
+                result.map_err(|e| {
+                    TestCaseError::fail(format!("delete_records_before({offset}): {e}"))
+                })?;
+                if offset > m.log_start {
+                    m.log_start = offset;
+                }
+                // Only whole segments below the new start went (and the active segment may
+                // have been rolled when everything was deleted).
+                let after = log.segment_bases();
+                let kept: Vec<u64> = after
+                    .iter()
+                    .copied()
+                    .filter(|b| before.contains(b))
+                    .collect();
+                prop_assert!(
+                    before.ends_with(&kept),
+                    "segments {:?} -> {:?}",
+                    before,
+                    after
+                );
+                // The epoch history keeps covering every batch still on disk; it is trimmed
+                // when the oldest segment goes.
+                if after[0] != before[0] {
+                    m.epochs_from_start(after[0]);
+                }
+                if offset > start_before {
+                    prop_assert!(
+                        after.get(1).is_none_or(|&b| b > offset),
+                        "a segment wholly below {} survived: {:?}",
+                        offset,
+                        after
+                    );
+                }
+            }
+        }
+        Op::RetentionBytes(i) => {
+            let size = log.size_bytes();
+            let limit = i.index(size as usize + 1024) as u64;
+            let bases = log.segment_bases();
+            let sizes = m.segment_sizes(&bases);
+            // First, segments wholly below the log start hold nothing readable and go.
+            // Then Kafka's rule: delete the oldest sealed segment while what would remain
+            // is still at least retention.bytes.
+            let mut total = size;
+            let mut deleted = 0;
+            while deleted + 1 < bases.len() && bases[deleted + 1] <= m.log_start {
+                total -= sizes[deleted];
+                deleted += 1;
+            }
+            while deleted + 1 < bases.len() && total - sizes[deleted] >= limit {
+                total -= sizes[deleted];
+                deleted += 1;
+            }
+            let current = log.config().clone();
+            log.set_config(LogConfig {
+                retention_bytes: Some(limit),
+                ..current.clone()
+            })
+            .map_err(|e| TestCaseError::fail(format!("set_config: {e}")))?;
+            let outcome = log
+                .apply_retention()
+                .map_err(|e| TestCaseError::fail(format!("apply_retention: {e}")))?;
+            log.set_config(current)
+                .map_err(|e| TestCaseError::fail(format!("set_config: {e}")))?;
+            prop_assert_eq!(
+                outcome,
+                RetentionOutcome {
+                    segments_deleted: deleted,
+                    bytes_deleted: size - total,
+                },
+                "retention.bytes {} over segments {:?} of sizes {:?}",
+                limit,
+                bases,
+                sizes
+            );
+            prop_assert_eq!(log.segment_bases(), bases[deleted..].to_vec());
+            prop_assert_eq!(log.size_bytes(), total);
+            if deleted > 0 {
+                m.log_start = m.log_start.max(bases[deleted]);
+                m.epochs_from_start(bases[deleted]);
+            }
+        }
+        Op::Flush => {
+            log.flush()
+                .map_err(|e| TestCaseError::fail(format!("flush: {e}")))?;
+            prop_assert_eq!(log.flushed_offset(), m.log_end);
+        }
+        Op::CloseReopen | Op::CrashReopen => unreachable!("handled by run"),
+    }
+    Ok(())
+}
+
+fn run(config: &LogConfig, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = common::tempdir();
+    let (clock, _now) = manual_clock(1_700_000_000_000);
+    let mut log = open(dir.path(), config, &clock);
+    let mut m = Model::new();
+    check_state(&mut log, &mut m, config)?;
+    for (n, op) in ops.iter().enumerate() {
+        let context = |e: TestCaseError| TestCaseError::fail(format!("after op #{n} {op:?}: {e}"));
+        log = match op {
+            Op::CloseReopen => {
+                log.close()
+                    .map_err(|e| TestCaseError::fail(format!("close: {e}")))
+                    .map_err(context)?;
+                open(dir.path(), config, &clock)
+            }
+            Op::CrashReopen => {
+                // A process crash: the page cache keeps every write, so nothing may be lost.
+                drop(log);
+                open(dir.path(), config, &clock)
+            }
+            _ => {
+                apply(&mut log, &mut m, op, config).map_err(context)?;
+                log
+            }
+        };
+        if matches!(op, Op::CloseReopen | Op::CrashReopen) {
+            m.reopened(log.segment_bases()[0]);
+        }
+        check_state(&mut log, &mut m, config).map_err(context)?;
+        if matches!(op, Op::CloseReopen | Op::CrashReopen) {
+            prop_assert_eq!(log.flushed_offset(), m.log_end);
+        }
+        if !matches!(op, Op::Append { .. } | Op::Read { .. }) {
+            check_content(&mut log, &m).map_err(context)?;
+        }
+    }
+    check_content(&mut log, &m)?;
+    log.close()
+        .map_err(|e| TestCaseError::fail(format!("final close: {e}")))?;
+    let mut log = open(dir.path(), config, &clock);
+    m.reopened(log.segment_bases()[0]);
+    check_state(&mut log, &mut m, config)?;
+    check_content(&mut log, &m)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn log_behaves_like_its_model(
+        config in config(),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        run(&config, &ops)?;
+    }
+}
+
+/// Regression (found by the model test): `delete_records_before` used to drop the leader
+/// epochs that ended before the new log start while their batches stayed in the first
+/// segment; after a crash, recovery found no epoch for them and cut the log there.
+#[test]
+fn recovery_keeps_batches_below_log_start_of_a_trimmed_epoch() {
+    let dir = common::tempdir();
+    let mut log = Log::open(dir.path(), small_config()).expect("open");
+    log.append(&batch(1_000, 1, 0, 0), 0).expect("append"); // offset 0, epoch 0
+    log.append(&batch(1_000, 1, 0, 1), 1).expect("append"); // offset 1, epoch 1
+    log.delete_records_before(1).expect("delete records"); // epoch history: [(1, 1)]
+    log.flush().expect("flush"); // offset 1 is even fsynced
+    drop(log); // process crash
+    let mut log = Log::open(dir.path(), small_config()).expect("reopen");
+    assert_eq!(log.log_start_offset(), 1);
+    assert_eq!(log.log_end_offset(), 2, "the batch at offset 1 was lost");
+    assert_eq!(read_all(&mut log, 1).len(), 1);
+}
+
+/// Regression (found by the model test): `truncate_to(offset)` with the log start inside the
+/// batch holding `offset` cut at that batch's base, below the log start, and left the log
+/// start above the log end, so every later read failed with OffsetOutOfRange.
+#[test]
+fn truncate_into_the_batch_holding_the_log_start() {
+    let dir = common::tempdir();
+    let mut log = Log::open(dir.path(), small_config()).expect("open");
+    log.append(&batch(1_000, 1, 0, 0), 0).expect("append"); // offset 0
+    log.append(&batch(1_000, 3, 0, 1), 0).expect("append"); // offsets 1..=3
+    log.delete_records_before(2).expect("delete records"); // log start 2, inside 1..=3
+    log.truncate_to(3).expect("truncate"); // 3 > log start: not the "empty the log" case
+    assert!(
+        log.log_start_offset() <= log.log_end_offset(),
+        "log start {} > log end {}",
+        log.log_start_offset(),
+        log.log_end_offset()
+    );
+    let info = log.append(&batch(1_000, 1, 0, 2), 0).expect("append");
+    let r = log
+        .read(info.base_offset, 1 << 20)
+        .expect("the new batch is readable");
+    assert_eq!(r.slices[0].first_offset(), info.base_offset);
+}
