@@ -15,8 +15,12 @@
 //!   batches, read from its start to its end. Raw: `File::read` into one reused, page-aligned
 //!   1 MiB buffer, on a file holding byte for byte what the log holds, written in lockstep
 //!   with the log (one `write_all` per batch, so both have the same page-cache history).
-//!   Cairn: `Log::read(offset, 1 MiB)` + `LogRead::load()` (copies into a fresh buffer and
-//!   verifies every batch's CRC-32C), advancing by `next_offset()`. A third function,
+//!   Cairn: `Log::read(offset, 1 MiB)` + `LogRead::load_into()` into its own reused,
+//!   page-aligned buffer, advancing by `next_offset()`. The log was written by this process,
+//!   so its batches were CRC-checked on append and are not re-checked (see storage's
+//!   verify-once rule). `read_16x1KiB_after_restart` closes and reopens the log before each
+//!   timed pass (untimed), so every batch is CRC-checked again by the read: what the first
+//!   read of old data after a broker restart pays. A third function,
 //!   `cairn_noload`, is a diagnostic: `Log::read` + one `pread` per returned `FileSlice` into
 //!   the raw side's buffer, i.e. Cairn's lookup without `load()`'s allocation and CRC checks
 //!   (what a `sendfile` server pays besides the socket). Everything is in the page cache.
@@ -114,6 +118,8 @@ impl Shape {
 enum Kind {
     Append,
     Read,
+    /// A read that re-verifies every batch: the log is reopened before each pass.
+    ReadAfterRestart,
 }
 
 /// Criterion group name of a workload.
@@ -121,6 +127,7 @@ fn group_name(kind: Kind, shape: Shape) -> String {
     match kind {
         Kind::Append => format!("append_{}", shape.label),
         Kind::Read => format!("read_{}", shape.label),
+        Kind::ReadAfterRestart => format!("read_{}_after_restart", shape.label),
     }
 }
 
@@ -225,6 +232,12 @@ fn cairn_append(dir: &Path, batch: &[u8], n: u64) -> Duration {
 struct ReadFixture {
     _dir: TempDir,
     log: Log,
+    log_dir: PathBuf,
+    /// Close and reopen the log before each Cairn pass, so the read re-verifies everything.
+    reopen_each_pass: bool,
+    /// Cairn's own reused, page-aligned buffer (`READ_CHUNK` bytes at `cairn_buf_at`).
+    cairn_buf_storage: Vec<u8>,
+    cairn_buf_at: usize,
     raw_path: PathBuf,
     bytes: u64,
     /// Page-aligned `READ_CHUNK` bytes inside `buf_storage` (see [`ReadFixture::buf`]).
@@ -233,13 +246,13 @@ struct ReadFixture {
 }
 
 impl ReadFixture {
-    fn build(base: &Path, batch: &[u8]) -> ReadFixture {
+    fn build(base: &Path, batch: &[u8], reopen_each_pass: bool) -> ReadFixture {
         let dir = tempfile::Builder::new()
             .prefix("read-")
             .tempdir_in(base)
             .expect("create read fixture dir");
-        let mut log =
-            Log::open(dir.path().join("log"), LogConfig::default()).expect("open read fixture log");
+        let log_dir = dir.path().join("log");
+        let mut log = Log::open(&log_dir, LogConfig::default()).expect("open read fixture log");
         // Log and raw file are written in lockstep, one write per batch, so their page-cache
         // pages are allocated alike. The raw copy carries the offsets the log assigns.
         let raw_path = dir.path().join("raw-read.bin");
@@ -257,12 +270,17 @@ impl ReadFixture {
         let mut fixture = ReadFixture {
             _dir: dir,
             log,
+            log_dir,
+            reopen_each_pass,
+            cairn_buf_storage: vec![0; READ_CHUNK as usize + 4096],
+            cairn_buf_at: 0,
             raw_path,
             bytes,
             buf_storage: vec![0; READ_CHUNK as usize + 4096],
             buf_at: 0,
         };
         fixture.buf_at = fixture.buf_storage.as_ptr().align_offset(4096);
+        fixture.cairn_buf_at = fixture.cairn_buf_storage.as_ptr().align_offset(4096);
         fixture.check_identical();
         fixture
     }
@@ -315,19 +333,34 @@ impl ReadFixture {
         elapsed
     }
 
-    /// Cairn read: the whole log through `Log::read` + `LogRead::load`, 1 MiB at a time.
+    /// Closes and reopens the log (clean path), so no batch counts as verified any more.
+    fn reopen(&mut self) {
+        let placeholder = tempfile::tempdir().expect("placeholder dir");
+        let fresh = Log::open(placeholder.path(), LogConfig::default()).expect("placeholder log");
+        let old = std::mem::replace(&mut self.log, fresh);
+        old.close().expect("close read fixture log");
+        let reopened = Log::open(&self.log_dir, LogConfig::default()).expect("reopen read fixture log");
+        drop(std::mem::replace(&mut self.log, reopened));
+    }
+
+    /// Cairn read: the whole log through `Log::read` + `LogRead::load_into`, 1 MiB at a time.
     fn cairn_read(&mut self) -> Duration {
+        if self.reopen_each_pass {
+            self.reopen();
+        }
         let mut offset = self.log.log_start_offset();
         let mut total = 0u64;
+        let at = self.cairn_buf_at;
         let start = Instant::now();
         loop {
             let read = self.log.read(offset, READ_CHUNK).expect("cairn read");
             let Some(next) = read.next_offset() else {
                 break;
             };
-            let data = read.load().expect("cairn load");
-            total += data.len() as u64;
-            black_box(data);
+            let buf = &mut self.cairn_buf_storage[at..at + READ_CHUNK as usize];
+            let n = read.load_into(buf).expect("cairn load");
+            total += n as u64;
+            black_box(&buf[..n]);
             offset = next;
         }
         let elapsed = start.elapsed();
@@ -643,6 +676,7 @@ fn main() {
         (Kind::Append, LARGE, true),
         (Kind::Read, LARGE, true),
         (Kind::Read, SMALL, true),
+        (Kind::ReadAfterRestart, LARGE, false),
     ];
     let mut rows = Vec::new();
     for (kind, shape, gated) in plan {
@@ -654,7 +688,8 @@ fn main() {
                 batches: APPEND_BYTES.div_ceil(batch.len() as u64),
                 batch,
             }),
-            Kind::Read => Box::new(ReadFixture::build(work.path(), &batch)),
+            Kind::Read => Box::new(ReadFixture::build(work.path(), &batch, false)),
+            Kind::ReadAfterRestart => Box::new(ReadFixture::build(work.path(), &batch, true)),
         };
         run_group(&mut c, &name, workload.as_mut());
         let raw = median_iteration(&name, "raw", samples);

@@ -137,6 +137,14 @@ pub enum StorageError {
         /// Which setting and why.
         reason: String,
     },
+    /// [`crate::LogRead::load_into`] was given a buffer smaller than the read.
+    #[error("read of {needed} bytes does not fit a buffer of {given}")]
+    BufferTooSmall {
+        /// Bytes the read holds.
+        needed: u64,
+        /// Size of the buffer given.
+        given: u64,
+    },
     /// The log directory is already open (lock held by another `Log`).
     #[error("log directory {path} is locked by another process or handle")]
     Locked {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -60,6 +61,9 @@ pub(crate) struct SealedSlot {
     /// timestamps in the segment).
     pub(crate) max_timestamp: Option<Option<(i64, u64)>>,
     pub(crate) segment: Option<Segment>,
+    /// How far reads have CRC-checked the segment; kept here so closing the files (LRU)
+    /// does not forget it.
+    pub(crate) verified_until: Arc<AtomicU64>,
 }
 
 /// A background fsync of a just-rolled segment.
@@ -337,6 +341,7 @@ impl Log {
             SealedSlot {
                 size: old.size(),
                 max_timestamp: Some(old.max_timestamp()),
+                verified_until: Arc::clone(old.verified_until()),
                 segment: Some(old),
             },
         );
@@ -571,7 +576,8 @@ impl Log {
                 reason: format!("no segment based at {base}"),
             })?;
         if slot.segment.is_none() {
-            let seg = Segment::open_sealed(&self.dir, base, next, self.limits)?;
+            let verified = Arc::clone(&slot.verified_until);
+            let seg = Segment::open_sealed(&self.dir, base, next, self.limits, verified)?;
             slot.max_timestamp = Some(seg.max_timestamp());
             slot.segment = Some(seg);
         }
@@ -649,6 +655,7 @@ impl Log {
                 out.slices.push(FileSlice {
                     file: Arc::clone(seg.file()),
                     path: Arc::clone(&seg.paths().log),
+                    verified_until: Arc::clone(seg.verified_until()),
                     position: start,
                     len: stop - start,
                     first_offset: first.base_offset as u64,

@@ -24,6 +24,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use crate::batch::BatchHeader;
 use crate::checkpoint::{sync_dir, PartitionCheckpoint};
@@ -254,6 +256,8 @@ fn lazy_slots(segments: &[(u64, u64)]) -> BTreeMap<u64, SealedSlot> {
                     size,
                     max_timestamp: None,
                     segment: None,
+                    // Written by an earlier run: verified by reads as they reach it.
+                    verified_until: Arc::new(AtomicU64::new(0)),
                 },
             )
         })
@@ -361,6 +365,7 @@ fn recover(
                 size: seg.size(),
                 max_timestamp: Some(seg.max_timestamp()),
                 segment: None,
+                verified_until: Arc::clone(seg.verified_until()),
             },
         );
     }

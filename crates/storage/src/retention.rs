@@ -8,7 +8,10 @@
 
 use crate::checkpoint::sync_dir;
 use crate::error::{Result, StorageError};
-use crate::log::Log;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::log::{Log, SealedSlot};
 use crate::segment::Segment;
 
 /// What a retention pass removed.
@@ -170,9 +173,20 @@ impl Log {
                 Segment::delete_files(&self.dir, base)?;
             }
             let next = self.next_base_after(keep);
-            let mut seg = match self.sealed.remove(&keep).and_then(|s| s.segment) {
-                Some(seg) => seg,
-                None => Segment::open_sealed(&self.dir, keep, next, self.limits)?,
+            let mut seg = match self.sealed.remove(&keep) {
+                Some(SealedSlot {
+                    segment: Some(seg), ..
+                }) => seg,
+                Some(slot) => {
+                    Segment::open_sealed(&self.dir, keep, next, self.limits, slot.verified_until)?
+                }
+                None => Segment::open_sealed(
+                    &self.dir,
+                    keep,
+                    next,
+                    self.limits,
+                    Arc::new(AtomicU64::new(0)),
+                )?,
             };
             self.open_lru.retain(|b| *b != keep);
             seg.reactivate(self.limits)?;

@@ -19,6 +19,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_LEN};
@@ -97,6 +98,15 @@ pub(crate) struct Segment {
     max_timestamp: i64,
     offset_of_max_timestamp: u64,
     active: bool,
+    /// Bytes `[0, verified_until)` of the file were CRC-checked by this process (on append,
+    /// by a recovery scan, or by an earlier read); reads skip re-checking them. Shared with
+    /// the log's record of the segment and with the slices reads hand out.
+    verified_until: Arc<AtomicU64>,
+}
+
+/// `verified_until` of a segment every byte of which this process checked.
+pub(crate) fn fully_verified() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(u64::MAX))
 }
 
 fn open_log(path: &Path, writable: bool) -> Result<File> {
@@ -144,6 +154,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: true,
+            verified_until: fully_verified(),
         })
     }
 
@@ -154,6 +165,7 @@ impl Segment {
         base: u64,
         next_offset: u64,
         limits: SegmentLimits,
+        verified_until: Arc<AtomicU64>,
     ) -> Result<Segment> {
         let paths = SegmentPaths::new(dir, base);
         let log = open_log(&paths.log, false)?;
@@ -173,6 +185,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: false,
+            verified_until,
         };
         let problem = if !have_indexes {
             Some("index file missing".to_string())
@@ -207,6 +220,10 @@ impl Segment {
         self.time_index.resize_for(Some(limits.index_bytes))?;
         let (size, next_offset) = (self.size, self.next_offset);
         let damage = self.scan_into_indexes(limits, &mut |_| Ok(()))?;
+        // The scan checked every batch before the damage (or all of them).
+        let checked = damage.as_ref().map_or(self.size, |(position, _)| *position);
+        self.verified_until
+            .fetch_max(checked, std::sync::atomic::Ordering::Relaxed);
         // Keep the segment's true extent: a read that walks into the damage must fail
         // there, not skip to the next segment as if the offsets did not exist.
         self.size = size;
@@ -297,6 +314,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: true,
+            verified_until: fully_verified(),
         };
         let truncated_at = seg.scan_into_indexes(limits, check)?;
         if let Some((position, reason)) = &truncated_at {
@@ -323,6 +341,8 @@ impl Segment {
         state: ActiveState,
         limits: SegmentLimits,
     ) -> Result<Segment> {
+        // Written by an earlier run: verified by reads as they reach it.
+        let verified_until = Arc::new(AtomicU64::new(0));
         let paths = SegmentPaths::new(dir, base);
         let log = open_log(&paths.log, true)?;
         let index = OffsetIndex::open(&paths.index, base, Some(limits.index_bytes), None)?;
@@ -339,6 +359,7 @@ impl Segment {
             max_timestamp: state.max_timestamp,
             offset_of_max_timestamp: state.offset_of_max_timestamp,
             active: true,
+            verified_until,
         };
         if let Err(reason) = seg
             .index
@@ -389,6 +410,10 @@ impl Segment {
 
     pub(crate) fn file(&self) -> &Arc<File> {
         &self.log
+    }
+
+    pub(crate) fn verified_until(&self) -> &Arc<AtomicU64> {
+        &self.verified_until
     }
 
     pub(crate) fn active_state(&self) -> ActiveState {
