@@ -534,3 +534,36 @@ fn batch_validator_agrees_with_stored_bytes() {
     let h = batch::validate(&bytes, u32::MAX).expect("valid");
     assert_eq!((h.base_offset, h.partition_leader_epoch), (3, 9));
 }
+
+#[test]
+fn data_from_an_earlier_run_is_verified_where_reads_first_reach_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    for i in 0..30u8 {
+        log.append(&batch(i as i64, 1, 100, i), 0).expect("append");
+    }
+    log.close().expect("close");
+    let mut log = open(dir.path(), LogConfig::default());
+    let batch_len = batch(0, 1, 100, 0).len();
+    // The first read after the restart checks batches 0..5 and moves the watermark there.
+    let r = log.read(0, (5 * batch_len) as u32).expect("read");
+    assert_eq!(r.load().expect("load").len(), 5 * batch_len);
+    // Damage batch 20, past the watermark: the next read that reaches it must notice.
+    let path = dir.path().join(format!("{:020}.log", 0));
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[20 * batch_len + 80] ^= 0x10;
+    fs::write(&path, &bytes).expect("write");
+    let r = log.read(0, 1 << 20).expect("read");
+    let mut buf = vec![0u8; r.total_bytes() as usize];
+    assert_eq!(r.load_into(&mut buf).expect("prefix"), 20 * batch_len);
+    assert!(matches!(
+        log.read(20, 1 << 20).expect("read").load(),
+        Err(StorageError::Corrupt { position, .. }) if position == (20 * batch_len) as u64
+    ));
+    // A too-small buffer is an error, not a partial copy.
+    let r = log.read(0, 1 << 20).expect("read");
+    assert!(matches!(
+        r.load_into(&mut [0u8; 10]),
+        Err(StorageError::BufferTooSmall { .. })
+    ));
+}
