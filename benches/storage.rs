@@ -339,7 +339,8 @@ impl ReadFixture {
         let fresh = Log::open(placeholder.path(), LogConfig::default()).expect("placeholder log");
         let old = std::mem::replace(&mut self.log, fresh);
         old.close().expect("close read fixture log");
-        let reopened = Log::open(&self.log_dir, LogConfig::default()).expect("reopen read fixture log");
+        let reopened =
+            Log::open(&self.log_dir, LogConfig::default()).expect("reopen read fixture log");
         drop(std::mem::replace(&mut self.log, reopened));
     }
 
