@@ -108,7 +108,7 @@ impl PartitionCheckpoint {
                 s.next_offset,
                 s.max_timestamp,
                 s.offset_of_max_timestamp,
-                s.bytes_since_index
+                s.bytes_since_time_entry
             ),
         };
         let body = format!(
@@ -151,7 +151,7 @@ impl PartitionCheckpoint {
                         next_offset: next.parse().ok()?,
                         max_timestamp: maxts.parse().ok()?,
                         offset_of_max_timestamp: maxoff.parse().ok()?,
-                        bytes_since_index: since.parse().ok()?,
+                        bytes_since_time_entry: since.parse().ok()?,
                     },
                 ))
             }
@@ -182,7 +182,7 @@ mod tests {
                     next_offset: 90,
                     max_timestamp: -1,
                     offset_of_max_timestamp: 70,
-                    bytes_since_index: 12,
+                    bytes_since_time_entry: 12,
                 },
             )),
         };

@@ -638,30 +638,30 @@ impl Log {
         let active_base = self.active.base();
         while cursor < end {
             let seg = self.segment(base)?;
-            if let Some((start, first)) = seg.find_batch(cursor)? {
+            if let Some(first) = seg.find_batch(cursor)? {
                 let end_pos = seg.position_of(end)?;
-                if start >= end_pos {
+                if first.position >= end_pos {
                     break;
                 }
-                let limit = end_pos.min(start.saturating_add(budget));
-                let (mut stop, mut next) = seg.last_boundary(start, limit)?;
-                if stop == start {
+                let limit = end_pos.min(first.position.saturating_add(budget));
+                let (mut stop, mut next) = seg.last_boundary(first.position, limit);
+                if stop == first.position {
                     if !out.slices.is_empty() {
                         break;
                     }
-                    stop = start + first.total_len();
-                    next = first.last_offset() as u64 + 1;
+                    stop = first.end;
+                    next = first.next_offset;
                 }
                 out.slices.push(FileSlice {
                     file: Arc::clone(seg.file()),
                     path: Arc::clone(&seg.paths().log),
                     verified_until: Arc::clone(seg.verified_until()),
-                    position: start,
-                    len: stop - start,
-                    first_offset: first.base_offset as u64,
+                    position: first.position,
+                    len: stop - first.position,
+                    first_offset: first.base_offset,
                     next_offset: next,
                 });
-                budget = budget.saturating_sub(stop - start);
+                budget = budget.saturating_sub(stop - first.position);
                 if stop < seg.size() || budget == 0 {
                     break;
                 }
@@ -693,18 +693,17 @@ impl Log {
             }
             let seg = self.segment(base)?;
             let from = seg.time_lookup_before(timestamp).max(log_start);
-            let Some((mut position, _)) = seg.find_batch(from)? else {
+            let Some(first) = seg.find_batch(from)? else {
                 continue;
             };
-            while position < seg.size() {
-                let h = seg.header_at(position)?;
+            for entry in first.entry..seg.entries() as usize {
+                let h = seg.header_at(seg.batch(entry).position)?;
                 if h.max_timestamp >= timestamp {
                     return Ok(Some(TimestampOffset {
                         timestamp: h.max_timestamp,
                         offset: (h.base_offset as u64).max(log_start),
                     }));
                 }
-                position += h.total_len();
             }
         }
         Ok(None)

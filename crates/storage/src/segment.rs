@@ -65,7 +65,7 @@ pub(crate) struct ActiveState {
     pub(crate) next_offset: u64,
     pub(crate) max_timestamp: i64,
     pub(crate) offset_of_max_timestamp: u64,
-    pub(crate) bytes_since_index: u64,
+    pub(crate) bytes_since_time_entry: u64,
 }
 
 /// Sizes that shape a segment's files.
@@ -94,7 +94,7 @@ pub(crate) struct Segment {
     next_offset: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
-    bytes_since_index: u64,
+    bytes_since_time_entry: u64,
     max_timestamp: i64,
     offset_of_max_timestamp: u64,
     active: bool,
@@ -102,6 +102,24 @@ pub(crate) struct Segment {
     /// by a recovery scan, or by an earlier read); reads skip re-checking them. Shared with
     /// the log's record of the segment and with the slices reads hand out.
     verified_until: Arc<AtomicU64>,
+    /// A sealed segment whose index rebuild stopped at a damaged batch: where, and the offset
+    /// after the last good batch. Reads that reach it fail instead of skipping over it.
+    damage: Option<(u64, u64)>,
+}
+
+/// Where a batch lies, from the dense offset index alone (no file read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchLoc {
+    /// Entry number in the segment (the batch's ordinal minus the segment's base ordinal).
+    pub(crate) entry: usize,
+    /// Byte position of the batch.
+    pub(crate) position: u64,
+    /// Byte position after the batch.
+    pub(crate) end: u64,
+    /// Base offset of the batch.
+    pub(crate) base_offset: u64,
+    /// Base offset of the batch after it (the segment's next offset for the last one).
+    pub(crate) next_offset: u64,
 }
 
 /// `verified_until` of a segment every byte of which this process checked.
@@ -150,11 +168,12 @@ impl Segment {
             next_offset: base,
             index,
             time_index,
-            bytes_since_index: 0,
+            bytes_since_time_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: true,
             verified_until: fully_verified(),
+            damage: None,
         })
     }
 
@@ -181,11 +200,12 @@ impl Segment {
             next_offset,
             index,
             time_index,
-            bytes_since_index: 0,
+            bytes_since_time_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: false,
             verified_until,
+            damage: None,
         };
         let problem = if !have_indexes {
             Some("index file missing".to_string())
@@ -194,6 +214,7 @@ impl Segment {
                 .check(size)
                 .and_then(|()| seg.time_index.check(next_offset))
                 .err()
+                .or_else(|| seg.last_entry_problem())
         };
         match problem {
             None => {
@@ -224,8 +245,11 @@ impl Segment {
         let checked = damage.as_ref().map_or(self.size, |(position, _)| *position);
         self.verified_until
             .fetch_max(checked, std::sync::atomic::Ordering::Relaxed);
-        // Keep the segment's true extent: a read that walks into the damage must fail
-        // there, not skip to the next segment as if the offsets did not exist.
+        // Keep the segment's true extent and remember the damage: a read that reaches it
+        // must fail there, not skip to the next segment as if the offsets did not exist.
+        self.damage = damage
+            .as_ref()
+            .map(|(position, _)| (*position, self.next_offset));
         self.size = size;
         self.next_offset = next_offset;
         if let Some((position, reason)) = damage {
@@ -256,7 +280,7 @@ impl Segment {
         let mut scanner = Scanner::new(&log, &path, 0, file_len);
         self.size = 0;
         self.next_offset = self.base;
-        self.bytes_since_index = 0;
+        self.bytes_since_time_entry = 0;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base;
         loop {
@@ -278,12 +302,9 @@ impl Segment {
             if let Err(reason) = check(&header) {
                 return Ok(Some((position, reason)));
             }
-            if self.index.is_full() || self.time_index.is_full() {
-                return Ok(Some((
-                    position,
-                    "segment has more batches than its index holds".into(),
-                )));
-            }
+            // An index sized by a smaller segment.index.bytes than the segment needs grows.
+            self.index.ensure_room()?;
+            self.time_index.ensure_room()?;
             self.note_appended(&header, position, limits.index_interval_bytes);
         }
     }
@@ -310,11 +331,12 @@ impl Segment {
             next_offset: base,
             index,
             time_index,
-            bytes_since_index: 0,
+            bytes_since_time_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base,
             active: true,
             verified_until: fully_verified(),
+            damage: None,
         };
         let truncated_at = seg.scan_into_indexes(limits, check)?;
         if let Some((position, reason)) = &truncated_at {
@@ -355,11 +377,12 @@ impl Segment {
             next_offset: state.next_offset,
             index,
             time_index,
-            bytes_since_index: state.bytes_since_index,
+            bytes_since_time_entry: state.bytes_since_time_entry,
             max_timestamp: state.max_timestamp,
             offset_of_max_timestamp: state.offset_of_max_timestamp,
             active: true,
             verified_until,
+            damage: None,
         };
         if let Err(reason) = seg
             .index
@@ -422,7 +445,7 @@ impl Segment {
             next_offset: self.next_offset,
             max_timestamp: self.max_timestamp,
             offset_of_max_timestamp: self.offset_of_max_timestamp,
-            bytes_since_index: self.bytes_since_index,
+            bytes_since_time_entry: self.bytes_since_time_entry,
         }
     }
 
@@ -439,20 +462,22 @@ impl Segment {
         self.index.is_full() || self.time_index.is_full()
     }
 
-    /// Bookkeeping after a batch was written at `position` (or found there by a scan).
+    /// Bookkeeping after a batch was written at `position` (or found there by a scan). The
+    /// caller made room in the indexes.
     fn note_appended(&mut self, h: &BatchHeader, position: u64, interval: u64) {
         if h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
             self.offset_of_max_timestamp = h.base_offset as u64;
         }
-        // Kafka's rule: index the batch that follows more than `interval` unindexed bytes.
-        if self.bytes_since_index > interval {
-            self.index.append(h.base_offset as u64, position as u32);
+        self.index.append(h.base_offset as u64, position as u32);
+        // Kafka's rule for the (sparse) time index: an entry once more than `interval`
+        // bytes were written since the last one, if the running maximum grew.
+        if self.bytes_since_time_entry > interval {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
-            self.bytes_since_index = 0;
+            self.bytes_since_time_entry = 0;
         }
-        self.bytes_since_index += h.total_len();
+        self.bytes_since_time_entry += h.total_len();
         self.size = position + h.total_len();
         self.next_offset = h.last_offset() as u64 + 1;
     }
@@ -512,42 +537,85 @@ impl Segment {
         Ok(h)
     }
 
-    /// The first batch whose last offset is at or after `offset`, with its position.
-    pub(crate) fn find_batch(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>> {
-        let mut position = self.index.lookup(offset).position as u64;
-        while position < self.size {
-            let h = self.header_at(position)?;
-            if h.last_offset() >= offset as i64 {
-                return Ok(Some((position, h)));
-            }
-            position += h.total_len();
+    /// Number of batches in the segment.
+    pub(crate) fn entries(&self) -> u64 {
+        self.index.entries() as u64
+    }
+
+    /// Where batch number `entry` of the segment lies. `entry` must be below
+    /// [`Self::entries`].
+    pub(crate) fn batch(&self, entry: usize) -> BatchLoc {
+        let e = self.index.entry(entry);
+        let (end, next_offset) = if entry + 1 < self.index.entries() {
+            let n = self.index.entry(entry + 1);
+            (n.position as u64, n.offset)
+        } else if let Some((position, next)) = self.damage {
+            (position, next)
+        } else {
+            (self.size, self.next_offset)
+        };
+        BatchLoc {
+            entry,
+            position: e.position as u64,
+            end,
+            base_offset: e.offset,
+            next_offset,
         }
-        Ok(None)
+    }
+
+    fn damaged(&self, position: u64) -> StorageError {
+        StorageError::Corrupt {
+            path: self.paths.log.to_path_buf(),
+            position,
+            reason: "damaged batch in a sealed segment (see the log line from its index rebuild)"
+                .into(),
+        }
+    }
+
+    /// The batch holding `offset` (or the first one after it), `None` past the segment's end.
+    /// Offsets at or past damage found in this segment are an error.
+    pub(crate) fn find_batch(&self, offset: u64) -> Result<Option<BatchLoc>> {
+        if offset >= self.next_offset || self.index.entries() == 0 {
+            if let Some((position, _)) = self.damage {
+                if offset < self.next_offset {
+                    return Err(self.damaged(position));
+                }
+            }
+            return Ok(None);
+        }
+        let loc = self.batch(self.index.lookup(offset).unwrap_or(0));
+        if let Some((position, good_end)) = self.damage {
+            if offset >= good_end {
+                return Err(self.damaged(position));
+            }
+        }
+        Ok(Some(loc))
     }
 
     /// Byte position where the batch holding `offset` (or the first one after it) starts;
     /// the segment size if there is none.
     pub(crate) fn position_of(&self, offset: u64) -> Result<u64> {
-        if offset >= self.next_offset {
-            return Ok(self.size);
-        }
-        Ok(self.find_batch(offset)?.map_or(self.size, |(p, _)| p))
+        Ok(self.find_batch(offset)?.map_or(self.size, |l| l.position))
     }
 
     /// The end of the last whole batch that starts at or after `start` and ends at or before
     /// `limit`, with the offset that follows it. Returns `start` if not even one fits.
-    pub(crate) fn last_boundary(&self, start: u64, limit: u64) -> Result<(u64, u64)> {
-        let limit = limit.min(self.size);
-        let mut position = (self.index.lookup_position(limit).position as u64).max(start);
-        loop {
-            if position >= self.size {
-                return Ok((self.size, self.next_offset));
+    pub(crate) fn last_boundary(&self, start: u64, limit: u64) -> (u64, u64) {
+        let (data_end, data_next) = self.damage.unwrap_or((self.size, self.next_offset));
+        if limit >= data_end {
+            return (data_end, data_next);
+        }
+        // Batch starts are the boundaries: the last one at or before `limit`.
+        match self.index.lookup_position(limit) {
+            Some(j) => {
+                let e = self.index.entry(j);
+                if e.position as u64 > start {
+                    (e.position as u64, e.offset)
+                } else {
+                    (start, e.offset)
+                }
             }
-            let h = self.header_at(position)?;
-            if position + h.total_len() > limit {
-                return Ok((position, h.base_offset as u64));
-            }
-            position += h.total_len();
+            None => (start, self.base),
         }
     }
 
@@ -558,40 +626,51 @@ impl Segment {
             self.active,
             "truncate a sealed segment (reactivate it first)"
         );
-        let Some((position, header)) = self.find_batch(offset)? else {
+        let Some(loc) = self.find_batch(offset)? else {
             return Ok(false);
         };
         self.log
-            .set_len(position)
+            .set_len(loc.position)
             .ctx("truncate", &self.paths.log)?;
         self.log.sync_all().ctx("fsync", &self.paths.log)?;
-        self.size = position;
-        self.next_offset = header.base_offset as u64;
-        self.index.truncate_to_position(position);
-        self.time_index
-            .truncate_to_offset(header.base_offset as u64);
+        self.size = loc.position;
+        self.next_offset = loc.base_offset;
+        self.index.truncate_entries(loc.entry);
+        self.time_index.truncate_to_offset(loc.base_offset);
         self.recompute_running_state()?;
         Ok(true)
     }
 
-    /// Recomputes the running maximum timestamp and the bytes since the last index entry
-    /// from the indexes and the batches after the last offset-index entry.
+    /// Recomputes the running maximum timestamp from the time index and the headers of the
+    /// batches after the one its last entry names (rare: truncation, reactivation).
     fn recompute_running_state(&mut self) -> Result<()> {
         let last = self.time_index.last();
         self.max_timestamp = last.map_or(-1, |e| e.timestamp);
         self.offset_of_max_timestamp = last.map_or(self.base, |e| e.offset);
-        let mut position = self.index.last().map_or(0, |e| e.position as u64);
-        let from = position;
-        while position < self.size {
-            let h = self.header_at(position)?;
+        let from = last.map_or(0, |e| self.index.lookup(e.offset).unwrap_or(0));
+        for entry in from..self.index.entries() {
+            let h = self.header_at(self.batch(entry).position)?;
             if h.max_timestamp > self.max_timestamp {
                 self.max_timestamp = h.max_timestamp;
                 self.offset_of_max_timestamp = h.base_offset as u64;
             }
-            position += h.total_len();
         }
-        self.bytes_since_index = self.size - from;
+        self.bytes_since_time_entry = 0;
         Ok(())
+    }
+
+    /// Why the index's last entry is not the segment's last batch, if it is not.
+    fn last_entry_problem(&self) -> Option<String> {
+        let last = self.index.last()?;
+        match self.header_at(last.position as u64) {
+            Ok(h) if last.position as u64 + h.total_len() == self.size => None,
+            Ok(h) => Some(format!(
+                "last index entry's batch ends at {}, the segment at {}",
+                last.position as u64 + h.total_len(),
+                self.size
+            )),
+            Err(e) => Some(format!("last index entry's batch is unreadable: {e}")),
+        }
     }
 
     /// Seals the segment: final time-index entry with its largest timestamp, indexes trimmed
