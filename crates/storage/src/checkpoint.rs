@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! partition.checkpoint                   leader-epoch-checkpoint
-//!   cairn-partition-checkpoint 1           cairn-leader-epochs 1
+//!   cairn-partition-checkpoint 2           cairn-leader-epochs 1
 //!   log_start_offset <u64>                 <count>
 //!   recovery_point <u64>                   <epoch> <start offset>     (count lines)
-//!   clean <base> <size> <next> <maxts>     crc32 <8 hex digits>
-//!         <maxts offset> <bytes since idx>
+//!   ordinal_anchor <base> <ordinal>        crc32 <8 hex digits>
+//!   clean <base> <size> <next> <maxts>
+//!         <maxts offset> <bytes since
+//!         time entry>
 //!     | clean -
 //!   crc32 <8 hex digits>
 //! ```
@@ -16,6 +18,10 @@
 //! the old one and the directory fsynced, so a crash leaves either the old or the new file,
 //! never a mix. A file that fails its CRC or does not parse is treated as missing, which makes
 //! `Log::open` fall back to a full recovery scan — slower, never wrong.
+//!
+//! `ordinal_anchor` says that the segment based at `<base>` starts with batch number
+//! `<ordinal>` (a batch's ordinal is its raft entry number); every other segment's ordinals
+//! follow from the entry counts of the dense offset indexes in between.
 //!
 //! `clean` is written only by `Log::close` after everything is flushed, and rewritten as
 //! `clean -` as soon as the log is opened again: its presence is the clean-shutdown marker.
@@ -94,6 +100,8 @@ pub(crate) struct PartitionCheckpoint {
     pub(crate) log_start_offset: u64,
     /// Every offset below this is fsynced; segments wholly below it skip recovery.
     pub(crate) recovery_point: u64,
+    /// A segment base and the ordinal of that segment's first batch.
+    pub(crate) ordinal_anchor: (u64, u64),
     /// Written by a clean close: the active segment's base and state.
     pub(crate) clean: Option<(u64, ActiveState)>,
 }
@@ -112,8 +120,8 @@ impl PartitionCheckpoint {
             ),
         };
         let body = format!(
-            "cairn-partition-checkpoint 1\nlog_start_offset {}\nrecovery_point {}\n{clean}\n",
-            self.log_start_offset, self.recovery_point
+            "cairn-partition-checkpoint 2\nlog_start_offset {}\nrecovery_point {}\nordinal_anchor {} {}\n{clean}\n",
+            self.log_start_offset, self.recovery_point, self.ordinal_anchor.0, self.ordinal_anchor.1
         );
         write_atomically(dir, CHECKPOINT_FILE, &seal(body))
     }
@@ -130,12 +138,15 @@ impl PartitionCheckpoint {
     }
 
     fn parse(lines: &[String]) -> Option<PartitionCheckpoint> {
-        let [magic, start, rp, clean] = lines else {
+        let [magic, start, rp, anchor, clean] = lines else {
             return None;
         };
-        if magic != "cairn-partition-checkpoint 1" {
+        if magic != "cairn-partition-checkpoint 2" {
             return None;
         }
+        let (anchor_base, anchor_ordinal) =
+            anchor.strip_prefix("ordinal_anchor ")?.split_once(' ')?;
+        let ordinal_anchor = (anchor_base.parse().ok()?, anchor_ordinal.parse().ok()?);
         let field = |line: &str, key: &str| line.strip_prefix(key)?.trim().parse::<u64>().ok();
         let clean = match clean.strip_prefix("clean ")?.trim() {
             "-" => None,
@@ -159,6 +170,7 @@ impl PartitionCheckpoint {
         Some(PartitionCheckpoint {
             log_start_offset: field(start, "log_start_offset ")?,
             recovery_point: field(rp, "recovery_point ")?,
+            ordinal_anchor,
             clean,
         })
     }
@@ -175,6 +187,7 @@ mod tests {
         let cp = PartitionCheckpoint {
             log_start_offset: 5,
             recovery_point: 77,
+            ordinal_anchor: (70, 12),
             clean: Some((
                 70,
                 ActiveState {

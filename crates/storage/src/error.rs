@@ -123,6 +123,16 @@ pub enum StorageError {
         /// The log end offset.
         log_end: u64,
     },
+    /// A batch was asked for by an ordinal the log does not hold.
+    #[error("batch ordinal {ordinal} is out of range [{first}, {next})")]
+    OrdinalOutOfRange {
+        /// The requested ordinal.
+        ordinal: u64,
+        /// The oldest batch's ordinal.
+        first: u64,
+        /// The ordinal the next batch will get.
+        next: u64,
+    },
     /// `append` was given a leader epoch older than one already in the log.
     #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
     EpochRegression {

@@ -46,7 +46,7 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 
 /// Index of the last entry for which `le(entry)` holds, given that it holds for a prefix of
 /// the entries; `None` if it holds for none.
-fn last_where(entries: usize, mut le: impl FnMut(usize) -> bool) -> Option<usize> {
+pub(crate) fn last_where(entries: usize, mut le: impl FnMut(usize) -> bool) -> Option<usize> {
     let (mut lo, mut hi) = (0usize, entries);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

@@ -71,6 +71,6 @@ mod segment;
 pub use config::LogConfig;
 pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};
-pub use log::{system_clock, AppendInfo, Clock, Log, TimestampOffset};
+pub use log::{system_clock, AppendInfo, BatchInfo, Clock, Log, TimestampOffset};
 pub use read::{FileSlice, LogRead};
 pub use retention::RetentionOutcome;

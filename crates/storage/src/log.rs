@@ -36,12 +36,27 @@ pub fn system_clock() -> Clock {
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
+    /// The batch's ordinal: its position in the sequence of batches (its raft entry number).
+    pub ordinal: u64,
     /// Offset assigned to the batch's first record.
     pub base_offset: u64,
     /// Offset of its last record.
     pub last_offset: u64,
     /// The batch's `maxTimestamp`.
     pub max_timestamp: i64,
+}
+
+/// Where the batch with a given ordinal lies in offset space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// The batch's ordinal.
+    pub ordinal: u64,
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// The offset after it (the next batch's base offset, or the log end).
+    pub next_offset: u64,
+    /// The leader epoch it was appended in.
+    pub leader_epoch: i32,
 }
 
 /// A timestamp and the offset it was found at.
@@ -64,6 +79,10 @@ pub(crate) struct SealedSlot {
     /// How far reads have CRC-checked the segment; kept here so closing the files (LRU)
     /// does not forget it.
     pub(crate) verified_until: Arc<AtomicU64>,
+    /// Ordinal of the segment's first batch.
+    pub(crate) base_ordinal: u64,
+    /// Number of batches in the segment.
+    pub(crate) entries: u64,
 }
 
 /// A background fsync of a just-rolled segment.
@@ -87,6 +106,8 @@ pub struct Log {
     pub(crate) _lock: File,
     pub(crate) sealed: BTreeMap<u64, SealedSlot>,
     pub(crate) active: Segment,
+    /// Ordinal of the active segment's first batch.
+    pub(crate) active_base_ordinal: u64,
     /// Bases of sealed segments with open files, least recently used first.
     pub(crate) open_lru: VecDeque<u64>,
     pub(crate) log_start_offset: u64,
@@ -261,6 +282,7 @@ impl Log {
             self.roll()?;
         }
         let base = self.active.next_offset();
+        let ordinal = self.next_ordinal();
         if latest.is_none_or(|l| leader_epoch > l.epoch) {
             self.epochs.assign(leader_epoch, base)?;
         }
@@ -291,6 +313,7 @@ impl Log {
             self.flush()?;
         }
         Ok(AppendInfo {
+            ordinal,
             base_offset: base,
             last_offset: header.last_offset() as u64,
             max_timestamp: header.max_timestamp,
@@ -336,15 +359,19 @@ impl Log {
         }
         let handles = old.sync_handles()?;
         let base = old.base();
+        let entries = old.entries();
         self.sealed.insert(
             base,
             SealedSlot {
                 size: old.size(),
                 max_timestamp: Some(old.max_timestamp()),
                 verified_until: Arc::clone(old.verified_until()),
+                base_ordinal: self.active_base_ordinal,
+                entries,
                 segment: Some(old),
             },
         );
+        self.active_base_ordinal += entries;
         self.touch(base);
         self.schedule_flush(handles, new_base)
     }
@@ -442,6 +469,7 @@ impl Log {
         PartitionCheckpoint {
             log_start_offset: self.log_start_offset,
             recovery_point: self.recovery_point,
+            ordinal_anchor: (self.first_segment_base(), self.first_ordinal()),
             clean,
         }
         .write(&self.dir)?;
@@ -578,6 +606,20 @@ impl Log {
         if slot.segment.is_none() {
             let verified = Arc::clone(&slot.verified_until);
             let seg = Segment::open_sealed(&self.dir, base, next, self.limits, verified)?;
+            if seg.entries() != slot.entries {
+                // The ordinals of every later batch were derived from the old count: they
+                // would all be wrong. Refuse writes rather than renumber the log.
+                let e = StorageError::Corrupt {
+                    path: seg.paths().index.clone(),
+                    position: 0,
+                    reason: format!(
+                        "index holds {} batches where {} were counted at open",
+                        seg.entries(),
+                        slot.entries
+                    ),
+                };
+                return self.fail(e);
+            }
             slot.max_timestamp = Some(seg.max_timestamp());
             slot.segment = Some(seg);
         }
@@ -601,6 +643,144 @@ impl Log {
             return Ok(known);
         }
         Ok(self.segment(base)?.max_timestamp())
+    }
+
+    /// Ordinal of the oldest batch on disk (possibly below the log start).
+    pub fn first_ordinal(&self) -> u64 {
+        self.sealed
+            .values()
+            .next()
+            .map_or(self.active_base_ordinal, |s| s.base_ordinal)
+    }
+
+    /// The ordinal the next appended batch gets.
+    pub fn next_ordinal(&self) -> u64 {
+        self.active_base_ordinal + self.active.entries()
+    }
+
+    /// Base of the segment holding the batch with `ordinal` and that segment's base ordinal.
+    fn segment_for_ordinal(&self, ordinal: u64) -> Result<(u64, u64)> {
+        if ordinal < self.first_ordinal() || ordinal >= self.next_ordinal() {
+            return Err(StorageError::OrdinalOutOfRange {
+                ordinal,
+                first: self.first_ordinal(),
+                next: self.next_ordinal(),
+            });
+        }
+        if ordinal >= self.active_base_ordinal {
+            return Ok((self.active.base(), self.active_base_ordinal));
+        }
+        self.sealed
+            .iter()
+            .rev()
+            .find(|(_, s)| s.base_ordinal <= ordinal)
+            .map(|(b, s)| (*b, s.base_ordinal))
+            .ok_or(StorageError::OrdinalOutOfRange {
+                ordinal,
+                first: self.first_ordinal(),
+                next: self.next_ordinal(),
+            })
+    }
+
+    /// Where the batch with `ordinal` lies, and its leader epoch.
+    pub fn batch_at_ordinal(&mut self, ordinal: u64) -> Result<BatchInfo> {
+        let (base, base_ordinal) = self.segment_for_ordinal(ordinal)?;
+        let loc = self.segment(base)?.batch((ordinal - base_ordinal) as usize);
+        let leader_epoch = self.epochs.epoch_for(loc.base_offset).unwrap_or(-1);
+        Ok(BatchInfo {
+            ordinal,
+            base_offset: loc.base_offset,
+            next_offset: loc.next_offset,
+            leader_epoch,
+        })
+    }
+
+    /// Ordinal of the batch holding `offset` (or of the first batch after it); the next
+    /// ordinal for offsets at or past the log end, the first for offsets below the log.
+    pub fn ordinal_of_offset(&mut self, offset: u64) -> Result<u64> {
+        if offset >= self.log_end_offset() {
+            return Ok(self.next_ordinal());
+        }
+        if offset < self.first_segment_base() {
+            return Ok(self.first_ordinal());
+        }
+        let base = self.segment_base_for(offset);
+        let base_ordinal = if base == self.active.base() {
+            self.active_base_ordinal
+        } else {
+            self.sealed.get(&base).map_or(0, |s| s.base_ordinal)
+        };
+        let seg = self.segment(base)?;
+        Ok(match seg.find_batch(offset)? {
+            Some(loc) => base_ordinal + loc.entry as u64,
+            None => base_ordinal + seg.entries(),
+        })
+    }
+
+    /// Reads whole batches starting with the one numbered `from`: at most `max_batches` of
+    /// them and `max_bytes` (but always at least one). For raft, which addresses entries by
+    /// number.
+    pub fn read_ordinals(
+        &mut self,
+        from: u64,
+        max_batches: u64,
+        max_bytes: u32,
+    ) -> Result<LogRead> {
+        let mut out = LogRead {
+            slices: Vec::new(),
+            log_end_offset: self.log_end_offset(),
+            log_start_offset: self.log_start_offset,
+        };
+        let stop_ordinal = from.saturating_add(max_batches).min(self.next_ordinal());
+        let mut budget = max_bytes as u64;
+        let mut ordinal = from;
+        while ordinal < stop_ordinal {
+            let (base, base_ordinal) = self.segment_for_ordinal(ordinal)?;
+            let seg = self.segment(base)?;
+            let first = (ordinal - base_ordinal) as usize;
+            let last = ((stop_ordinal - base_ordinal).min(seg.entries()) - 1) as usize;
+            let taken = if out.slices.is_empty() {
+                seg.fit_batches(first, last, budget)
+            } else {
+                // Past the first slice, only batches that fit (none is forced).
+                match seg.fit_batches(first, last, budget) {
+                    1 if seg.batch(first).end - seg.batch(first).position > budget => 0,
+                    n => n,
+                }
+            };
+            if taken == 0 {
+                break;
+            }
+            let (head, tail) = (seg.batch(first), seg.batch(first + taken - 1));
+            out.slices.push(FileSlice {
+                file: Arc::clone(seg.file()),
+                path: Arc::clone(&seg.paths().log),
+                verified_until: Arc::clone(seg.verified_until()),
+                position: head.position,
+                len: tail.end - head.position,
+                first_offset: head.base_offset,
+                next_offset: tail.next_offset,
+            });
+            budget = budget.saturating_sub(tail.end - head.position);
+            ordinal += taken as u64;
+            if first + taken <= last {
+                break; // out of budget inside this segment
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the batch numbered `ordinal` and every later one (raft log truncation).
+    pub fn truncate_to_ordinal(&mut self, ordinal: u64) -> Result<()> {
+        if ordinal >= self.next_ordinal() {
+            return Ok(());
+        }
+        if ordinal <= self.first_ordinal() {
+            let offset = self.first_segment_base();
+            return self.truncate_fully_and_start_at(offset, ordinal);
+        }
+        let offset = self.batch_at_ordinal(ordinal)?.base_offset;
+        self.truncate_to(offset)
     }
 
     /// Reads whole batches from the one holding `from_offset`, up to `max_bytes` (but always

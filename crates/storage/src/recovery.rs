@@ -128,6 +128,7 @@ impl Log {
                     active,
                     start,
                     epochs,
+                    checkpoint.as_ref().map(|c| (start, c.ordinal_anchor.1)),
                 )
             }
             (
@@ -141,9 +142,13 @@ impl Log {
             ) if *clean_base == last_base && state.size == last_size => {
                 match Segment::open_active(&dir, last_base, *state, limits) {
                     Ok(active) => {
-                        let sealed = lazy_slots(&listing[..listing.len() - 1]);
+                        let sealed =
+                            lazy_slots(&dir, limits, &listing[..listing.len() - 1], last_base)?;
                         let start = (*log_start_offset).max(listing[0].0);
-                        Log::assemble(dir, config, limits, lock, sealed, active, start, epochs)
+                        let anchor = checkpoint.as_ref().map(|c| c.ordinal_anchor);
+                        Log::assemble(
+                            dir, config, limits, lock, sealed, active, start, epochs, anchor,
+                        )
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "clean-shutdown state does not match the files; recovering");
@@ -191,8 +196,11 @@ impl Log {
         active: Segment,
         log_start_offset: u64,
         epochs: LeaderEpochCache,
+        anchor: Option<(u64, u64)>,
     ) -> Log {
         let end = active.next_offset();
+        let mut sealed = sealed;
+        let active_base_ordinal = number_segments(&mut sealed, &active, anchor);
         Log {
             dir,
             config,
@@ -200,6 +208,7 @@ impl Log {
             _lock: lock,
             sealed,
             active,
+            active_base_ordinal,
             open_lru: VecDeque::new(),
             log_start_offset,
             recovery_point: end,
@@ -234,7 +243,8 @@ impl Log {
                 log_end = end,
                 "log start is past the recovered end; emptying the log"
             );
-            self.truncate_fully_and_start_at(wanted_start)?;
+            let ordinal = self.next_ordinal();
+            self.truncate_fully_and_start_at(wanted_start, ordinal)?;
         }
         self.log_start_offset = wanted_start.max(self.log_start_offset);
         self.epochs.truncate_from_end(self.log_end_offset())?;
@@ -246,22 +256,79 @@ impl Log {
     }
 }
 
-fn lazy_slots(segments: &[(u64, u64)]) -> BTreeMap<u64, SealedSlot> {
-    segments
+/// Slots for sealed segments that stay closed until a read needs them. Their batch counts
+/// come from their (trimmed, fsynced-at-roll) index files, checked cheaply; a segment whose
+/// index fails the checks is opened now, which rebuilds the index, to count it.
+/// Gives every segment its base ordinal, counting from the checkpoint's anchor (forwards,
+/// and backwards for segments a crash left below it). Returns the active segment's.
+fn number_segments(
+    sealed: &mut BTreeMap<u64, SealedSlot>,
+    active: &Segment,
+    anchor: Option<(u64, u64)>,
+) -> u64 {
+    let counts: Vec<(u64, u64)> = sealed
         .iter()
-        .map(|&(base, size)| {
-            (
-                base,
-                SealedSlot {
-                    size,
-                    max_timestamp: None,
-                    segment: None,
-                    // Written by an earlier run: verified by reads as they reach it.
-                    verified_until: Arc::new(AtomicU64::new(0)),
-                },
-            )
-        })
-        .collect()
+        .map(|(b, s)| (*b, s.entries))
+        .chain([(active.base(), active.entries())])
+        .collect();
+    let (at, ordinal) = match anchor {
+        None => (0, 0),
+        Some((base, ordinal)) => match counts.iter().position(|(b, _)| *b == base) {
+            Some(i) => (i, ordinal),
+            None => {
+                tracing::warn!(
+                    anchor_base = base,
+                    "ordinal anchor segment is gone; numbering from the first segment"
+                );
+                (0, ordinal)
+            }
+        },
+    };
+    let mut ordinals = vec![0u64; counts.len()];
+    ordinals[at] = ordinal;
+    for i in at + 1..counts.len() {
+        ordinals[i] = ordinals[i - 1] + counts[i - 1].1;
+    }
+    for i in (0..at).rev() {
+        ordinals[i] = ordinals[i + 1].saturating_sub(counts[i].1);
+    }
+    for (slot, ordinal) in sealed.values_mut().zip(&ordinals) {
+        slot.base_ordinal = *ordinal;
+    }
+    ordinals[counts.len() - 1]
+}
+
+fn lazy_slots(
+    dir: &Path,
+    limits: SegmentLimits,
+    segments: &[(u64, u64)],
+    next_after_last: u64,
+) -> Result<BTreeMap<u64, SealedSlot>> {
+    let mut slots = BTreeMap::new();
+    for (i, &(base, size)) in segments.iter().enumerate() {
+        // Written by an earlier run: verified by reads as they reach it.
+        let verified_until = Arc::new(AtomicU64::new(0));
+        let entries = match Segment::count_batches(dir, base, size)? {
+            Some(n) => n,
+            None => {
+                let next = segments.get(i + 1).map_or(next_after_last, |s| s.0);
+                Segment::open_sealed(dir, base, next, limits, Arc::clone(&verified_until))?
+                    .entries()
+            }
+        };
+        slots.insert(
+            base,
+            SealedSlot {
+                size,
+                max_timestamp: None,
+                segment: None,
+                verified_until,
+                base_ordinal: 0, // numbered by `Log::assemble`
+                entries,
+            },
+        );
+    }
+    Ok(slots)
 }
 
 fn recover(
@@ -289,7 +356,8 @@ fn recover(
         segments_to_scan = listing.len() - first_scanned,
         "unclean shutdown; recovering"
     );
-    let mut sealed = lazy_slots(&listing[..first_scanned]);
+    let next_lazy = listing.get(first_scanned).map_or(0, |s| s.0);
+    let mut sealed = lazy_slots(&dir, limits, &listing[..first_scanned], next_lazy)?;
     let mut scanned: Vec<Segment> = Vec::new();
     let mut remaining = listing[first_scanned..].iter();
     for &(base, _) in remaining.by_ref() {
@@ -366,6 +434,8 @@ fn recover(
                 max_timestamp: Some(seg.max_timestamp()),
                 segment: None,
                 verified_until: Arc::clone(seg.verified_until()),
+                base_ordinal: 0, // numbered by `Log::assemble`
+                entries: seg.entries(),
             },
         );
     }
@@ -379,6 +449,7 @@ fn recover(
         active,
         epochs,
         rebuild_epochs,
+        checkpoint.map(|c| c.ordinal_anchor),
     )
 }
 
@@ -393,13 +464,14 @@ impl Log {
         active: Segment,
         epochs: LeaderEpochCache,
         rebuilt_epochs: bool,
+        anchor: Option<(u64, u64)>,
     ) -> Result<Log> {
         if rebuilt_epochs {
             epochs.persist()?;
         }
         let start = sealed.keys().next().copied().unwrap_or(active.base());
         Ok(Log::assemble(
-            dir, config, limits, lock, sealed, active, start, epochs,
+            dir, config, limits, lock, sealed, active, start, epochs, anchor,
         ))
     }
 }

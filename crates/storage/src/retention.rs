@@ -107,10 +107,13 @@ impl Log {
             return Ok(0);
         };
         let next = self.next_base_after(base);
-        self.log_start_offset = self.log_start_offset.max(next);
-        self.write_checkpoint(None)?;
         let size = self.sealed.remove(&base).map_or(0, |s| s.size);
         self.open_lru.retain(|b| *b != base);
+        // Checkpoint first (log start and the ordinal anchor now name the next segment): a
+        // crash before the files go leaves a segment below the anchor, which the next open
+        // numbers backwards from it and retention deletes again.
+        self.log_start_offset = self.log_start_offset.max(next);
+        self.write_checkpoint(None)?;
         Segment::delete_files(&self.dir, base)?;
         self.dir_dirty = true;
         self.trim_epochs_to_disk()?;
@@ -157,7 +160,8 @@ impl Log {
             return Ok(());
         }
         if offset <= self.log_start_offset {
-            return self.truncate_fully_and_start_at(offset);
+            let ordinal = self.ordinal_of_offset(offset)?;
+            return self.truncate_fully_and_start_at(offset, ordinal);
         }
         // Finish background flushes first: they hold handles on segments about to change.
         self.poll_flushes(true)?;
@@ -173,6 +177,7 @@ impl Log {
                 Segment::delete_files(&self.dir, base)?;
             }
             let next = self.next_base_after(keep);
+            let keep_ordinal = self.sealed.get(&keep).map_or(0, |s| s.base_ordinal);
             let mut seg = match self.sealed.remove(&keep) {
                 Some(SealedSlot {
                     segment: Some(seg), ..
@@ -191,6 +196,7 @@ impl Log {
             self.open_lru.retain(|b| *b != keep);
             seg.reactivate(self.limits)?;
             self.active = seg;
+            self.active_base_ordinal = keep_ordinal;
             self.dir_dirty = true;
         }
         if let Err(e) = self.active.truncate_to(offset) {
@@ -213,8 +219,8 @@ impl Log {
     }
 
     /// Deletes every segment and restarts the log, empty, at `offset` (which becomes both the
-    /// log start and the log end).
-    pub fn truncate_fully_and_start_at(&mut self, offset: u64) -> Result<()> {
+    /// log start and the log end), the next batch getting ordinal `ordinal`.
+    pub fn truncate_fully_and_start_at(&mut self, offset: u64, ordinal: u64) -> Result<()> {
         self.check_usable()?;
         self.poll_flushes(true)?;
         let doomed: Vec<u64> = self.sealed.keys().copied().collect();
@@ -226,6 +232,7 @@ impl Log {
         self.sealed.clear();
         self.open_lru.clear();
         self.active = Segment::create(&self.dir, offset, self.limits)?;
+        self.active_base_ordinal = ordinal;
         sync_dir(&self.dir)?;
         self.dir_dirty = false;
         self.log_start_offset = offset;

@@ -356,6 +356,45 @@ impl Segment {
         })
     }
 
+    /// Counts the batches of a closed sealed segment from its index file without mapping it,
+    /// if the index passes cheap checks: a whole number of entries, the first entry the batch
+    /// at byte 0, the last entry a batch that ends exactly at the segment's end. `None` means
+    /// the index cannot be trusted (open the segment, which rebuilds it).
+    pub(crate) fn count_batches(dir: &Path, base: u64, size: u64) -> Result<Option<u64>> {
+        let paths = SegmentPaths::new(dir, base);
+        let index = match File::open(&paths.index) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx("open", &paths.index),
+        };
+        let len = index.metadata().ctx("stat", &paths.index)?.len();
+        if len % 8 != 0 || (len == 0) != (size == 0) {
+            return Ok(None);
+        }
+        if len == 0 {
+            return Ok(Some(0));
+        }
+        let mut entry = [0u8; 8];
+        let entry_at = |pos: u64, out: &mut [u8; 8]| -> Result<(u64, u64)> {
+            read_full_at(&index, &paths.index, out, pos)?;
+            let rel = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as u64;
+            let position = u32::from_be_bytes([out[4], out[5], out[6], out[7]]) as u64;
+            Ok((rel, position))
+        };
+        if entry_at(0, &mut entry)? != (0, 0) {
+            return Ok(None);
+        }
+        let (rel, position) = entry_at(len - 8, &mut entry)?;
+        let log = File::open(&paths.log).ctx("open", &paths.log)?;
+        let mut header = [0u8; HEADER_LEN];
+        if read_full_at(&log, &paths.log, &mut header, position)? < HEADER_LEN {
+            return Ok(None);
+        }
+        let ok = batch::parse_header(&header)
+            .is_ok_and(|h| h.base_offset as u64 == base + rel && position + h.total_len() == size);
+        Ok(ok.then_some(len / 8))
+    }
+
     /// Reopens the active segment after a clean shutdown, trusting the recorded state.
     pub(crate) fn open_active(
         dir: &Path,
@@ -617,6 +656,16 @@ impl Segment {
             }
             None => (start, self.base),
         }
+    }
+
+    /// How many of batches `first..=last` fit in `budget` bytes, counted from `first`, but at
+    /// least one.
+    pub(crate) fn fit_batches(&self, first: usize, last: usize, budget: u64) -> usize {
+        let start = self.batch(first).position;
+        let fitting = crate::index::last_where(last + 1 - first, |m| {
+            self.batch(first + m).end - start <= budget
+        });
+        fitting.map_or(1, |m| m + 1)
     }
 
     /// Cuts the segment at the batch holding `offset` (that batch goes too) and makes the

@@ -68,6 +68,14 @@ enum Op {
     },
     Roll,
     TruncateTo(Pick),
+    /// `truncate_to_ordinal` with an ordinal in `[first - 1, next + 1]`.
+    TruncateToOrdinal(Index),
+    /// `read_ordinals` from an ordinal in `[first, next]`.
+    ReadOrdinals {
+        from: Index,
+        max_batches: u64,
+        max_bytes: u32,
+    },
     DeleteRecordsBefore(Pick),
     /// `retention.bytes` = the index into `0..size_bytes() + 1024`.
     RetentionBytes(Index),
@@ -114,6 +122,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, max_bytes, end)| Op::Read { from, max_bytes, end }),
         1 => Just(Op::Roll),
         1 => pick().prop_map(Op::TruncateTo),
+        1 => any::<Index>().prop_map(Op::TruncateToOrdinal),
+        3 => (any::<Index>(), 1u64..12, prop_oneof![1 => 1u32..600, 2 => 1u32..20_000])
+            .prop_map(|(from, max_batches, max_bytes)| Op::ReadOrdinals { from, max_batches, max_bytes }),
         1 => pick().prop_map(Op::DeleteRecordsBefore),
         1 => any::<Index>().prop_map(Op::RetentionBytes),
         1 => Just(Op::Flush),
@@ -156,6 +167,8 @@ fn config() -> impl Strategy<Value = LogConfig> {
 
 #[derive(Debug, Clone)]
 struct MBatch {
+    /// The batch's number in the log (its raft entry number).
+    ordinal: u64,
     base: u64,
     last: u64,
     epoch: i32,
@@ -176,6 +189,8 @@ struct Model {
     epochs: Vec<EpochEntry>,
     /// Epoch for the next append: never decreases (so it is always >= the log's latest).
     epoch: i32,
+    /// Ordinal the next appended batch gets.
+    next_ordinal: u64,
     ts: i64,
     seed: u8,
 }
@@ -188,8 +203,33 @@ impl Model {
             log_end: 0,
             epochs: Vec::new(),
             epoch: 0,
+            next_ordinal: 0,
             ts: 1_000_000,
             seed: 0,
+        }
+    }
+
+    /// `Log::truncate_to(offset)`: the batch holding `offset` and all later ones go; at or
+    /// below the log start the log is emptied and restarts at `offset`.
+    fn truncate_to(&mut self, offset: u64) {
+        if offset >= self.log_end {
+            return;
+        }
+        let i = self.containing(offset);
+        self.next_ordinal = self.batches.get(i).map_or(self.next_ordinal, |b| b.ordinal);
+        if offset <= self.log_start {
+            self.batches.clear();
+            self.log_start = offset;
+            self.log_end = offset;
+            self.epochs.clear();
+        } else {
+            let new_end = self.batches[i].base;
+            self.batches.truncate(i);
+            self.log_end = new_end;
+            // The cut may fall below a log start inside the cut batch; the start then
+            // follows it down (as Kafka's truncateTo does).
+            self.log_start = self.log_start.min(new_end);
+            self.epochs_to_end(new_end);
         }
     }
 
@@ -336,6 +376,7 @@ fn open(dir: &std::path::Path, config: &LogConfig, clock: &cairn_storage::Clock)
 /// from the model the unreadable batches whose segments are gone.
 fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), TestCaseError> {
     prop_assert_eq!(log.log_start_offset(), m.log_start, "log start");
+    prop_assert_eq!(log.next_ordinal(), m.next_ordinal, "next ordinal");
     prop_assert_eq!(log.log_end_offset(), m.log_end, "log end");
     prop_assert!(log.log_start_offset() <= log.log_end_offset());
     prop_assert!(log.flushed_offset() <= m.log_end, "flushed past the end");
@@ -384,6 +425,38 @@ fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), T
     }
     let gone = m.batches.partition_point(|b| b.base < bases[0]);
     m.batches.drain(..gone);
+    prop_assert_eq!(
+        log.first_ordinal(),
+        m.batches.first().map_or(m.next_ordinal, |b| b.ordinal),
+        "first ordinal"
+    );
+    let step = (m.batches.len() / 6).max(1);
+    for (i, b) in m.batches.iter().enumerate() {
+        if i % step != 0 && i + 1 != m.batches.len() {
+            continue;
+        }
+        let info = log
+            .batch_at_ordinal(b.ordinal)
+            .map_err(|e| TestCaseError::fail(format!("batch_at_ordinal({}): {e}", b.ordinal)))?;
+        prop_assert_eq!(
+            (info.base_offset, info.next_offset, info.leader_epoch),
+            (b.base, b.last + 1, b.epoch),
+            "batch_at_ordinal({})",
+            b.ordinal
+        );
+        prop_assert_eq!(
+            log.ordinal_of_offset(b.last)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            b.ordinal
+        );
+    }
+    prop_assert!(
+        matches!(
+            log.batch_at_ordinal(m.next_ordinal),
+            Err(StorageError::OrdinalOutOfRange { .. })
+        ),
+        "batch_at_ordinal past the end"
+    );
     let sizes = m.segment_sizes(&bases);
     prop_assert_eq!(log.size_bytes(), sizes.iter().sum::<u64>(), "size_bytes");
     for (base, size) in bases.iter().zip(&sizes) {
@@ -506,14 +579,20 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             let base = m.log_end;
             let last = base + records as u64 - 1;
             prop_assert_eq!(
-                (info.base_offset, info.last_offset, info.max_timestamp),
-                (base, last, m.ts)
+                (
+                    info.ordinal,
+                    info.base_offset,
+                    info.last_offset,
+                    info.max_timestamp
+                ),
+                (m.next_ordinal, base, last, m.ts)
             );
             if config.flush_messages.is_some_and(|n| records as u64 >= n) {
                 prop_assert_eq!(log.flushed_offset(), last + 1, "flush.messages");
             }
             m.push_epoch(m.epoch, base);
             m.batches.push(MBatch {
+                ordinal: m.next_ordinal,
                 base,
                 last,
                 epoch: m.epoch,
@@ -521,6 +600,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 bytes: as_stored(&original, base, m.epoch),
             });
             m.log_end = last + 1;
+            m.next_ordinal += 1;
         }
         Op::Read {
             from,
@@ -540,22 +620,65 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             let offset = m.resolve(p);
             log.truncate_to(offset)
                 .map_err(|e| TestCaseError::fail(format!("truncate_to({offset}): {e}")))?;
-            if offset >= m.log_end {
+            m.truncate_to(offset);
+        }
+        Op::TruncateToOrdinal(i) => {
+            let first = log.first_ordinal();
+            let low = first.saturating_sub(1);
+            let ordinal = low + i.index((m.next_ordinal + 2 - low) as usize) as u64;
+            let first_base = log.segment_bases()[0];
+            log.truncate_to_ordinal(ordinal)
+                .map_err(|e| TestCaseError::fail(format!("truncate_to_ordinal({ordinal}): {e}")))?;
+            if ordinal >= m.next_ordinal {
                 // No-op.
-            } else if offset <= m.log_start {
+            } else if ordinal <= first {
                 m.batches.clear();
-                m.log_start = offset;
-                m.log_end = offset;
+                m.log_start = first_base;
+                m.log_end = first_base;
                 m.epochs.clear();
+                m.next_ordinal = ordinal;
             } else {
-                let i = m.containing(offset);
-                let new_end = m.batches[i].base;
-                m.batches.truncate(i);
-                m.log_end = new_end;
-                // The cut may fall below a log start inside the cut batch; the start then
-                // follows it down (as Kafka's truncateTo does).
-                m.log_start = m.log_start.min(new_end);
-                m.epochs_to_end(new_end);
+                let offset = m.batches[(ordinal - first) as usize].base;
+                m.truncate_to(offset);
+                prop_assert_eq!(m.next_ordinal, ordinal);
+            }
+        }
+        Op::ReadOrdinals {
+            from,
+            max_batches,
+            max_bytes,
+        } => {
+            let first = log.first_ordinal();
+            let from = first + from.index((m.next_ordinal - first + 1) as usize) as u64;
+            let read = log
+                .read_ordinals(from, max_batches, max_bytes)
+                .map_err(|e| TestCaseError::fail(format!("read_ordinals({from}): {e}")))?;
+            let mut expected: Vec<u8> = Vec::new();
+            let mut taken = 0u64;
+            for b in &m.batches[(from - first) as usize..] {
+                if taken == max_batches
+                    || (taken > 0 && expected.len() + b.bytes.len() > max_bytes as usize)
+                {
+                    break;
+                }
+                expected.extend_from_slice(&b.bytes);
+                taken += 1;
+            }
+            let loaded = read
+                .load()
+                .map_err(|e| TestCaseError::fail(format!("load: {e}")))?;
+            prop_assert!(
+                loaded[..] == expected[..],
+                "read_ordinals({}, {}, {}) returned {} bytes, expected {}",
+                from,
+                max_batches,
+                max_bytes,
+                loaded.len(),
+                expected.len()
+            );
+            if taken > 0 {
+                let last = &m.batches[(from - first + taken - 1) as usize];
+                prop_assert_eq!(read.next_offset(), Some(last.last + 1));
             }
         }
         Op::DeleteRecordsBefore(p) => {
