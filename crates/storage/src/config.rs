@@ -18,7 +18,8 @@ pub struct LogConfig {
     /// `segment.index.bytes`: size to which the offset and time indexes of the active segment
     /// are preallocated; a full index rolls the segment. Kafka default 10 MiB.
     pub segment_index_bytes: u32,
-    /// `index.interval.bytes`: an offset-index entry is written every this many bytes of log.
+    /// `index.interval.bytes`: a time-index entry is written every this many bytes of log (the
+    /// offset index is dense: one entry per batch).
     /// Kafka default 4096.
     pub index_interval_bytes: u32,
     /// `retention.bytes`: delete the oldest segments while the log is larger than this.
