@@ -344,13 +344,101 @@ pub(crate) fn patched_prefix(batch: &[u8], base_offset: u64, leader_epoch: i32) 
 /// Builds a valid uncompressed v2 batch holding `values` as records (no keys, no headers).
 /// For tests, benchmarks and tools; the broker stores what producers send.
 pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
+    let records: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, *v)).collect();
+    build_records_batch(base_timestamp, 0, &records)
+}
+
+/// Control record types Cairn itself writes (Kafka uses 0 ABORT and 1 COMMIT for transaction
+/// markers and 2–6 for KRaft; these stay clear of them).
+pub mod control {
+    /// The empty entry a raft leader appends when elected.
+    pub const RAFT_NOOP: i16 = 16;
+    /// A raft configuration change (the value holds the encoded change).
+    pub const RAFT_CONF_CHANGE: i16 = 17;
+}
+
+/// Builds a control batch (attribute bit 5) with one control record: key `[version 0: i16,
+/// control_type: i16]`, the given value.
+pub fn build_control_batch(timestamp: i64, control_type: i16, value: &[u8]) -> Vec<u8> {
+    let mut key = [0u8; 4];
+    key[2..].copy_from_slice(&control_type.to_be_bytes());
+    build_records_batch(timestamp, ATTR_CONTROL, &[(Some(&key), value)])
+}
+
+/// The control type of a control batch (from its first record's key), `None` for a data
+/// batch or an unparsable control record. Only uncompressed control batches are understood,
+/// which is all Kafka and Cairn write.
+pub fn control_type(batch: &[u8]) -> Option<i16> {
+    let h = parse_header(batch).ok()?;
+    if !h.is_control() || h.compression() != 0 || h.records_count < 1 {
+        return None;
+    }
+    let mut at = HEADER_LEN;
+    let _len = get_varint(batch, &mut at)?;
+    at += 1; // attributes
+    let _ts = get_varint(batch, &mut at)?;
+    let _delta = get_varint(batch, &mut at)?;
+    let key_len = get_varint(batch, &mut at)?;
+    if key_len != 4 || batch.len() < at + 4 {
+        return None;
+    }
+    Some(i16::from_be_bytes([batch[at + 2], batch[at + 3]]))
+}
+
+/// The value of the first record of an uncompressed batch (for control batches).
+pub fn first_record_value(batch: &[u8]) -> Option<&[u8]> {
+    let h = parse_header(batch).ok()?;
+    if h.compression() != 0 || h.records_count < 1 {
+        return None;
+    }
+    let mut at = HEADER_LEN;
+    let _len = get_varint(batch, &mut at)?;
+    at += 1;
+    let _ts = get_varint(batch, &mut at)?;
+    let _delta = get_varint(batch, &mut at)?;
+    let key_len = get_varint(batch, &mut at)?;
+    if key_len > 0 {
+        at = at.checked_add(key_len as usize)?;
+    }
+    let value_len = get_varint(batch, &mut at)?;
+    if value_len < 0 {
+        return Some(&[]);
+    }
+    batch.get(at..at.checked_add(value_len as usize)?)
+}
+
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut z: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        z |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Builds an uncompressed batch of `(key, value)` records with `attributes`.
+fn build_records_batch(
+    base_timestamp: i64,
+    attributes: i16,
+    values: &[(Option<&[u8]>, &[u8])],
+) -> Vec<u8> {
     let mut records = Vec::new();
-    for (i, v) in values.iter().enumerate() {
+    for (i, (key, v)) in values.iter().enumerate() {
         let mut body = Vec::with_capacity(v.len() + 16);
         body.push(0u8); // attributes
         put_varint(&mut body, 0); // timestampDelta
         put_varint(&mut body, i as i64); // offsetDelta
-        put_varint(&mut body, -1); // key: null
+        match key {
+            None => put_varint(&mut body, -1),
+            Some(k) => {
+                put_varint(&mut body, k.len() as i64);
+                body.extend_from_slice(k);
+            }
+        }
         put_varint(&mut body, v.len() as i64);
         body.extend_from_slice(v);
         put_varint(&mut body, 0); // headers count
@@ -364,7 +452,7 @@ pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.push(2);
     b.extend_from_slice(&[0; 4]); // crc, filled below
-    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&attributes.to_be_bytes());
     b.extend_from_slice(&(count - 1).max(0).to_be_bytes());
     b.extend_from_slice(&base_timestamp.to_be_bytes());
     b.extend_from_slice(&base_timestamp.to_be_bytes());
@@ -407,6 +495,23 @@ mod tests {
         assert_eq!(h.magic, 2);
         assert_eq!(h.total_len(), b.len() as u64);
         assert_eq!(h.base_timestamp, 1000);
+    }
+
+    #[test]
+    fn control_batches_round_trip() {
+        let b = build_control_batch(7, control::RAFT_CONF_CHANGE, b"payload");
+        let h = validate(&b, MAX).expect("valid");
+        assert!(h.is_control());
+        assert_eq!(control_type(&b), Some(control::RAFT_CONF_CHANGE));
+        assert_eq!(first_record_value(&b), Some(&b"payload"[..]));
+        let data = build_batch(7, &[b"x"]);
+        assert_eq!(control_type(&data), None);
+        assert_eq!(first_record_value(&data), Some(&b"x"[..]));
+        // Truncated or garbled control batches never panic.
+        for cut in 0..b.len() {
+            let _ = control_type(&b[..cut]);
+            let _ = first_record_value(&b[..cut]);
+        }
     }
 
     #[test]

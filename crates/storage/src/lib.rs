@@ -61,6 +61,7 @@ mod epoch;
 mod error;
 mod index;
 mod log;
+pub mod metafile;
 mod mmap;
 mod read;
 mod recovery;

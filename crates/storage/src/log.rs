@@ -695,6 +695,13 @@ impl Log {
         })
     }
 
+    /// The header of the batch with `ordinal` (one small read).
+    pub fn header_at_ordinal(&mut self, ordinal: u64) -> Result<crate::batch::BatchHeader> {
+        let (base, base_ordinal) = self.segment_for_ordinal(ordinal)?;
+        let seg = self.segment(base)?;
+        seg.header_at(seg.batch((ordinal - base_ordinal) as usize).position)
+    }
+
     /// Ordinal of the batch holding `offset` (or of the first batch after it); the next
     /// ordinal for offsets at or past the log end, the first for offsets below the log.
     pub fn ordinal_of_offset(&mut self, offset: u64) -> Result<u64> {
