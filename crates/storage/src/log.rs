@@ -912,6 +912,12 @@ impl Log {
 
     /// Flushes everything and records a clean shutdown, so the next open needs no scan.
     pub fn close(mut self) -> Result<()> {
+        self.close_in_place()
+    }
+
+    /// [`Log::close`] for an owner that cannot give the log away: afterwards the log refuses
+    /// every write; dropping it releases the directory lock.
+    pub fn close_in_place(&mut self) -> Result<()> {
         self.check_usable()?;
         self.poll_flushes(true)?;
         self.active.trim_for_close()?;
@@ -920,6 +926,7 @@ impl Log {
         self.recovery_point = self.log_end_offset();
         let clean = (self.active.base(), self.active.active_state());
         self.write_checkpoint(Some(clean))?;
+        self.failed = Some("the log was closed".to_string());
         tracing::debug!(dir = %self.dir.display(), "log closed cleanly");
         Ok(())
     }
