@@ -1,0 +1,235 @@
+//! The partition log as raft's log: `raft::Storage` implemented over `cairn_storage::Log`.
+//!
+//! Raft entry `i` is the log's batch with ordinal `i - 1` (raft counts from 1), and its term is
+//! the batch's `partitionLeaderEpoch`, so a batch is written once and is both the raft entry
+//! and the Kafka data:
+//!
+//! | raft entry | stored batch |
+//! |---|---|
+//! | normal, with data (a produced record batch) | that batch, byte for byte |
+//! | normal, empty (a new leader's first entry) | control batch, type `RAFT_NOOP` |
+//! | configuration change (v1 or v2) | control batch, type `RAFT_CONF_CHANGE`, value = entry type byte + encoded change |
+//!
+//! Control batches consume one offset each; Fetch never hands Cairn's own control types to
+//! clients. Entries below the log's first batch are gone (retention); raft sees them as
+//! compacted, and a follower that needs them will need a snapshot (the cluster's business).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use cairn_storage::batch::{self, control};
+use cairn_storage::Log;
+use raft::prelude::{ConfState, Entry, EntryType, HardState, Snapshot};
+use raft::{GetEntriesContext, StorageError};
+
+use crate::raft_state::RaftState;
+
+/// What raft's storage and the partition's owner share: the log and the raft state. Only the
+/// partition's owner task touches it (single thread, hence `Rc<RefCell<_>>`).
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) log: Log,
+    pub(crate) state: RaftState,
+}
+
+/// `raft::Storage` over the partition log.
+#[derive(Debug, Clone)]
+pub(crate) struct RaftLog {
+    pub(crate) core: Rc<RefCell<Core>>,
+}
+
+fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+/// Timestamp of Cairn's control batches: none (Kafka's `NO_TIMESTAMP`), so they never
+/// count in time lookups, max-timestamp queries or time-based retention.
+const NO_TIMESTAMP: i64 = -1;
+
+/// The batch to append for a raft entry.
+pub(crate) fn entry_to_batch(entry: &Entry) -> Bytes {
+    match entry.entry_type {
+        EntryType::EntryNormal if !entry.data.is_empty() => entry.data.clone(),
+        EntryType::EntryNormal => Bytes::from(batch::build_control_batch(
+            NO_TIMESTAMP,
+            control::RAFT_NOOP,
+            &[],
+        )),
+        t @ (EntryType::EntryConfChange | EntryType::EntryConfChangeV2) => {
+            let mut value = Vec::with_capacity(entry.data.len() + 1);
+            value.push(t as u8);
+            value.extend_from_slice(&entry.data);
+            Bytes::from(batch::build_control_batch(
+                NO_TIMESTAMP,
+                control::RAFT_CONF_CHANGE,
+                &value,
+            ))
+        }
+    }
+}
+
+/// The raft entry a stored batch stands for.
+pub(crate) fn batch_to_entry(bytes: Bytes, header: &batch::BatchHeader, index: u64) -> Entry {
+    let mut e = Entry {
+        term: header.partition_leader_epoch.max(0) as u64,
+        index,
+        ..Default::default()
+    };
+    match batch::control_type(&bytes) {
+        Some(control::RAFT_NOOP) => {}
+        Some(control::RAFT_CONF_CHANGE) => {
+            let value = batch::first_record_value(&bytes).unwrap_or(&[]);
+            if let Some((&kind, data)) = value.split_first() {
+                e.entry_type = if kind == EntryType::EntryConfChange as u8 {
+                    EntryType::EntryConfChange
+                } else {
+                    EntryType::EntryConfChangeV2
+                };
+                e.data = bytes.slice_ref(data);
+            }
+        }
+        _ => e.data = bytes,
+    }
+    e
+}
+
+/// Whether a stored batch is one of Cairn's raft control batches (never shown to clients).
+pub fn is_raft_control(batch_bytes: &[u8]) -> bool {
+    matches!(
+        batch::control_type(batch_bytes),
+        Some(control::RAFT_NOOP | control::RAFT_CONF_CHANGE)
+    )
+}
+
+impl raft::Storage for RaftLog {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        let core = self.core.borrow();
+        Ok(raft::RaftState {
+            hard_state: core.state.hard_state.clone(),
+            conf_state: core.state.conf_state.clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let mut core = self.core.borrow_mut();
+        let log = &mut core.log;
+        if low <= log.first_ordinal() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > log.next_ordinal() + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        if low == high {
+            return Ok(Vec::new());
+        }
+        let max_bytes = max_size.into().unwrap_or(u64::MAX).min(u32::MAX as u64) as u32;
+        let read = log
+            .read_ordinals(low - 1, high - low, max_bytes)
+            .map_err(store_err)?;
+        let bytes = read.load().map_err(store_err)?;
+        let mut entries = Vec::new();
+        for (i, item) in batch::iter_batches(&bytes, u32::MAX).enumerate() {
+            let (at, header, b) = item.map_err(store_err)?;
+            entries.push(batch_to_entry(
+                bytes.slice(at..at + b.len()),
+                &header,
+                low + i as u64,
+            ));
+        }
+        Ok(entries)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let mut core = self.core.borrow_mut();
+        let log = &mut core.log;
+        let first = log.first_ordinal() + 1;
+        if idx == 0 {
+            return Ok(0);
+        }
+        if idx + 1 == first {
+            // The entry just before the first one on disk (deleted by retention): the epoch
+            // in force at the log's first batch bounds it from above; raft only uses it to
+            // match a follower's log, which then needs a snapshot anyway.
+            let base = log.batch_at_ordinal(first - 1).map(|b| b.leader_epoch);
+            return Ok(base.map_or(0, |e| e.max(0) as u64));
+        }
+        if idx < first {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > log.next_ordinal() {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let info = log.batch_at_ordinal(idx - 1).map_err(store_err)?;
+        Ok(info.leader_epoch.max(0) as u64)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.core.borrow().log.first_ordinal() + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.core.borrow().log.next_ordinal())
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+/// A fresh replica's raft state: no term yet, the given voters.
+pub(crate) fn initial_state(voters: Vec<u64>) -> RaftState {
+    RaftState {
+        hard_state: HardState::default(),
+        conf_state: ConfState {
+            voters,
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_through_batches() {
+        let data = Bytes::from(batch::build_batch(5, &[b"hello"]));
+        for (kind, payload) in [
+            (EntryType::EntryNormal, data.clone()),
+            (EntryType::EntryNormal, Bytes::new()),
+            (EntryType::EntryConfChange, Bytes::from_static(b"cc")),
+            (EntryType::EntryConfChangeV2, Bytes::from_static(b"cc2")),
+        ] {
+            let entry = Entry {
+                entry_type: kind,
+                term: 3,
+                index: 9,
+                data: payload.clone(),
+                ..Default::default()
+            };
+            let stored = entry_to_batch(&entry);
+            let mut with_epoch = stored.to_vec();
+            with_epoch[12..16].copy_from_slice(&3i32.to_be_bytes());
+            let header = batch::validate(&with_epoch, u32::MAX).expect("valid batch");
+            let back = batch_to_entry(Bytes::from(with_epoch.clone()), &header, 9);
+            assert_eq!(back.entry_type, kind);
+            assert_eq!((back.term, back.index), (3, 9));
+            if kind == EntryType::EntryNormal && !payload.is_empty() {
+                assert_eq!(&back.data[16..], &payload[16..]);
+                assert!(!is_raft_control(&with_epoch));
+            } else {
+                assert_eq!(back.data, payload);
+                assert!(is_raft_control(&with_epoch));
+            }
+        }
+    }
+}
