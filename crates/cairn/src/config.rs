@@ -182,7 +182,7 @@ impl Config {
                                 key.name
                             )
                         })?;
-                        (key.set)(&mut self.log, number).map_err(|reason| {
+                        key.set(&mut self.log, number).map_err(|reason| {
                             anyhow::anyhow!(
                                 "{name}={value:?}: log setting \"{}\" {reason}",
                                 key.name

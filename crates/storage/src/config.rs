@@ -98,3 +98,131 @@ impl LogConfig {
         self.flush_ms.map(Duration::from_millis)
     }
 }
+
+/// The settings by their Kafka topic-config names (plus `max.open.segments`, Cairn's own, in
+/// the same style), in a fixed order. Used for `cairn.toml`'s `[log]` table, `CAIRN_LOG_*`
+/// variables and topic configs alike, so the three cannot drift apart.
+pub const KAFKA_NAMES: [&str; 10] = [
+    "segment.bytes",
+    "segment.ms",
+    "segment.index.bytes",
+    "index.interval.bytes",
+    "retention.bytes",
+    "retention.ms",
+    "flush.messages",
+    "flush.ms",
+    "max.message.bytes",
+    "max.open.segments",
+];
+
+/// A value that must be a non-negative integer fitting the field's type.
+fn non_negative<T: TryFrom<i64>>(value: i64) -> Result<T, String> {
+    T::try_from(value).map_err(|_| {
+        if value < 0 {
+            "must not be negative".to_string()
+        } else {
+            "is too large".to_string()
+        }
+    })
+}
+
+/// A Kafka-style limit: `-1` means none, otherwise a non-negative integer.
+fn limit(value: i64) -> Result<Option<u64>, String> {
+    match value {
+        -1 => Ok(None),
+        _ => u64::try_from(value)
+            .map(Some)
+            .map_err(|_| "must be -1 (no limit) or a non-negative integer".to_string()),
+    }
+}
+
+impl LogConfig {
+    /// Sets the setting named `name` (one of [`KAFKA_NAMES`]) to an integer, `-1` meaning
+    /// "no limit" where Kafka allows it. `Err` says what is wrong (unknown name, bad value);
+    /// the whole config is checked by [`LogConfig::validate`] afterwards.
+    pub fn set_kafka(&mut self, name: &str, value: i64) -> Result<(), String> {
+        match name {
+            "segment.bytes" => self.segment_bytes = non_negative(value)?,
+            "segment.ms" => self.segment_ms = non_negative(value)?,
+            "segment.index.bytes" => self.segment_index_bytes = non_negative(value)?,
+            "index.interval.bytes" => self.index_interval_bytes = non_negative(value)?,
+            "retention.bytes" => self.retention_bytes = limit(value)?,
+            "retention.ms" => self.retention_ms = limit(value)?,
+            "flush.messages" => self.flush_messages = limit(value)?,
+            "flush.ms" => self.flush_ms = limit(value)?,
+            "max.message.bytes" => self.max_batch_bytes = non_negative(value)?,
+            "max.open.segments" => self.max_open_segments = non_negative(value)?,
+            _ => {
+                return Err(format!(
+                    "is not a log setting (known: {})",
+                    KAFKA_NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings by Kafka name, `-1` for "no limit", in [`KAFKA_NAMES`] order.
+    ///
+    /// The destructuring names every field on purpose: a field added to `LogConfig` breaks
+    /// this build until it has a name here and in [`LogConfig::set_kafka`].
+    pub fn kafka_settings(&self) -> Vec<(&'static str, i128)> {
+        let LogConfig {
+            segment_bytes,
+            segment_ms,
+            segment_index_bytes,
+            index_interval_bytes,
+            retention_bytes,
+            retention_ms,
+            flush_messages,
+            flush_ms,
+            max_batch_bytes,
+            max_open_segments,
+        } = self;
+        let limit = |value: &Option<u64>| value.map_or(-1, i128::from);
+        vec![
+            ("segment.bytes", i128::from(*segment_bytes)),
+            ("segment.ms", i128::from(*segment_ms)),
+            ("segment.index.bytes", i128::from(*segment_index_bytes)),
+            ("index.interval.bytes", i128::from(*index_interval_bytes)),
+            ("retention.bytes", limit(retention_bytes)),
+            ("retention.ms", limit(retention_ms)),
+            ("flush.messages", limit(flush_messages)),
+            ("flush.ms", limit(flush_ms)),
+            ("max.message.bytes", i128::from(*max_batch_bytes)),
+            // usize always fits i128 on the targets Rust supports.
+            ("max.open.segments", *max_open_segments as i128),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_and_settings_agree() {
+        let defaults = LogConfig::default();
+        let names: Vec<_> = defaults.kafka_settings().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, KAFKA_NAMES);
+        // Setting each name changes exactly the setting of that name.
+        for (index, name) in KAFKA_NAMES.iter().enumerate() {
+            let mut log = defaults.clone();
+            let before = log.kafka_settings()[index].1;
+            let value = if before == 777 { 778 } else { 777 };
+            log.set_kafka(name, value)
+                .expect("777 is valid for every key");
+            for (other, (n, setting)) in log.kafka_settings().iter().enumerate() {
+                let expected = if other == index {
+                    i128::from(value)
+                } else {
+                    defaults.kafka_settings()[other].1
+                };
+                assert_eq!(*setting, expected, "{n}");
+            }
+        }
+        assert!(LogConfig::default().set_kafka("retention.ms", -1).is_ok());
+        assert!(LogConfig::default().set_kafka("segment.bytes", -1).is_err());
+        assert!(LogConfig::default().set_kafka("no.such", 1).is_err());
+    }
+}

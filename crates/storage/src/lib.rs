@@ -69,7 +69,7 @@ mod retention;
 mod scan;
 mod segment;
 
-pub use config::LogConfig;
+pub use config::{LogConfig, KAFKA_NAMES};
 pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};
 pub use log::{system_clock, AppendInfo, BatchInfo, Clock, Log, TimestampOffset};
