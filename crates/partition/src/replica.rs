@@ -88,8 +88,13 @@ pub(crate) struct Replica {
     producers: ProducerStates,
     batches_since_snapshot: u64,
     pending: VecDeque<Pending>,
-    /// Offset after the last committed entry: what consumers may read.
+    /// Offset after the last committed entry: reads stop here.
     high_watermark: u64,
+    /// Raft index and base offset of the first of the raft control batches at the end of the
+    /// log, if the log ends with some (each election appends one). Clients are shown a high
+    /// watermark that stops before them (they hold no records), so a consumer that has read
+    /// every record is at the end, not one offset short of it.
+    trailing_control: Option<(u64, u64)>,
     /// Term and vote last written to `raft-state`.
     persisted_term_vote: (u64, u64),
     state_tx: watch::Sender<PartitionState>,
@@ -171,6 +176,7 @@ impl Replica {
         }
         let commit = state.hard_state.commit;
         let producers = rebuild_producers(dir, &mut log)?;
+        let trailing_control = find_trailing_control(&mut log)?;
         let high_watermark = committed_offset(&mut log, commit)?;
         let persisted_term_vote = (state.hard_state.term, state.hard_state.vote);
         let core = Rc::new(RefCell::new(Core { log, state }));
@@ -215,6 +221,7 @@ impl Replica {
             batches_since_snapshot: 0,
             pending: VecDeque::new(),
             high_watermark,
+            trailing_control,
             persisted_term_vote,
             state_tx,
             ticks: 0,
@@ -232,7 +239,7 @@ impl Replica {
     fn publish(&self) {
         let core = self.core.borrow();
         let state = PartitionState {
-            high_watermark: self.high_watermark,
+            high_watermark: self.visible_high_watermark(),
             log_start_offset: core.log.log_start_offset(),
             log_end_offset: core.log.log_end_offset(),
             leader_epoch: self.node.raft.term as i32,
@@ -243,6 +250,16 @@ impl Replica {
             *s = state;
             changed
         });
+    }
+
+    /// The high watermark clients see: the raft one, minus trailing raft control batches.
+    fn visible_high_watermark(&self) -> u64 {
+        match self.trailing_control {
+            Some((index, base_offset)) if self.core.borrow().state.hard_state.commit >= index => {
+                base_offset.min(self.high_watermark)
+            }
+            _ => self.high_watermark,
+        }
     }
 
     /// Handles one command; returns `false` once the replica has closed.
@@ -413,6 +430,15 @@ impl Replica {
                 core.log.append(&bytes, epoch)?
             };
             debug_assert_eq!(info.ordinal + 1, entry.index, "raft index = ordinal + 1");
+            let is_control = entry.entry_type != EntryType::EntryNormal || entry.data.is_empty();
+            match self.trailing_control {
+                Some((index, _)) if index >= entry.index => {
+                    // The run was cut by a raft overwrite; this entry starts over.
+                    self.trailing_control = is_control.then_some((entry.index, info.base_offset));
+                }
+                Some(_) if is_control => {}
+                _ => self.trailing_control = is_control.then_some((entry.index, info.base_offset)),
+            }
             if entry.entry_type == EntryType::EntryNormal && !entry.data.is_empty() {
                 if let Ok(h) = batch::parse_header(&bytes) {
                     self.producers.record(&h, info.base_offset);
@@ -476,6 +502,7 @@ impl Replica {
 
     fn fetch(&mut self, offset: u64, max_bytes: u32) -> Result<FetchData> {
         let hw = self.high_watermark;
+        let visible = self.visible_high_watermark();
         let mut core = self.core.borrow_mut();
         let log = &mut core.log;
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
@@ -483,7 +510,7 @@ impl Replica {
             return Err(PartitionError::OffsetOutOfRange {
                 offset,
                 log_start: start,
-                high_watermark: hw,
+                high_watermark: visible,
             });
         }
         let read = if offset >= hw {
@@ -493,13 +520,13 @@ impl Replica {
         };
         Ok(FetchData {
             read,
-            high_watermark: hw,
+            high_watermark: visible,
             log_start_offset: start,
         })
     }
 
     fn list_offsets(&mut self, query: OffsetQuery) -> Result<TimestampOffsetAnswer> {
-        let hw = self.high_watermark;
+        let hw = self.visible_high_watermark();
         let epoch = self.node.raft.term as i32;
         let mut core = self.core.borrow_mut();
         let log = &mut core.log;
@@ -531,7 +558,7 @@ impl Replica {
     }
 
     fn delete_records(&mut self, before: Option<u64>) -> Result<u64> {
-        let hw = self.high_watermark;
+        let hw = self.visible_high_watermark();
         let target = before.unwrap_or(hw);
         let mut core = self.core.borrow_mut();
         let log = &mut core.log;
@@ -601,6 +628,26 @@ fn committed_offset(log: &mut Log, commit: u64) -> Result<u64> {
         .batch_at_ordinal(commit - 1)?
         .next_offset
         .max(log.log_start_offset()))
+}
+
+/// The raft index and base offset of the first raft control batch of the run of them that
+/// ends the log, if it ends with one (read back at open; maintained in memory afterwards).
+fn find_trailing_control(log: &mut Log) -> Result<Option<(u64, u64)>> {
+    let mut found = None;
+    let mut ordinal = log.next_ordinal();
+    while ordinal > log.first_ordinal() {
+        ordinal -= 1;
+        let header = log.header_at_ordinal(ordinal)?;
+        if !header.is_control() {
+            break;
+        }
+        let bytes = log.read_ordinals(ordinal, 1, u32::MAX)?.load()?;
+        if !raft_log::is_raft_control(&bytes) {
+            break;
+        }
+        found = Some((ordinal + 1, header.base_offset as u64));
+    }
+    Ok(found)
 }
 
 /// Producer state from the last snapshot plus the batch headers written after it.

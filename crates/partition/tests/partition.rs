@@ -69,8 +69,9 @@ async fn produce_fetch_and_high_watermark() {
     let s = p.state();
     assert!(s.is_leader, "a group of one elects itself");
     assert_eq!(s.leader_epoch, 1);
-    // The new leader's no-op entry took offset 0 and is committed.
-    assert_eq!((s.high_watermark, s.log_end_offset), (1, 1));
+    // The new leader's no-op entry took offset 0 and is committed; clients are shown a high
+    // watermark before it (it holds no records).
+    assert_eq!((s.high_watermark, s.log_end_offset), (0, 1));
 
     let a = p
         .produce(vec![data_batch(10, &[b"a", b"b"])], Acks::Leader)
@@ -141,9 +142,16 @@ async fn restart_keeps_data_and_bumps_the_epoch() {
             .expect("reopen");
         let s = p.state();
         assert_eq!(s.leader_epoch, round, "each restart is a new term");
+        // Everything is committed again; the high watermark clients see stops before the
+        // raft no-op batches the restarts appended (one per restart, with no data after).
+        assert_eq!(s.high_watermark, 51, "round {round}");
+        assert_eq!(s.log_end_offset, 51 + (round as u64 - 1));
         assert_eq!(
-            s.high_watermark, s.log_end_offset,
-            "everything committed again"
+            p.list_offsets(OffsetQuery::Latest)
+                .await
+                .expect("latest")
+                .offset,
+            Some(51)
         );
         assert_eq!(read_all(&p, 0).await, before, "round {round}");
         assert_eq!(
@@ -253,11 +261,14 @@ async fn delete_records_and_long_poll_watch() {
             .await
             .expect("produce");
     });
-    tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
-        .await
-        .expect("woken before the timeout")
-        .expect("sender alive");
-    assert!(watch.borrow().high_watermark > hw);
+    // As a long-polling fetch does: wait for changes until the high watermark moved.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while watch.borrow_and_update().high_watermark <= hw {
+            watch.changed().await.expect("sender alive");
+        }
+    })
+    .await
+    .expect("woken before the timeout");
     p.delete().await.expect("delete partition");
     assert!(!dir.path().join("t-0").exists());
     shards.shutdown();
