@@ -16,6 +16,7 @@
 //! Everything here is pure except [`Config::load`], which reads the process environment and
 //! the file and hands them to [`Config::resolve`]; the tests drive `resolve` with plain values.
 
+mod broker_table;
 mod log_table;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ use anyhow::{bail, Context as _};
 use cairn_storage::LogConfig;
 use serde::Deserialize;
 
+pub use self::broker_table::BrokerSettings;
+use self::broker_table::{deserialize_broker_table, env_suffix, BROKER_KEYS};
 pub use self::log_table::log_settings;
 use self::log_table::{deserialize_log_table, LOG_KEYS};
 
@@ -37,6 +40,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "cairn.toml";
 const ENV_PREFIX: &str = "CAIRN_";
 /// Variables for `[log]` settings: this prefix, then the Kafka name in upper snake case.
 const LOG_ENV_PREFIX: &str = "CAIRN_LOG_";
+/// Variables for `[broker]` settings, likewise.
+const BROKER_ENV_PREFIX: &str = "CAIRN_BROKER_";
 
 /// The whole configuration of a broker node.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -54,6 +59,9 @@ pub struct Config {
     /// Defaults for every partition log (the `[log]` table, Kafka names).
     #[serde(deserialize_with = "deserialize_log_table")]
     pub log: LogConfig,
+    /// The node's broker settings (the `[broker]` table, Kafka names).
+    #[serde(deserialize_with = "deserialize_broker_table")]
+    pub broker: BrokerSettings,
 }
 
 impl Default for Config {
@@ -64,6 +72,7 @@ impl Default for Config {
             advertise: None,
             log_level: "info".to_string(),
             log: LogConfig::default(),
+            broker: BrokerSettings::default(),
         }
     }
 }
@@ -161,6 +170,23 @@ impl Config {
                 }
                 "CAIRN_ADVERTISE" => self.advertise = Some(value.clone()),
                 "CAIRN_LOG_LEVEL" => self.log_level = value.clone(),
+                _ if name.starts_with(BROKER_ENV_PREFIX) => {
+                    let suffix = &name[BROKER_ENV_PREFIX.len()..];
+                    // As with [log]: a misspelt broker setting is an error, not ignored.
+                    let Some(key) = BROKER_KEYS.iter().find(|k| env_suffix(k) == suffix) else {
+                        bail!(
+                            "unknown environment variable {name}; known [broker] variables: {}",
+                            BROKER_KEYS
+                                .iter()
+                                .map(|k| format!("{BROKER_ENV_PREFIX}{}", env_suffix(k)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    };
+                    self.broker.set(key, value).map_err(|reason| {
+                        anyhow::anyhow!("{name}={value:?}: broker setting \"{key}\" {reason}")
+                    })?;
+                }
                 _ => {
                     if let Some(suffix) = name.strip_prefix(LOG_ENV_PREFIX) {
                         // A misspelt retention or flush setting silently ignored could lose
@@ -240,6 +266,17 @@ impl Config {
         check_log_level(&self.log_level)?;
         self.to_log_config().validate()?;
         Ok(())
+    }
+
+    /// The advertised host and port, split (validated by [`Config::validate`]).
+    pub fn advertise_host_port(&self) -> (String, u16) {
+        match self.advertise.as_deref().and_then(|a| a.rsplit_once(':')) {
+            Some((host, port)) => (
+                host.trim_matches(['[', ']']).to_string(),
+                port.parse().unwrap_or(self.listen.port()),
+            ),
+            None => (self.listen.ip().to_string(), self.listen.port()),
+        }
     }
 
     /// The `host:port` clients are told to connect to.

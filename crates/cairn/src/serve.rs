@@ -6,17 +6,21 @@
 //! 2. install signal handlers, before anything announces readiness, so a signal sent the
 //!    moment `cairn ready` appears is handled rather than killing the process;
 //! 3. create the data directory and lock it;
-//! 4. log `cairn ready`.
+//! 4. start the broker: open every topic's partitions (recovering them after a crash) and
+//!    bind the Kafka listener;
+//! 5. log `cairn ready` — clients can connect from this line on.
 //!
-//! Shutdown runs the same steps backwards: `shutting down`, release the lock, `stopped`.
-//! The Kafka listener (a later step) will take a shutdown token from here and drain before
-//! the lock is released.
+//! Shutdown runs the same steps backwards: `shutting down`, stop accepting and drain
+//! connections, flush and close every partition (a clean shutdown: the next start reads no
+//! log data), release the lock, `stopped`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, info, warn};
+
+use cairn_broker::{Broker, BrokerConfig};
 
 use crate::config::{log_settings, Config, ConfigArgs};
 use crate::lock::DataDirLock;
@@ -56,18 +60,36 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let data_dir = prepare_data_dir(&config.data_dir)?;
     let lock = DataDirLock::acquire(&data_dir)?;
     debug!(lock_file = %lock.path().display(), "data directory locked");
+    let broker = Broker::start(broker_config(config, &data_dir))
+        .await
+        .context("cannot start the broker")?;
     info!(
         data_dir = %data_dir.display(),
-        listen = %config.listen,
+        listen = %broker.local_addr(),
         advertise = %config.advertise_addr(),
+        cluster_id = broker.cluster_id(),
         "cairn ready"
     );
 
     let signal = signals.recv().await;
     info!(signal = %signal, "shutting down");
+    broker.shutdown().await;
     lock.release();
     info!("stopped");
     Ok(())
+}
+
+/// The broker's settings from the node's configuration.
+fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
+    let mut b = BrokerConfig::new(data_dir.to_path_buf(), config.listen);
+    b.advertise = config.advertise_host_port();
+    b.node_id = config.broker.node_id;
+    b.auto_create_topics = config.broker.auto_create_topics;
+    b.num_partitions = config.broker.num_partitions;
+    b.max_frame_bytes = config.broker.socket_request_max_bytes;
+    b.max_connections = config.broker.max_connections;
+    b.log = config.to_log_config();
+    b
 }
 
 /// Creates the data directory if needed and returns its absolute path, which is what the

@@ -1,0 +1,61 @@
+//! The broker's settings. Names follow Kafka's broker configs where one exists.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cairn_storage::LogConfig;
+
+/// Settings of one broker node.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`: this broker's id in metadata responses (Kafka's first broker is 0 or 1;
+    /// Cairn's default is 1). Its raft id is `node_id + 1` (raft ids must be non-zero).
+    pub node_id: i32,
+    /// Where topics live: `<data_dir>/<topic>-<partition>/` and `<data_dir>/.cairn/`.
+    pub data_dir: PathBuf,
+    /// The address the Kafka listener binds.
+    pub listen: SocketAddr,
+    /// Host and port clients are told to connect to (Kafka's `advertised.listeners`).
+    pub advertise: (String, u16),
+    /// `auto.create.topics.enable`: Metadata for an unknown topic creates it (Kafka default
+    /// true).
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of an auto-created topic, and of a CreateTopics request
+    /// that leaves the count to the broker (Kafka default 1).
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: the largest request frame accepted; checked before the
+    /// frame is buffered (Kafka default 100 MiB).
+    pub max_frame_bytes: usize,
+    /// `max.connections`: concurrent client connections; further ones wait in the accept
+    /// queue (Kafka's default is unlimited; Cairn's is 10 000).
+    pub max_connections: usize,
+    /// Requests one connection may have in flight before the broker stops reading from it
+    /// (responses are sent in request order).
+    pub max_inflight_per_connection: usize,
+    /// Largest amount of decompressed data validation reads from one produced batch.
+    pub max_uncompressed_batch_bytes: u64,
+    /// Log settings of topics that do not override them (`[log]` in `cairn.toml`).
+    pub log: LogConfig,
+    /// Threads that own partitions (their file I/O never runs on the network runtime).
+    pub storage_threads: usize,
+}
+
+impl BrokerConfig {
+    /// Defaults for a broker on `data_dir` listening on `listen`.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> BrokerConfig {
+        BrokerConfig {
+            node_id: 1,
+            data_dir,
+            listen,
+            advertise: (listen.ip().to_string(), listen.port()),
+            auto_create_topics: true,
+            num_partitions: 1,
+            max_frame_bytes: cairn_protocol::DEFAULT_MAX_FRAME_BYTES,
+            max_connections: 10_000,
+            max_inflight_per_connection: 64,
+            max_uncompressed_batch_bytes: 64 << 20,
+            log: LogConfig::default(),
+            storage_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Kafka error codes for the broker's own errors. Storage, record and request errors map
+//! through the protocol crate's table (`cairn_protocol::errors`); this adds the partition and
+//! topic layers on top of it, so every internal error still reaches one mapping.
+
+use cairn_partition::{PartitionError, ProducerError};
+use cairn_protocol::ErrorCode;
+
+use crate::topics::TopicError;
+
+/// The code a client gets for a partition error.
+pub(crate) fn partition_error(e: &PartitionError) -> ErrorCode {
+    match e {
+        PartitionError::Storage(s) => ErrorCode::from(s),
+        PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+            ErrorCode::InvalidProducerEpoch
+        }
+        PartitionError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            ErrorCode::OutOfOrderSequenceNumber
+        }
+        // Retriable: the client refreshes metadata and tries again.
+        PartitionError::NotLeader | PartitionError::Closed | PartitionError::Raft(_) => {
+            ErrorCode::NotLeaderOrFollower
+        }
+        PartitionError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        PartitionError::RaftState { .. } => ErrorCode::KafkaStorageError,
+    }
+}
+
+/// The code a client gets for a topic admin error.
+pub(crate) fn topic_error(e: &TopicError) -> ErrorCode {
+    match e {
+        TopicError::Unknown(_) => ErrorCode::UnknownTopicOrPartition,
+        TopicError::AlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+        TopicError::InvalidName { .. } => ErrorCode::InvalidTopicException,
+        TopicError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        TopicError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+        TopicError::Config(_) => ErrorCode::InvalidConfig,
+        TopicError::Partition(p) => partition_error(p),
+        TopicError::Storage(s) => ErrorCode::from(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_and_topic_errors_have_their_codes() {
+        let cases = [
+            (PartitionError::NotLeader, ErrorCode::NotLeaderOrFollower),
+            (PartitionError::Closed, ErrorCode::NotLeaderOrFollower),
+            (
+                PartitionError::OffsetOutOfRange {
+                    offset: 9,
+                    log_start: 0,
+                    high_watermark: 3,
+                },
+                ErrorCode::OffsetOutOfRange,
+            ),
+            (
+                PartitionError::Producer(ProducerError::OutOfOrderSequence {
+                    producer_id: 1,
+                    epoch: 0,
+                    first_sequence: 5,
+                    expected: 0,
+                }),
+                ErrorCode::OutOfOrderSequenceNumber,
+            ),
+            (
+                PartitionError::Producer(ProducerError::InvalidProducerEpoch {
+                    producer_id: 1,
+                    epoch: 0,
+                    current: 1,
+                }),
+                ErrorCode::InvalidProducerEpoch,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(partition_error(&e), code, "{e}");
+        }
+        assert_eq!(
+            topic_error(&TopicError::AlreadyExists("t".into())),
+            ErrorCode::TopicAlreadyExists
+        );
+        assert_eq!(
+            topic_error(&TopicError::Unknown("t".into())),
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert_eq!(
+            topic_error(&TopicError::InvalidName {
+                name: "a b".into(),
+                reason: "x"
+            }),
+            ErrorCode::InvalidTopicException
+        );
+        assert_eq!(
+            topic_error(&TopicError::InvalidPartitions("0".into())),
+            ErrorCode::InvalidPartitions
+        );
+    }
+}

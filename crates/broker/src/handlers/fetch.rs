@@ -1,0 +1,247 @@
+//! Fetch: whole batches below the high watermark, long-polled.
+//!
+//! A fetch reads every requested partition (each up to its `partition_max_bytes`, the whole
+//! response up to `max_bytes`, but always at least one batch — KIP-74). If fewer than
+//! `min_bytes` came back it waits, for at most `max_wait_ms`, on the partitions' state
+//! watches, and reads again as soon as any of them moves: a waiting fetch completes when
+//! data arrives, not when the wait ends. Fetch sessions (KIP-227) are not kept: the answer's
+//! session id is 0, which tells clients to send full fetches.
+//!
+//! Batches are copied out of the segment files (verified once per process, see storage's
+//! `LogRead`), and Cairn's raft control batches are cut out: clients never see them.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cairn_partition::{is_raft_control, PartitionHandle, PartitionState};
+use cairn_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
+use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use cairn_protocol::ErrorCode;
+use cairn_storage::batch;
+use tokio::sync::watch;
+
+use super::{check_leader_epoch, partition};
+use crate::errors::partition_error;
+use crate::server::Ctx;
+
+/// The longest a fetch waits, whatever it asks (clients ask for 500 ms by default).
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Loads larger than this run on the blocking pool rather than on a network thread.
+const BLOCKING_LOAD_BYTES: u64 = 256 * 1024;
+
+/// One requested partition.
+struct Wanted {
+    partition: i32,
+    handle: Result<PartitionHandle, ErrorCode>,
+    offset: i64,
+    max_bytes: i32,
+    leader_epoch: i32,
+}
+
+pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchResponse {
+    let mut wanted = Vec::new();
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            wanted.push(Wanted {
+                partition: p.partition,
+                handle: partition(ctx, topic.topic.0.as_str(), p.partition).map(|(_, h)| h),
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                leader_epoch: p.current_leader_epoch,
+            });
+        }
+    }
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let min_bytes = req.min_bytes.max(0) as u64;
+    // Subscribe before the first read, so a change between read and wait still wakes us.
+    let mut watches: Vec<watch::Receiver<PartitionState>> = wanted
+        .iter()
+        .filter_map(|w| w.handle.as_ref().ok().map(|h| h.watch()))
+        .collect();
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        for w in &mut watches {
+            w.borrow_and_update();
+        }
+        let (partitions, bytes, errors) = read_all(&wanted, req.max_bytes, version).await;
+        let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
+        if done {
+            return respond(&req, partitions);
+        }
+        let changed =
+            futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = shutdown.changed() => return respond(&req, partitions),
+        }
+    }
+}
+
+/// Reads every partition once; returns the answers, the bytes of records read, and whether
+/// any partition had an error (which ends the wait, as in Kafka).
+async fn read_all(
+    wanted: &[Wanted],
+    max_bytes: i32,
+    version: i16,
+) -> (Vec<PartitionData>, u64, bool) {
+    let mut budget = if max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        max_bytes as u64
+    };
+    let mut total = 0u64;
+    let mut errors = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut d = PartitionData::default();
+        d.partition_index = w.partition;
+        d.high_watermark = -1;
+        d.last_stable_offset = -1;
+        d.log_start_offset = -1;
+        d.preferred_read_replica = BrokerId(-1);
+        d.aborted_transactions = Some(Vec::new());
+        let result = match &w.handle {
+            Err(code) => Err(*code),
+            Ok(handle) => read_partition(handle, w, &mut budget, total == 0, &mut d).await,
+        };
+        match result {
+            Ok(n) => total += n,
+            Err(code) => {
+                errors = true;
+                d.error_code = code.code();
+            }
+        }
+        if version < 5 {
+            d.log_start_offset = -1;
+        }
+        out.push(d);
+    }
+    (out, total, errors)
+}
+
+async fn read_partition(
+    handle: &PartitionHandle,
+    w: &Wanted,
+    budget: &mut u64,
+    first: bool,
+    d: &mut PartitionData,
+) -> Result<u64, ErrorCode> {
+    let state = handle.state();
+    if let Some(code) = check_leader_epoch(w.leader_epoch, &state) {
+        return Err(code);
+    }
+    d.high_watermark = state.high_watermark as i64;
+    d.last_stable_offset = state.high_watermark as i64;
+    d.log_start_offset = state.log_start_offset as i64;
+    let offset = u64::try_from(w.offset).map_err(|_| ErrorCode::OffsetOutOfRange)?;
+    // Past the response's budget only the first partition still gets a batch (KIP-74).
+    let limit = (w.max_bytes.max(0) as u64).min(*budget);
+    if limit == 0 && !first {
+        d.records = Some(Bytes::new());
+        return Ok(0);
+    }
+    let data = handle
+        .fetch(offset, limit.min(u32::MAX as u64) as u32)
+        .await
+        .map_err(|e| partition_error(&e))?;
+    d.high_watermark = data.high_watermark as i64;
+    d.last_stable_offset = data.high_watermark as i64;
+    d.log_start_offset = data.log_start_offset as i64;
+    let read = data.read;
+    let size = read.total_bytes();
+    let loaded = if size > BLOCKING_LOAD_BYTES {
+        tokio::task::spawn_blocking(move || read.load())
+            .await
+            .map_err(|_| ErrorCode::UnknownServerError)?
+    } else {
+        read.load()
+    };
+    let records = match loaded {
+        Ok(bytes) => strip_raft_control(bytes),
+        Err(e) => {
+            tracing::error!(partition = handle.name(), offset, error = %e, "fetch read failed");
+            return Err(ErrorCode::from(&e));
+        }
+    };
+    *budget = budget.saturating_sub(records.len() as u64);
+    let n = records.len() as u64;
+    d.records = Some(records);
+    Ok(n)
+}
+
+/// The batches of `bytes` without Cairn's raft control batches (a copy only when there is
+/// one to cut, which happens once per election).
+fn strip_raft_control(bytes: Bytes) -> Bytes {
+    let mut spans = Vec::new();
+    let mut at = 0usize;
+    let mut cut = false;
+    while let Some((_, len)) = batch::peek_total_len(&bytes[at..]) {
+        let Ok(len) = usize::try_from(len) else { break };
+        let end = at.saturating_add(len).min(bytes.len());
+        let b = &bytes[at..end];
+        let control = batch::parse_header(b).is_ok_and(|h| h.is_control()) && is_raft_control(b);
+        if control {
+            cut = true;
+        } else {
+            spans.push(at..end);
+        }
+        if end == at {
+            break;
+        }
+        at = end;
+    }
+    if !cut {
+        return bytes;
+    }
+    let mut out = BytesMut::with_capacity(bytes.len());
+    for span in spans {
+        out.extend_from_slice(&bytes[span]);
+    }
+    out.freeze()
+}
+
+fn respond(req: &FetchRequest, partitions: Vec<PartitionData>) -> FetchResponse {
+    let mut resp = FetchResponse::default();
+    resp.session_id = 0;
+    let mut partitions = partitions.into_iter();
+    for topic in &req.topics {
+        let mut t = FetchableTopicResponse::default();
+        t.topic = topic.topic.clone();
+        t.topic_id = topic.topic_id;
+        t.partitions = topic
+            .partitions
+            .iter()
+            .filter_map(|_| partitions.next())
+            .collect();
+        resp.responses.push(t);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_storage::batch::{build_batch, build_control_batch, control};
+
+    #[test]
+    fn raft_control_batches_are_cut_out() {
+        let a = build_batch(1, &[b"a"]);
+        let noop = build_control_batch(-1, control::RAFT_NOOP, &[]);
+        let txn_marker = build_control_batch(1, 1, &[0, 0, 0, 0, 0, 0]);
+        let b = build_batch(2, &[b"b"]);
+        let all: Vec<u8> = [a.clone(), noop.clone(), txn_marker.clone(), b.clone()].concat();
+        let stripped = strip_raft_control(Bytes::from(all));
+        assert_eq!(
+            &stripped[..],
+            &[a.clone(), txn_marker, b.clone()].concat()[..],
+            "Kafka's own markers stay"
+        );
+        let untouched = Bytes::from([a, b].concat());
+        assert_eq!(strip_raft_control(untouched.clone()), untouched);
+        assert!(strip_raft_control(Bytes::from(noop)).is_empty());
+    }
+}

@@ -1,0 +1,138 @@
+//! Metadata: brokers (this one), topics and their partitions, with auto-creation.
+
+use std::sync::Arc;
+
+use cairn_protocol::kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use cairn_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use cairn_protocol::ErrorCode;
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::errors::topic_error;
+use crate::server::Ctx;
+use crate::topic_config::TopicConfigs;
+use crate::topics::{validate_name, Topic, TopicError};
+
+pub(super) async fn metadata(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let mut resp = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(ctx.config.node_id);
+    broker.host = str_bytes(&ctx.config.advertise.0);
+    broker.port = ctx.config.advertise.1 as i32;
+    resp.brokers = vec![broker];
+    if version >= 2 {
+        resp.cluster_id = Some(str_bytes(&ctx.cluster_id));
+    }
+    if version >= 1 {
+        resp.controller_id = BrokerId(ctx.config.node_id);
+    }
+
+    let all = match &req.topics {
+        None => true,
+        // Before v1 an empty list meant "all topics".
+        Some(list) => list.is_empty() && version == 0,
+    };
+    if all {
+        resp.topics = ctx
+            .topics
+            .list()
+            .iter()
+            .map(|t| describe(ctx, t, version))
+            .collect();
+        return resp;
+    }
+    // Kafka's rule: auto-create only if the broker allows it and, from v4, the client asks.
+    let auto_create =
+        ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    for requested in req.topics.unwrap_or_default() {
+        let Some(name) = requested.name.as_ref().map(|n| n.0.as_str().to_string()) else {
+            // Lookup by topic id (v10+).
+            let topic = ctx.topics.get_by_id(requested.topic_id);
+            resp.topics.push(match topic {
+                Some(t) => describe(ctx, &t, version),
+                None => error_topic(None, requested.topic_id, ErrorCode::UnknownTopicId, version),
+            });
+            continue;
+        };
+        let found = match ctx.topics.get(&name) {
+            Some(t) => Ok(t),
+            None if validate_name(&name).is_err() => Err(ErrorCode::InvalidTopicException),
+            None if auto_create => auto_create_topic(ctx, &name).await,
+            None => Err(ErrorCode::UnknownTopicOrPartition),
+        };
+        resp.topics.push(match found {
+            Ok(t) => describe(ctx, &t, version),
+            Err(code) => error_topic(Some(&name), Uuid::nil(), code, version),
+        });
+    }
+    resp
+}
+
+async fn auto_create_topic(ctx: &Ctx, name: &str) -> Result<Arc<Topic>, ErrorCode> {
+    let partitions = ctx.config.num_partitions.max(1);
+    match ctx
+        .topics
+        .create(name, partitions, TopicConfigs::default(), false)
+        .await
+    {
+        Ok(t) => Ok(t),
+        // Created concurrently by another request: fine.
+        Err(TopicError::AlreadyExists(_)) => ctx
+            .topics
+            .get(name)
+            .ok_or(ErrorCode::UnknownTopicOrPartition),
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-creating topic");
+            Err(topic_error(&e))
+        }
+    }
+}
+
+fn error_topic(
+    name: Option<&str>,
+    id: Uuid,
+    code: ErrorCode,
+    version: i16,
+) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = code.code();
+    t.name = name.map(topic_name);
+    if version >= 10 {
+        t.topic_id = id;
+    }
+    t
+}
+
+fn describe(ctx: &Ctx, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.config.node_id);
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    t.partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let state = p.state();
+            let mut m = MetadataResponsePartition::default();
+            m.partition_index = i as i32;
+            if version >= 7 {
+                m.leader_epoch = state.leader_epoch;
+            }
+            m.replica_nodes = vec![node];
+            if state.is_leader {
+                m.leader_id = node;
+                m.isr_nodes = vec![node];
+            } else {
+                m.error_code = ErrorCode::LeaderNotAvailable.code();
+                m.leader_id = BrokerId(-1);
+            }
+            m
+        })
+        .collect();
+    t
+}

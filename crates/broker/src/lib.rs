@@ -1,0 +1,60 @@
+//! Cairn's broker: the Kafka-protocol TCP server, its request handlers, and the topics they
+//! serve.
+//!
+//! ```text
+//! client ──TCP──► connection task ── frame (protocol::decode_frame, bounded)
+//!                   │  parse_request ── unknown API / bad frame: log peer+reason, close
+//!                   ├─► one task per request ─► handlers::handle ─► TopicRegistry ─►
+//!                   │        PartitionHandle (storage shard) ─► response
+//!                   └─◄ responses written in request order (at most
+//!                       `max_inflight_per_connection` in flight; reading pauses beyond)
+//! ```
+//!
+//! The broker knows Kafka requests and topics; partitions know raft and the log. Everything a
+//! client can make the broker hold is bounded: frame size, requests in flight per connection,
+//! connections, decompression per batch, partitions per topic.
+#![warn(missing_docs)]
+
+mod config;
+mod errors;
+mod handlers;
+mod meta;
+mod server;
+mod topic_config;
+mod topics;
+
+pub use config::BrokerConfig;
+pub use server::Broker;
+pub use topic_config::{ConfigError, DescribedConfig, TopicConfigs};
+
+/// Errors that stop the broker from starting or that it reports while stopping.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storage failed (metadata files, topic files).
+    #[error(transparent)]
+    Storage(#[from] cairn_storage::StorageError),
+    /// A partition failed to open.
+    #[error(transparent)]
+    Partition(#[from] cairn_partition::PartitionError),
+    /// The configuration or the data directory is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// The storage threads could not be started.
+    #[error("cannot start storage threads: {0}")]
+    Threads(std::io::Error),
+}
+
+impl From<topics::TopicError> for BrokerError {
+    fn from(e: topics::TopicError) -> Self {
+        BrokerError::Config(e.to_string())
+    }
+}

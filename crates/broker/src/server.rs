@@ -1,0 +1,284 @@
+//! The Kafka listener: accepting connections, reading frames, answering in order.
+//!
+//! Each connection has a reader (this task) and a writer task. The reader decodes frames and
+//! parses requests, starts one task per request, and queues that task's answer slot on a
+//! bounded channel; the writer takes the slots in order and writes each response when it is
+//! ready. Clients pipeline requests and expect responses in request order (the Kafka
+//! protocol guarantees it), while a slow request — a long-polling fetch — does not block the
+//! parsing of the next. When `max_inflight_per_connection` answers are pending the reader
+//! stops reading, so the socket's own flow control pushes back on the client.
+//!
+//! A frame over `socket.request.max.bytes`, an unknown API, an unsupported version (except
+//! ApiVersions, which is answered per the protocol) or a malformed request closes only that
+//! connection, with a log line naming the peer and the reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use cairn_partition::StorageShards;
+use cairn_protocol::kafka_protocol::messages::ApiKey;
+use cairn_protocol::{
+    api_versions_unsupported, decode_frame, encode_response, parse_request, RequestError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::BrokerConfig;
+use crate::meta::{self, ProducerIds};
+use crate::topics::TopicRegistry;
+use crate::{handlers, BrokerError};
+
+/// How long shutdown waits for connections to finish their in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Initial read buffer of a connection (it grows up to the largest frame being read).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What request handlers share.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) config: BrokerConfig,
+    pub(crate) topics: TopicRegistry,
+    pub(crate) cluster_id: String,
+    pub(crate) producer_ids: ProducerIds,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    ctx: Arc<Ctx>,
+    shards: Arc<StorageShards>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+/// An answer slot: the encoded response, `None` when the request gets none (acks=0), or an
+/// error that closes the connection.
+type Answer = oneshot::Receiver<Result<Option<BytesMut>, ()>>;
+
+impl Broker {
+    /// Opens the data directory (topics, partitions, metadata), binds the listener and starts
+    /// serving.
+    pub async fn start(mut config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| cairn_storage::StorageError::Io {
+            op: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        if config.node_id < 0 {
+            return Err(BrokerError::Config(format!(
+                "node.id must not be negative, got {}",
+                config.node_id
+            )));
+        }
+        let cluster_id = meta::cluster_id(&dir, config.node_id)?;
+        let producer_ids = ProducerIds::open(&dir)?;
+        let shards =
+            Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
+        let raft_id = config.node_id as u64 + 1;
+        let topics =
+            TopicRegistry::load(&dir, Arc::clone(&shards), config.log.clone(), raft_id).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        if config.advertise.1 == 0 {
+            config.advertise.1 = local_addr.port();
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            config,
+            topics,
+            cluster_id,
+            producer_ids,
+            shutdown: shutdown_rx.clone(),
+        });
+        let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&ctx), shutdown_rx));
+        Ok(Broker {
+            ctx,
+            shards,
+            local_addr,
+            shutdown,
+            acceptor,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state handlers use (tests drive handlers directly with it).
+    #[cfg(test)]
+    pub(crate) fn ctx(&self) -> Arc<Ctx> {
+        Arc::clone(&self.ctx)
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.ctx.cluster_id
+    }
+
+    /// Stops accepting, lets connections finish in-flight requests (for a bounded time),
+    /// then flushes and closes every partition.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.acceptor.await;
+        self.ctx.topics.close_all().await;
+        let shards = self.shards;
+        let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
+    }
+}
+
+fn is_shutting_down(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow()
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        if is_shutting_down(&shutdown) {
+            break;
+        }
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = Arc::clone(&ctx);
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(stream, peer, ctx, shutdown).await;
+            drop(permit);
+        });
+    }
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tracing::debug!(%peer, "connection opened");
+    let (mut reader, mut writer) = stream.into_split();
+    let (answers, mut pending) =
+        mpsc::channel::<Answer>(ctx.config.max_inflight_per_connection.max(1));
+    let writer_task = tokio::spawn(async move {
+        while let Some(answer) = pending.recv().await {
+            match answer.await {
+                Ok(Ok(Some(bytes))) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(())) | Err(_) => break,
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let max_frame = ctx.config.max_frame_bytes;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    'connection: loop {
+        loop {
+            let frame = match decode_frame(&mut buf, max_frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, reason = %e, "closing connection: bad frame");
+                    break 'connection;
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            if answers.send(rx).await.is_err() {
+                break 'connection;
+            }
+            match parse_request(frame) {
+                Ok(request) => {
+                    let ctx = Arc::clone(&ctx);
+                    tokio::spawn(async move {
+                        let (key, version, correlation_id) =
+                            (request.api_key, request.api_version, request.correlation_id);
+                        let answer = match handlers::handle(ctx, request).await {
+                            None => Ok(None),
+                            Some(body) => encode_response(correlation_id, key, version, &body)
+                                .map(Some)
+                                .map_err(|e| {
+                                    tracing::error!(%peer, api = ?key, version, error = %e, "cannot encode response; closing connection");
+                                }),
+                        };
+                        let _ = tx.send(answer);
+                    });
+                }
+                Err(RequestError::UnsupportedVersion {
+                    api_key: ApiKey::ApiVersions,
+                    correlation_id,
+                    api_version,
+                }) => {
+                    // The protocol's rule: answer in the v0 format with error 35 and the
+                    // supported versions; the client retries with one of them.
+                    tracing::debug!(%peer, api_version, "ApiVersions version not supported; answering with v0");
+                    let _ = tx.send(Ok(Some(api_versions_unsupported(correlation_id))));
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, reason = %e, "closing connection: bad request");
+                    let _ = tx.send(Err(()));
+                    break 'connection;
+                }
+            }
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "read failed");
+                    break;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(answers);
+    let _ = writer_task.await;
+    tracing::debug!(%peer, "connection closed");
+}

@@ -1,0 +1,309 @@
+//! Topic configs: Kafka's per-topic settings, validated, with their defaults.
+//!
+//! Two kinds. *Log settings* (`retention.ms`, `segment.bytes`, `flush.messages`, ...) are
+//! storage's own names ([`cairn_storage::KAFKA_NAMES`]) and take effect on the topic's logs.
+//! *Stored settings* (`cleanup.policy`, `compression.type`, `min.insync.replicas`, ...) are
+//! validated, kept and described like Kafka's, for the features that will use them (e.g.
+//! compaction); until then they have no effect, which DescribeConfigs does not hide: their
+//! documentation says so.
+
+use std::collections::BTreeMap;
+
+use cairn_storage::{LogConfig, KAFKA_NAMES};
+
+/// How a stored setting's value is checked.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Long {
+        min: i64,
+    },
+    Bool,
+    Ratio,
+    OneOf(&'static [&'static str]),
+    /// A comma-separated subset.
+    ListOf(&'static [&'static str]),
+}
+
+/// Settings Cairn keeps without acting on them yet, with Kafka's defaults.
+const STORED: &[(&str, Kind, &str)] = &[
+    (
+        "cleanup.policy",
+        Kind::ListOf(&["delete", "compact"]),
+        "delete",
+    ),
+    (
+        "compression.type",
+        Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        "producer",
+    ),
+    ("delete.retention.ms", Kind::Long { min: 0 }, "86400000"),
+    ("file.delete.delay.ms", Kind::Long { min: 0 }, "60000"),
+    (
+        "max.compaction.lag.ms",
+        Kind::Long { min: 1 },
+        "9223372036854775807",
+    ),
+    (
+        "message.timestamp.type",
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        "CreateTime",
+    ),
+    ("min.cleanable.dirty.ratio", Kind::Ratio, "0.5"),
+    ("min.compaction.lag.ms", Kind::Long { min: 0 }, "0"),
+    ("min.insync.replicas", Kind::Long { min: 1 }, "1"),
+    ("preallocate", Kind::Bool, "false"),
+    ("unclean.leader.election.enable", Kind::Bool, "false"),
+];
+
+/// Log settings a topic may override (`max.open.segments` is the broker's alone).
+fn is_log_setting(name: &str) -> bool {
+    KAFKA_NAMES.contains(&name) && name != "max.open.segments"
+}
+
+/// An invalid topic config: which key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config {name}: {reason}")]
+pub struct ConfigError {
+    /// The key.
+    pub name: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// One config as DescribeConfigs shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConfig {
+    /// The key.
+    pub name: &'static str,
+    /// The effective value.
+    pub value: String,
+    /// Whether the topic overrides it (else it is the broker's default).
+    pub overridden: bool,
+    /// Whether Cairn acts on it yet.
+    pub effective: bool,
+}
+
+/// A topic's overrides (key → value as given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicConfigs {
+    overrides: BTreeMap<String, String>,
+}
+
+fn check_value(name: &str, value: &str) -> Result<(), ConfigError> {
+    if is_log_setting(name) {
+        let number: i64 = value
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("{value:?} is not an integer")))?;
+        let mut probe = LogConfig::default();
+        probe
+            .set_kafka(name, number)
+            .map_err(|r| invalid(name, r))?;
+        return probe.validate().map_err(|e| invalid(name, e.to_string()));
+    }
+    let Some((_, kind, _)) = STORED.iter().find(|(n, _, _)| *n == name) else {
+        return Err(invalid(name, "unknown topic config"));
+    };
+    let ok = match kind {
+        Kind::Long { min } => value.trim().parse::<i64>().is_ok_and(|v| v >= *min),
+        Kind::Bool => matches!(value, "true" | "false"),
+        Kind::Ratio => value
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|v| (0.0..=1.0).contains(&v)),
+        Kind::OneOf(allowed) => allowed.contains(&value),
+        Kind::ListOf(allowed) => {
+            !value.is_empty() && value.split(',').all(|v| allowed.contains(&v.trim()))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            name,
+            format!("{value:?} is not a valid value ({kind:?})"),
+        ))
+    }
+}
+
+impl TopicConfigs {
+    /// Validated overrides from `(key, value)` pairs (CreateTopics). A `None` value means
+    /// "use the default".
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<TopicConfigs, ConfigError> {
+        let mut c = TopicConfigs::default();
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                c.set(name, value)?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// The overrides, for persisting.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// Sets `name` to `value` after checking both.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        check_value(name, value)?;
+        self.overrides.insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Removes an override (back to the default). Unknown names are an error.
+    pub fn delete(&mut self, name: &str) -> Result<(), ConfigError> {
+        if !is_log_setting(name) && !STORED.iter().any(|(n, _, _)| *n == name) {
+            return Err(invalid(name, "unknown topic config"));
+        }
+        self.overrides.remove(name);
+        Ok(())
+    }
+
+    /// Adds `value` to a list setting (IncrementalAlterConfigs APPEND).
+    pub fn append(
+        &mut self,
+        name: &str,
+        value: &str,
+        defaults: &LogConfig,
+    ) -> Result<(), ConfigError> {
+        let current = self.value_of(name, defaults)?;
+        let mut items: Vec<String> = current
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for v in value.split(',') {
+            if !items.iter().any(|i| i == v) {
+                items.push(v.to_string());
+            }
+        }
+        self.set(name, &items.join(","))
+    }
+
+    /// Removes `value` from a list setting (IncrementalAlterConfigs SUBTRACT).
+    pub fn subtract(
+        &mut self,
+        name: &str,
+        value: &str,
+        defaults: &LogConfig,
+    ) -> Result<(), ConfigError> {
+        let current = self.value_of(name, defaults)?;
+        let remove: Vec<&str> = value.split(',').collect();
+        let items: Vec<&str> = current.split(',').filter(|i| !remove.contains(i)).collect();
+        self.set(name, &items.join(","))
+    }
+
+    fn value_of(&self, name: &str, defaults: &LogConfig) -> Result<String, ConfigError> {
+        self.describe(defaults)
+            .into_iter()
+            .find(|d| d.name == name)
+            .map(|d| d.value)
+            .ok_or_else(|| invalid(name, "unknown topic config"))
+    }
+
+    /// The topic's log settings: the broker's defaults with the overrides applied.
+    pub fn log_config(&self, defaults: &LogConfig) -> Result<LogConfig, ConfigError> {
+        let mut log = defaults.clone();
+        for (name, value) in &self.overrides {
+            if is_log_setting(name) {
+                let number: i64 = value
+                    .parse()
+                    .map_err(|_| invalid(name, format!("{value:?} is not an integer")))?;
+                log.set_kafka(name, number).map_err(|r| invalid(name, r))?;
+            }
+        }
+        log.validate()
+            .map_err(|e| invalid("topic", e.to_string()))?;
+        Ok(log)
+    }
+
+    /// Every topic config with its effective value.
+    pub fn describe(&self, defaults: &LogConfig) -> Vec<DescribedConfig> {
+        let mut out = Vec::new();
+        for (name, value) in defaults.kafka_settings() {
+            if !is_log_setting(name) {
+                continue;
+            }
+            let overridden = self.overrides.get(name);
+            out.push(DescribedConfig {
+                name,
+                value: overridden.cloned().unwrap_or_else(|| value.to_string()),
+                overridden: overridden.is_some(),
+                effective: true,
+            });
+        }
+        for (name, _, default) in STORED {
+            let overridden = self.overrides.get(*name);
+            out.push(DescribedConfig {
+                name,
+                value: overridden.cloned().unwrap_or_else(|| default.to_string()),
+                overridden: overridden.is_some(),
+                effective: false,
+            });
+        }
+        out.sort_by_key(|d| d.name);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_applies_and_describes() {
+        let defaults = LogConfig::default();
+        let mut c = TopicConfigs::from_pairs([
+            ("retention.ms", Some("60000")),
+            ("cleanup.policy", Some("compact")),
+            ("flush.ms", None),
+        ])
+        .expect("valid");
+        let log = c.log_config(&defaults).expect("log config");
+        assert_eq!(log.retention_ms, Some(60_000));
+        assert!(c.set("retention.ms", "-1").is_ok());
+        assert_eq!(c.log_config(&defaults).expect("log").retention_ms, None);
+        assert!(
+            c.set("segment.bytes", "12").is_err(),
+            "below the format's minimum"
+        );
+        assert!(c.set("no.such.config", "1").is_err());
+        assert!(c.set("cleanup.policy", "shred").is_err());
+        assert!(c.set("min.insync.replicas", "0").is_err());
+        c.append("cleanup.policy", "delete", &defaults)
+            .expect("append");
+        let d = c.describe(&defaults);
+        let policy = d
+            .iter()
+            .find(|d| d.name == "cleanup.policy")
+            .expect("listed");
+        assert_eq!(
+            (policy.value.as_str(), policy.overridden),
+            ("compact,delete", true)
+        );
+        c.subtract("cleanup.policy", "compact", &defaults)
+            .expect("subtract");
+        assert_eq!(c.overrides()["cleanup.policy"], "delete");
+        c.delete("retention.ms").expect("delete");
+        let r = c
+            .describe(&defaults)
+            .into_iter()
+            .find(|d| d.name == "retention.ms")
+            .expect("listed");
+        assert_eq!((r.value.as_str(), r.overridden), ("604800000", false));
+        assert!(!c
+            .describe(&defaults)
+            .iter()
+            .any(|d| d.name == "max.open.segments"));
+    }
+}

@@ -1,0 +1,463 @@
+//! The topics of this broker: names, ids, partition handles and configs, persisted.
+//!
+//! ```text
+//! <data_dir>/.cairn/topics/<name>     cairn-topic 1
+//!                                     id <uuid>
+//!                                     partitions <count>
+//!                                     config <key>=<value>      (one line per override)
+//!                                     crc32 <...>               (cairn_storage::metafile)
+//! <data_dir>/<name>-<partition>/      the partition (log segments, raft state, ...)
+//! ```
+//!
+//! A topic exists once its file does: creation opens the partitions first and writes the file
+//! last; deletion removes the file first and the partitions after. Partition directories with
+//! no topic file (a crash in between) are deleted at startup. Admin changes are serialised by
+//! one lock; lookups on the request path take a read lock for a map lookup only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use cairn_partition::{PartitionHandle, PartitionSpec, StorageShards};
+use cairn_storage::{metafile, LogConfig, StorageError};
+use uuid::Uuid;
+
+use crate::meta::meta_dir;
+use crate::topic_config::{ConfigError, TopicConfigs};
+use crate::BrokerError;
+
+/// The longest topic name Kafka accepts.
+const MAX_NAME_LEN: usize = 249;
+/// Partitions one topic may have (a bound on what one CreateTopics can make the broker open).
+pub(crate) const MAX_PARTITIONS: i32 = 10_000;
+
+/// One topic.
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: String,
+    pub(crate) id: Uuid,
+    pub(crate) partitions: Vec<PartitionHandle>,
+    pub(crate) configs: TopicConfigs,
+    /// The effective log settings (defaults + overrides), for request-path checks.
+    pub(crate) log: LogConfig,
+}
+
+/// Why an admin operation on topics failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TopicError {
+    #[error("topic {0} does not exist")]
+    Unknown(String),
+    #[error("topic {0} already exists")]
+    AlreadyExists(String),
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Partition(#[from] cairn_partition::PartitionError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Kafka's topic-name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub(crate) fn validate_name(name: &str) -> Result<(), TopicError> {
+    let bad = |reason| TopicError::InvalidName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("'.' and '..' are not allowed"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad("longer than 249 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(bad(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// All topics.
+#[derive(Debug)]
+pub(crate) struct TopicRegistry {
+    data_dir: PathBuf,
+    topics_dir: PathBuf,
+    shards: Arc<StorageShards>,
+    defaults: LogConfig,
+    raft_id: u64,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    admin: tokio::sync::Mutex<()>,
+}
+
+fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl TopicRegistry {
+    /// Loads every topic and opens its partitions; deletes partition directories that belong
+    /// to no topic.
+    pub(crate) async fn load(
+        data_dir: &Path,
+        shards: Arc<StorageShards>,
+        defaults: LogConfig,
+        raft_id: u64,
+    ) -> Result<TopicRegistry, BrokerError> {
+        let topics_dir = meta_dir(data_dir).join("topics");
+        std::fs::create_dir_all(&topics_dir).map_err(io("create", &topics_dir))?;
+        let registry = TopicRegistry {
+            data_dir: data_dir.to_path_buf(),
+            topics_dir: topics_dir.clone(),
+            shards,
+            defaults,
+            raft_id,
+            topics: RwLock::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&topics_dir).map_err(io("list", &topics_dir))? {
+            let entry = entry.map_err(io("list", &topics_dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if !name.ends_with(".tmp") && validate_name(name).is_ok() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            let Some((id, count, configs)) = registry.read_topic_file(&name)? else {
+                tracing::warn!(topic = %name, "ignoring an unreadable topic file");
+                continue;
+            };
+            let partitions = registry.open_partitions(&name, &configs, 0..count).await?;
+            let log = configs
+                .log_config(&registry.defaults)
+                .map_err(|e| BrokerError::Config(format!("topic {name}: {e}")))?;
+            registry.insert(Topic {
+                name: name.clone(),
+                id,
+                partitions,
+                configs,
+                log,
+            });
+        }
+        registry.remove_orphans()?;
+        Ok(registry)
+    }
+
+    fn insert(&self, topic: Topic) {
+        if let Ok(mut map) = self.topics.write() {
+            map.insert(topic.name.clone(), Arc::new(topic));
+        }
+    }
+
+    fn remove_orphans(&self) -> Result<(), BrokerError> {
+        let known: Vec<(String, usize)> = self
+            .list()
+            .iter()
+            .map(|t| (t.name.clone(), t.partitions.len()))
+            .collect();
+        for entry in std::fs::read_dir(&self.data_dir).map_err(io("list", &self.data_dir))? {
+            let entry = entry.map_err(io("list", &self.data_dir))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Some((topic, partition)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(partition) = partition.parse::<usize>() else {
+                continue;
+            };
+            if !entry.path().is_dir() || validate_name(topic).is_err() {
+                continue;
+            }
+            let owned = known.iter().any(|(t, n)| t == topic && partition < *n);
+            if !owned {
+                tracing::warn!(dir = %entry.path().display(), "deleting a partition directory that belongs to no topic");
+                std::fs::remove_dir_all(entry.path()).map_err(io("remove", &entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_topic_file(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Uuid, i32, TopicConfigs)>, BrokerError> {
+        let Some(lines) = metafile::read(&self.topics_dir, name)? else {
+            return Ok(None);
+        };
+        let parse = || -> Option<(Uuid, i32, TopicConfigs)> {
+            let (magic, rest) = lines.split_first()?;
+            if magic != "cairn-topic 1" {
+                return None;
+            }
+            let id = Uuid::parse_str(rest.first()?.strip_prefix("id ")?).ok()?;
+            let count = rest.get(1)?.strip_prefix("partitions ")?.parse().ok()?;
+            let mut configs = TopicConfigs::default();
+            for line in &rest[2..] {
+                let (k, v) = line.strip_prefix("config ")?.split_once('=')?;
+                configs.set(k, v).ok()?;
+            }
+            Some((id, count, configs))
+        };
+        Ok(parse())
+    }
+
+    fn write_topic_file(
+        &self,
+        name: &str,
+        id: Uuid,
+        count: usize,
+        configs: &TopicConfigs,
+    ) -> Result<(), StorageError> {
+        let mut body = format!("cairn-topic 1\nid {id}\npartitions {count}\n");
+        for (k, v) in configs.overrides() {
+            body.push_str(&format!("config {k}={v}\n"));
+        }
+        metafile::write(&self.topics_dir, name, &body)
+    }
+
+    async fn open_partitions(
+        &self,
+        name: &str,
+        configs: &TopicConfigs,
+        range: std::ops::Range<i32>,
+    ) -> Result<Vec<PartitionHandle>, TopicError> {
+        let log = configs.log_config(&self.defaults)?;
+        let opening = range.map(|p| {
+            PartitionHandle::open(
+                &self.shards,
+                PartitionSpec {
+                    name: format!("{name}-{p}"),
+                    dir: partition_dir(&self.data_dir, name, p),
+                    log: log.clone(),
+                    node_id: self.raft_id,
+                    voters: vec![self.raft_id],
+                },
+            )
+        });
+        let opened = futures_util::future::join_all(opening).await;
+        Ok(opened.into_iter().collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The topic named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().ok()?.get(name).cloned()
+    }
+
+    /// The topic with id `id`.
+    pub(crate) fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .ok()?
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// Every topic, by name.
+    pub(crate) fn list(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<Arc<Topic>> = self
+            .topics
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The broker's default log settings.
+    pub(crate) fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
+    /// Creates a topic (or only checks that it could be, with `validate_only`).
+    pub(crate) async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: TopicConfigs,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
+            )));
+        }
+        let log = configs.log_config(&self.defaults)?;
+        let _admin = self.admin.lock().await;
+        if self.get(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let id = Uuid::new_v4();
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                id,
+                partitions: Vec::new(),
+                configs,
+                log,
+            }));
+        }
+        let handles = self.open_partitions(name, &configs, 0..partitions).await?;
+        self.write_topic_file(name, id, handles.len(), &configs)?;
+        let topic = Topic {
+            name: name.to_string(),
+            id,
+            partitions: handles,
+            configs,
+            log,
+        };
+        self.insert(topic);
+        tracing::info!(topic = name, partitions, "topic created");
+        self.get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
+    }
+
+    /// Deletes a topic and its data.
+    pub(crate) async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let path = self.topics_dir.join(name);
+        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        if let Ok(mut map) = self.topics.write() {
+            map.remove(name);
+        }
+        for p in &topic.partitions {
+            if let Err(e) = p.delete().await {
+                tracing::warn!(partition = p.name(), error = %e, "deleting partition");
+            }
+        }
+        tracing::info!(topic = name, "topic deleted");
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub(crate) async fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic {name} has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be at most {MAX_PARTITIONS}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let added = self
+            .open_partitions(name, &topic.configs, current..count)
+            .await?;
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(added);
+        self.write_topic_file(name, topic.id, partitions.len(), &topic.configs)?;
+        self.insert(Topic {
+            name: name.to_string(),
+            id: topic.id,
+            partitions,
+            configs: topic.configs.clone(),
+            log: topic.log.clone(),
+        });
+        tracing::info!(topic = name, partitions = count, "partitions added");
+        Ok(())
+    }
+
+    /// Changes a topic's configs with `change` (all or nothing) and applies them to its logs.
+    pub(crate) async fn alter_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&mut TopicConfigs, &LogConfig) -> Result<(), ConfigError>,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let mut configs = topic.configs.clone();
+        change(&mut configs, &self.defaults)?;
+        let log = configs.log_config(&self.defaults)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.write_topic_file(name, topic.id, topic.partitions.len(), &configs)?;
+        for p in &topic.partitions {
+            p.set_config(log.clone()).await?;
+        }
+        let log = log.clone();
+        self.insert(Topic {
+            name: name.to_string(),
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+            configs,
+            log,
+        });
+        Ok(())
+    }
+
+    /// Closes every partition (flushing them).
+    pub(crate) async fn close_all(&self) {
+        let topics = self.list();
+        if let Ok(mut map) = self.topics.write() {
+            map.clear();
+        }
+        let closing = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| async move {
+                if let Err(e) = p.close().await {
+                    tracing::warn!(partition = p.name(), error = %e, "closing partition");
+                }
+            });
+        futures_util::future::join_all(closing).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "orders.v1", "A_b-9", &"x".repeat(249)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "ü", &"x".repeat(250)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The `[broker]` table: the node's Kafka broker settings, by Kafka's names, from the TOML
+//! file and from `CAIRN_BROKER_*` variables alike.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
+
+/// The broker settings of a node (Kafka's names in the file and in `CAIRN_BROKER_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// `node.id`: this broker's id (Kafka's `node.id`/`broker.id`).
+    pub node_id: i32,
+    /// `auto.create.topics.enable`: Metadata for an unknown topic creates it.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics that leave
+    /// the count to the broker.
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`: client connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            node_id: 1,
+            auto_create_topics: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// The `[broker]` keys, in the order the README lists them.
+pub(super) const BROKER_KEYS: [&str; 5] = [
+    "node.id",
+    "auto.create.topics.enable",
+    "num.partitions",
+    "socket.request.max.bytes",
+    "max.connections",
+];
+
+/// `auto.create.topics.enable` -> `AUTO_CREATE_TOPICS_ENABLE`, after `CAIRN_BROKER_`.
+pub(super) fn env_suffix(name: &str) -> String {
+    name.to_ascii_uppercase().replace('.', "_")
+}
+
+fn int<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, String> {
+    match value.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(format!("must be an integer from {min} to {max}")),
+    }
+}
+
+impl BrokerSettings {
+    /// Sets `name` from its text form; `Err` says what the value must be.
+    pub(super) fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        match name {
+            "node.id" => self.node_id = int(value, 0, i32::MAX - 1)?,
+            "auto.create.topics.enable" => {
+                self.auto_create_topics = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err("must be true or false".into()),
+                }
+            }
+            "num.partitions" => self.num_partitions = int(value, 1, 10_000)?,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = int(value, 1024, i32::MAX as usize)?
+            }
+            "max.connections" => self.max_connections = int(value, 1, 1_000_000)?,
+            _ => {
+                return Err(format!(
+                    "is not a broker setting (known: {})",
+                    BROKER_KEYS.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the `[broker]` table onto the defaults. Quoted Kafka names (`"num.partitions" = 3`)
+/// and unquoted dotted keys (`num.partitions = 3`, a TOML sub-table) are read alike.
+pub(super) fn deserialize_broker_table<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BrokerSettings, D::Error> {
+    use serde::de::Error as _;
+    let table = toml::Table::deserialize(deserializer)?;
+    let mut flat = BTreeMap::new();
+    flatten(&mut flat, "", table);
+    let mut settings = BrokerSettings::default();
+    for (name, value) in flat {
+        let text = match &value {
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "[broker] \"{name}\" must be an integer or a boolean, not a {}",
+                    other.type_str()
+                )))
+            }
+        };
+        settings
+            .set(&name, &text)
+            .map_err(|reason| D::Error::custom(format!("[broker] \"{name}\" = {text} {reason}")))?;
+    }
+    Ok(settings)
+}
+
+fn flatten(out: &mut BTreeMap<String, toml::Value>, prefix: &str, table: toml::Table) {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(out, &name, inner),
+            value => {
+                out.insert(name, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_validate() {
+        let mut s = BrokerSettings::default();
+        for (name, value) in [
+            ("node.id", "3"),
+            ("auto.create.topics.enable", "false"),
+            ("num.partitions", "6"),
+            ("socket.request.max.bytes", "2048"),
+            ("max.connections", "10"),
+        ] {
+            s.set(name, value).expect("valid");
+        }
+        assert_eq!(
+            s,
+            BrokerSettings {
+                node_id: 3,
+                auto_create_topics: false,
+                num_partitions: 6,
+                socket_request_max_bytes: 2048,
+                max_connections: 10
+            }
+        );
+        assert!(s.set("num.partitions", "0").is_err());
+        assert!(s.set("auto.create.topics.enable", "yes").is_err());
+        assert!(s.set("no.such", "1").is_err());
+        assert_eq!(
+            env_suffix("auto.create.topics.enable"),
+            "AUTO_CREATE_TOPICS_ENABLE"
+        );
+    }
+}
