@@ -14,6 +14,7 @@ use cairn_protocol::kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
+use cairn_protocol::kafka_protocol::records::RecordBatchDecoder;
 use cairn_protocol::ErrorCode;
 
 use super::{check_leader_epoch, partition};
@@ -93,9 +94,38 @@ async fn list_one(
         .list_offsets(query)
         .await
         .map_err(|e| partition_error(&e))?;
-    Ok(answer
-        .offset
-        .map(|offset| (answer.timestamp, offset as i64, answer.leader_epoch)))
+    let Some(batch_offset) = answer.offset else {
+        return Ok(None);
+    };
+    // Storage answers with the batch; Kafka answers with the record. Look inside the batch.
+    let exact = match query {
+        OffsetQuery::Timestamp(t) => find_record(&handle, batch_offset, |ts| ts >= t).await,
+        OffsetQuery::MaxTimestamp => {
+            find_record(&handle, batch_offset, |ts| ts == answer.timestamp).await
+        }
+        _ => None,
+    };
+    let (timestamp, offset) = exact.unwrap_or((answer.timestamp, batch_offset as i64));
+    Ok(Some((timestamp, offset, answer.leader_epoch)))
+}
+
+/// The timestamp and offset of the first record of the batch at `batch_offset` whose
+/// timestamp satisfies `wanted`. The batch passed produce-time validation, so decoding it is
+/// bounded (its decompressed size was checked then).
+async fn find_record(
+    handle: &cairn_partition::PartitionHandle,
+    batch_offset: u64,
+    wanted: impl Fn(i64) -> bool,
+) -> Option<(i64, i64)> {
+    let data = handle.fetch(batch_offset, 1).await.ok()?;
+    let bytes = data.read.load().ok()?;
+    let (_, len) = cairn_storage::batch::peek_total_len(&bytes)?;
+    let mut first = bytes.slice(..usize::try_from(len).ok()?.min(bytes.len()));
+    let set = RecordBatchDecoder::decode(&mut first).ok()?;
+    set.records
+        .iter()
+        .find(|r| wanted(r.timestamp))
+        .map(|r| (r.timestamp, r.offset))
 }
 
 pub(super) async fn offset_for_leader_epoch(

@@ -1,0 +1,179 @@
+//! The broker over a real socket, with requests encoded by the protocol crate's client side.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use cairn_broker::{Broker, BrokerConfig};
+use cairn_protocol::kafka_protocol::messages::*;
+use cairn_protocol::kafka_protocol::protocol::StrBytes;
+use cairn_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use cairn_protocol::{client, decode_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    next_id: i32,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: BytesMut::new(),
+            next_id: 1,
+        }
+    }
+
+    async fn call(&mut self, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame =
+            client::encode_request(key, version, id, Some("wire-test"), &body).expect("encode");
+        self.stream.write_all(&frame).await.expect("send");
+        loop {
+            if let Some(frame) = decode_frame(&mut self.buf, 1 << 28).expect("frame") {
+                let (correlation_id, response) =
+                    client::decode_response(frame, key, version).expect("decode");
+                assert_eq!(correlation_id, id);
+                return response;
+            }
+            let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+            assert!(n > 0, "broker closed the connection");
+        }
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// A batch of records with the given timestamps (values "v0", "v1", ...).
+fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: *ts,
+            key: None,
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}
+
+async fn produce(c: &mut Client, topic: &str, records: Bytes) -> i64 {
+    let mut p = produce_request::PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(records);
+    let mut t = produce_request::TopicProduceData::default();
+    t.name = name(topic);
+    t.partition_data = vec![p];
+    let mut r = ProduceRequest::default();
+    r.acks = -1;
+    r.timeout_ms = 5000;
+    r.topic_data = vec![t];
+    match c.call(ApiKey::Produce, 9, RequestKind::Produce(r)).await {
+        ResponseKind::Produce(resp) => {
+            let p = &resp.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0, "produce error");
+            p.base_offset
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn offset_for(c: &mut Client, topic: &str, timestamp: i64) -> (i64, i64) {
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.timestamp = timestamp;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut r = ListOffsetsRequest::default();
+    r.topics = vec![t];
+    match c
+        .call(ApiKey::ListOffsets, 7, RequestKind::ListOffsets(r))
+        .await
+    {
+        ResponseKind::ListOffsets(resp) => {
+            let p = &resp.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0);
+            (p.offset, p.timestamp)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn list_offsets_by_time_finds_the_record_inside_the_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(BrokerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await
+    .expect("start");
+    let mut c = Client::connect(broker.local_addr()).await;
+    let mut meta = MetadataRequest::default();
+    let mut topic = metadata_request::MetadataRequestTopic::default();
+    topic.name = Some(name("times"));
+    meta.topics = Some(vec![topic]);
+    meta.allow_auto_topic_creation = true;
+    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
+        .await;
+
+    let plain = produce(
+        &mut c,
+        "times",
+        batch_with_timestamps(&[100, 200, 300], Compression::None),
+    )
+    .await;
+    let lz4 = produce(
+        &mut c,
+        "times",
+        batch_with_timestamps(&[400, 900, 500], Compression::Lz4),
+    )
+    .await;
+    assert_eq!(offset_for(&mut c, "times", 50).await, (plain, 100));
+    assert_eq!(offset_for(&mut c, "times", 150).await, (plain + 1, 200));
+    assert_eq!(offset_for(&mut c, "times", 300).await, (plain + 2, 300));
+    assert_eq!(
+        offset_for(&mut c, "times", 450).await,
+        (lz4 + 1, 900),
+        "inside a compressed batch"
+    );
+    assert_eq!(
+        offset_for(&mut c, "times", 901).await,
+        (-1, -1),
+        "nothing that late"
+    );
+    // MAX_TIMESTAMP (-3): the record holding the largest timestamp.
+    assert_eq!(offset_for(&mut c, "times", -3).await, (lz4 + 1, 900));
+    // EARLIEST and LATEST.
+    assert_eq!(offset_for(&mut c, "times", -2).await.0, 0);
+    assert_eq!(offset_for(&mut c, "times", -1).await.0, lz4 + 3);
+    broker.shutdown().await;
+}
