@@ -234,6 +234,9 @@ async fn serve_connection(
             }
             match parse_request(frame) {
                 Ok(request) => {
+                    if request.trailing_bytes > 0 {
+                        tracing::debug!(%peer, api = ?request.api_key, bytes = request.trailing_bytes, "ignoring bytes after the request body, as Kafka does");
+                    }
                     let ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {
                         let (key, version, correlation_id) =

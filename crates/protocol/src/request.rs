@@ -42,6 +42,9 @@ pub struct Request {
     pub client_id: Option<String>,
     /// The request body.
     pub body: RequestKind,
+    /// Bytes that followed the body in the frame and were ignored, as Apache Kafka ignores
+    /// them (librdkafka 2.x pads its all-topics Metadata request with three); for logging.
+    pub trailing_bytes: usize,
 }
 
 /// Why a frame is not a request Cairn can serve.
@@ -115,12 +118,6 @@ pub enum MalformedReason {
         /// kafka-protocol's message.
         detail: String,
     },
-    /// Bytes follow the body.
-    #[error("{count} bytes follow the body")]
-    TrailingBytes {
-        /// How many.
-        count: usize,
-    },
 }
 
 /// Parses one request frame (without its length prefix) with the default [`RequestLimits`].
@@ -168,17 +165,19 @@ pub fn parse_request_with_limits(
             .map_err(|e| malformed(MalformedReason::Header(e)))?;
     // Java decodes the client id leniently (invalid UTF-8 becomes U+FFFD); so does Cairn.
     let client_id = client_id.map(|b| String::from_utf8_lossy(b).into_owned());
-    let mut buf = frame.slice(body_at..);
-    shape::check(api_key, api_version, &buf, limits)
+    let body_len = shape::check(api_key, api_version, &frame[body_at..], limits)
         .map_err(|e| malformed(MalformedReason::Shape(e)))?;
+    let trailing_bytes = frame.len() - body_at - body_len;
+    let mut buf = frame.slice(body_at..body_at + body_len);
     let body = RequestKind::decode(api_key, &mut buf, api_version).map_err(|e| {
         malformed(MalformedReason::Body {
             detail: format!("{e:#}"),
         })
     })?;
     if buf.has_remaining() {
-        return Err(malformed(MalformedReason::TrailingBytes {
-            count: buf.remaining(),
+        // The schema walk and kafka-protocol disagree on where the body ends.
+        return Err(malformed(MalformedReason::Body {
+            detail: format!("{} bytes of the body left undecoded", buf.remaining()),
         }));
     }
     Ok(Request {
@@ -187,6 +186,7 @@ pub fn parse_request_with_limits(
         correlation_id,
         client_id,
         body,
+        trailing_bytes,
     })
 }
 

@@ -108,13 +108,6 @@ pub enum ShapeError {
         max: u32,
     },
     /// Bytes after the end of the body.
-    #[error("{count} bytes follow the end of the body at byte {at}")]
-    TrailingBytes {
-        /// Where the body ends.
-        at: usize,
-        /// How many bytes follow.
-        count: usize,
-    },
     /// No schema for this API (a table entry without a shape: a bug, refused safely).
     #[error("no wire shape known for {api_key:?}")]
     NoShape {
@@ -410,14 +403,15 @@ pub(crate) fn header<'a>(
     Ok((client_id, w.pos))
 }
 
-/// Checks that `body` (the bytes after the request header) has the shape of `key` at
-/// `version` within `limits`.
+/// Checks that `body` (the bytes after the request header) starts with the shape of `key`
+/// at `version` within `limits`; returns where that shape ends (bytes after it are ignored,
+/// as Kafka does).
 pub(crate) fn check(
     key: ApiKey,
     version: i16,
     body: &[u8],
     limits: &RequestLimits,
-) -> Result<(), ShapeError> {
+) -> Result<usize, ShapeError> {
     let Some(shape) = SHAPES.iter().find(|s| s.key == key) else {
         return Err(ShapeError::NoShape { api_key: key });
     };
@@ -435,13 +429,10 @@ pub(crate) fn check(
     if w.flexible {
         w.tagged_fields(shape.tagged)?;
     }
-    if w.pos != body.len() {
-        return Err(ShapeError::TrailingBytes {
-            at: w.pos,
-            count: body.len() - w.pos,
-        });
-    }
-    Ok(())
+    // Bytes after the body are left alone, as Apache Kafka does (its parser never checks
+    // that a request body used the whole frame): librdkafka 2.x pads its all-topics
+    // Metadata request with three such bytes. The frame length still bounds them.
+    Ok(w.pos)
 }
 
 struct Walk<'a> {

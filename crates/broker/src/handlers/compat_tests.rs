@@ -185,6 +185,7 @@ async fn every_api_at_every_version_answers_and_encodes() {
                 correlation_id: 7,
                 client_id: Some("compat".into()),
                 body,
+                trailing_bytes: 0,
             };
             let response = handle(ctx.clone(), request)
                 .await

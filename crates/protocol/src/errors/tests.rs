@@ -388,7 +388,9 @@ fn request_errors() {
                 api_key: kafka_protocol::messages::ApiKey::Produce,
                 api_version: 9,
                 correlation_id: 1,
-                reason: crate::request::MalformedReason::TrailingBytes { count: 1 },
+                reason: crate::request::MalformedReason::Body {
+                    detail: "bad".into(),
+                },
             },
             ErrorCode::InvalidRequest,
         ),

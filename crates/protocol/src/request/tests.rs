@@ -129,17 +129,29 @@ fn malformed_header_and_body() {
             ..
         })
     ));
-    // Trailing garbage after a whole body.
+    // Bytes after a whole body are ignored and counted, as Apache Kafka ignores them.
     let mut long = BytesMut::from(&frame(ApiKey::Metadata, 4, 8)[..]);
     long.put_u8(0);
-    assert!(matches!(
-        parse_request(long.freeze()),
-        Err(RequestError::Malformed {
-            reason: MalformedReason::Shape(ShapeError::TrailingBytes { count: 1, .. }),
-            correlation_id: 8,
-            ..
-        })
-    ));
+    let parsed = parse_request(long.freeze()).expect("trailing bytes are tolerated");
+    assert_eq!((parsed.correlation_id, parsed.trailing_bytes), (8, 1));
+}
+
+/// librdkafka 2.16's Metadata v12 request for all topics, as captured from confluent-kafka's
+/// `AdminClient.list_topics()`: a null topic array, then three zero bytes and `01 00 00`.
+/// Apache Kafka reads the zeros as the two booleans and the tag section and ignores the
+/// rest; so must Cairn.
+#[test]
+fn librdkafka_all_topics_metadata_v12_parses() {
+    let frame = Bytes::from_static(&[
+        0x00, 0x03, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x03, 0x00, 0x07, b'r', b'd', b'k', b'a', b'f',
+        b'k', b'a', 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+    ]);
+    let parsed = parse_request(frame).expect("librdkafka's request parses");
+    assert_eq!(parsed.trailing_bytes, 3);
+    match parsed.body {
+        RequestKind::Metadata(m) => assert_eq!(m.topics, None, "all topics"),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 /// Header v2 tagged fields are skipped, not stored, and bounded in number.
