@@ -3,6 +3,7 @@
 //! This file only parses the command line and turns an error into one line on stderr and a
 //! non-zero exit; each subcommand lives in its own module.
 
+mod cli;
 mod config;
 mod lock;
 mod logging;
@@ -23,12 +24,21 @@ struct Cli {
 enum Command {
     /// Run a broker node until SIGINT or SIGTERM.
     Serve(config::ConfigArgs),
+    /// Manage topics: create, list, describe, alter, add-partitions, delete.
+    Topic(cli::TopicArgs),
+    /// Write stdin lines to a topic, one record per line.
+    Produce(cli::ProduceArgs),
+    /// Print a topic's records to stdout, one per line.
+    Consume(cli::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Topic(args) => cli::topic(&args),
+        Command::Produce(args) => cli::produce(&args),
+        Command::Consume(args) => cli::consume(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,398 @@
+//! `cairn consume TOPIC`: records to stdout, one value (or `KEY SEP VALUE`) per line.
+//!
+//! Start: `--from-beginning` asks ListOffsets for each partition's log start,
+//! `--timestamp T` for the first offset whose timestamp is at least T (after the last
+//! record: the high watermark) and skips any records before the first one stamped T or
+//! later (a broker may answer ListOffsets at batch granularity), `--offset N` uses N where
+//! it lies between log start and high watermark and fails otherwise.
+//!
+//! Stop rule: with `--count N`, after N records, however long they take to arrive; without
+//! it, once every chosen partition has been read up to the high watermark it had when the
+//! command started (like `kcat -e`; records appended later are not shown, and a partition
+//! that was empty is done at once).
+//!
+//! Fetch: read_uncommitted, `--max-wait-ms` long polls with min_bytes 1, Kafka's default
+//! limits (50 MiB a request, 1 MiB a partition, grown for a partition whose next batch is
+//! bigger). Batches are split by their headers (a response may end in a partial batch, which
+//! is fetched again), decoded by kafka-protocol's `RecordBatchDecoder` (which decompresses),
+//! control batches (transaction markers, raft entries) skipped, and records before the
+//! fetch position (the rest of a batch the position falls inside) dropped.
+//!
+//! Values (and keys) print as UTF-8 with invalid bytes replaced; a null value or key
+//! prints as nothing. A closed stdout (`| head`) ends the command quietly.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use bytes::{Buf as _, Bytes};
+use cairn_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest};
+use cairn_protocol::kafka_protocol::records::{Record, RecordBatchDecoder};
+use cairn_protocol::ErrorCode;
+
+use super::cluster::{topic_name, Cluster};
+use super::error_code::KafkaError;
+use super::offsets::{list_offsets_or_fail, EARLIEST, LATEST};
+use super::ConsumeArgs;
+
+/// Kafka's default `fetch.max.bytes`: data per Fetch response.
+const FETCH_MAX_BYTES: i32 = 50 * 1024 * 1024;
+/// Kafka's default `max.partition.fetch.bytes`: data per partition per response.
+const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
+/// The per-partition limit grows (doubling) to this for a batch larger than the limit, if
+/// a broker ever returns only part of one (Kafka itself returns a first batch whole).
+const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
+/// A v2 batch header: offset, length, epoch, magic, crc, attributes, last offset delta,
+/// timestamps, producer id and epoch, base sequence, record count.
+const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before `batchLength`'s span starts (baseOffset, batchLength).
+const LOG_OVERHEAD_BYTES: usize = 12;
+/// Attribute bit of control batches.
+const CONTROL_FLAG: i16 = 0x20;
+/// Pause before asking for metadata again when leadership moved.
+const LEADER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where a partition is read from, and up to where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    /// The next offset to print.
+    position: i64,
+    /// Stop before this offset (the high watermark at start); `None` with `--count`.
+    end: Option<i64>,
+    /// `partition_max_bytes` for the next fetch.
+    max_bytes: i32,
+    /// With `--timestamp T`: records before the first one stamped T or later are skipped.
+    /// ListOffsets should already have started there; this covers brokers that answer at
+    /// batch granularity (a no-op against Kafka and Cairn, which answer per record).
+    skip_until_timestamp: Option<i64>,
+}
+
+impl Cursor {
+    fn done(&self) -> bool {
+        self.end.is_some_and(|end| self.position >= end)
+    }
+}
+
+pub(crate) async fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match consume(args, &mut out)
+        .await
+        .and_then(|()| Ok(out.flush()?))
+    {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        result => result,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut cluster = Cluster::connect(&args.client).await?;
+    let only: Option<Vec<i32>> = args.partition.map(|p| vec![p]);
+    let mut topic = cluster
+        .topic_with_leaders(&args.topic, only.as_deref())
+        .await?;
+    let partitions: Vec<i32> = match args.partition {
+        Some(p) => vec![topic.partition(p)?.index],
+        None => topic.partitions.iter().map(|p| p.index).collect(),
+    };
+    let ends = list_offsets_or_fail(&mut cluster, &topic, &partitions, LATEST).await?;
+    let starts: BTreeMap<i32, i64> = if args.start.from_beginning {
+        list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?
+    } else if let Some(offset) = args.start.offset {
+        let log_starts = list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
+        for &p in &partitions {
+            let (start, end) = (log_starts[&p], ends[&p]);
+            if offset < start || offset > end {
+                return Err(out_of_range(&topic.name, p, offset, Some((start, end))));
+            }
+        }
+        partitions.iter().map(|&p| (p, offset)).collect()
+    } else if let Some(timestamp) = args.start.timestamp {
+        let found = list_offsets_or_fail(&mut cluster, &topic, &partitions, timestamp).await?;
+        // -1: no record at or after the timestamp; start at the end.
+        found
+            .into_iter()
+            .map(|(p, offset)| (p, if offset < 0 { ends[&p] } else { offset }))
+            .collect()
+    } else {
+        bail!("internal error: no start position (clap requires one)");
+    };
+    let mut cursors: BTreeMap<i32, Cursor> = partitions
+        .iter()
+        .map(|&p| {
+            let cursor = Cursor {
+                position: starts[&p],
+                end: args.count.is_none().then(|| ends[&p]),
+                max_bytes: PARTITION_FETCH_BYTES,
+                skip_until_timestamp: args.start.timestamp,
+            };
+            (p, cursor)
+        })
+        .collect();
+
+    let key_sep: Option<&[u8]> = match (&args.key_sep, args.print_key) {
+        (Some(sep), _) => Some(sep.as_bytes()),
+        (None, true) => Some(b"\t"),
+        (None, false) => None,
+    };
+    let max_wait = Duration::from_millis(u64::from(args.max_wait_ms));
+    let max_wait_ms = i32::try_from(args.max_wait_ms).unwrap_or(i32::MAX);
+    let mut remaining = args.count;
+    let mut leader_trouble_since: Option<Instant> = None;
+    loop {
+        let active: Vec<i32> = cursors
+            .iter()
+            .filter(|(_, c)| !c.done())
+            .map(|(&p, _)| p)
+            .collect();
+        if active.is_empty() || remaining == Some(0) {
+            return Ok(());
+        }
+        let mut leader_moved = false;
+        for (leader, indexes) in topic.by_leader(&active)? {
+            let asked: Vec<(i32, i64, i32)> = indexes
+                .iter()
+                .map(|p| (*p, cursors[p].position, cursors[p].max_bytes))
+                .collect();
+            let conn = cluster.leader(leader).await?;
+            let response = conn
+                .call_waiting(max_wait, |v| {
+                    fetch_request(v, &topic.name, &asked, max_wait_ms)
+                })
+                .await?;
+            KafkaError::check(response.error_code, None)
+                .map_err(|e| anyhow!(e).context(format!("cannot fetch from {}", topic.name)))?;
+            let answers = response
+                .responses
+                .iter()
+                .filter(|t| t.topic.0.as_str() == topic.name)
+                .flat_map(|t| &t.partitions);
+            for answer in answers {
+                let index = answer.partition_index;
+                let Some(cursor) = cursors.get_mut(&index).filter(|_| indexes.contains(&index))
+                else {
+                    continue;
+                };
+                match KafkaError::check(answer.error_code, None) {
+                    Ok(()) => {}
+                    Err(e) if e.is_leader_change() => {
+                        leader_moved = true;
+                        continue;
+                    }
+                    Err(e) if e.code == ErrorCode::OffsetOutOfRange.code() => {
+                        let range = list_offsets_or_fail(&mut cluster, &topic, &[index], EARLIEST)
+                            .await
+                            .ok()
+                            .zip(
+                                list_offsets_or_fail(&mut cluster, &topic, &[index], LATEST)
+                                    .await
+                                    .ok(),
+                            )
+                            .and_then(|(s, e)| Some((*s.get(&index)?, *e.get(&index)?)));
+                        return Err(out_of_range(&topic.name, index, cursor.position, range));
+                    }
+                    Err(e) => {
+                        return Err(anyhow!(e)
+                            .context(format!("cannot fetch partition {index} of {}", topic.name)))
+                    }
+                }
+                // The end may only shrink (a truncated log), never wait past what exists.
+                if let Some(end) = cursor.end.as_mut() {
+                    if answer.high_watermark >= 0 && answer.high_watermark < *end {
+                        *end = answer.high_watermark;
+                    }
+                }
+                let Some(records) = answer.records.as_ref().filter(|r| !r.is_empty()) else {
+                    continue;
+                };
+                let batches = take_records(records, cursor, &mut remaining, &mut |r| {
+                    write_record(out, r, key_sep)
+                })
+                .map_err(|e| match e.downcast::<std::io::Error>() {
+                    Ok(io) => anyhow::Error::from(io),
+                    Err(e) => e.context(format!(
+                        "cannot read records of partition {index} of {} at offset {}",
+                        topic.name, cursor.position
+                    )),
+                })?;
+                if batches == 0 && remaining != Some(0) {
+                    // Only part of one batch came back: ask for more next time.
+                    if cursor.max_bytes >= MAX_PARTITION_FETCH_BYTES {
+                        bail!(
+                            "the record batch at offset {} of partition {index} of {} is larger \
+                             than {MAX_PARTITION_FETCH_BYTES} bytes",
+                            cursor.position,
+                            topic.name
+                        );
+                    }
+                    cursor.max_bytes = cursor.max_bytes.saturating_mul(2);
+                }
+                if remaining == Some(0) {
+                    break;
+                }
+            }
+            if remaining == Some(0) {
+                break;
+            }
+        }
+        out.flush()?;
+        if leader_moved {
+            let since = *leader_trouble_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= args.client.timeout() {
+                bail!(
+                    "partitions of {} found no stable leader within {} ms",
+                    topic.name,
+                    args.client.timeout_ms
+                );
+            }
+            tokio::time::sleep(LEADER_RETRY_BACKOFF).await;
+            topic = cluster
+                .topic_with_leaders(&args.topic, Some(&active))
+                .await?;
+        } else {
+            leader_trouble_since = None;
+        }
+    }
+}
+
+fn out_of_range(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    range: Option<(i64, i64)>,
+) -> anyhow::Error {
+    match range {
+        Some((start, end)) => anyhow!(
+            "offset {offset} is out of range for partition {partition} of {topic} \
+             (log start {start}, high watermark {end}): OFFSET_OUT_OF_RANGE"
+        ),
+        None => anyhow!("offset {offset} is out of range for partition {partition} of {topic}: OFFSET_OUT_OF_RANGE"),
+    }
+}
+
+/// Walks the batches in `records`, handing each record at or after `cursor.position` (and
+/// before `cursor.end`) to `emit`, until `remaining` reaches 0. Advances `cursor.position`
+/// past every complete batch (a trailing partial batch is left for the next fetch) and
+/// returns how many complete batches there were.
+fn take_records(
+    records: &Bytes,
+    cursor: &mut Cursor,
+    remaining: &mut Option<u64>,
+    emit: &mut impl FnMut(&Record) -> std::io::Result<()>,
+) -> anyhow::Result<usize> {
+    let mut rest = records.clone();
+    let mut batches = 0;
+    while rest.len() >= LOG_OVERHEAD_BYTES {
+        let base_offset = (&rest[0..8]).get_i64();
+        let batch_length = (&rest[8..12]).get_i32();
+        let Some(total) = usize::try_from(batch_length)
+            .ok()
+            .map(|len| len + LOG_OVERHEAD_BYTES)
+            .filter(|&total| total >= BATCH_HEADER_BYTES)
+        else {
+            bail!("record batch at offset {base_offset} declares length {batch_length}");
+        };
+        if rest.len() < total {
+            break;
+        }
+        let batch = rest.split_to(total);
+        batches += 1;
+        let magic = batch[16];
+        if magic != 2 {
+            bail!("record batch at offset {base_offset} has format v{magic}; only v2 is read");
+        }
+        let attributes = (&batch[21..23]).get_i16();
+        let last_offset_delta = (&batch[23..27]).get_i32();
+        let next_offset = base_offset + i64::from(last_offset_delta) + 1;
+        if attributes & CONTROL_FLAG == 0 && next_offset > cursor.position {
+            let set = RecordBatchDecoder::decode(&mut batch.clone())
+                .map_err(|e| anyhow!("record batch at offset {base_offset}: {e:#}"))?;
+            for record in &set.records {
+                if record.offset < cursor.position {
+                    continue;
+                }
+                if let Some(timestamp) = cursor.skip_until_timestamp {
+                    if record.timestamp < timestamp {
+                        cursor.position = record.offset + 1;
+                        continue;
+                    }
+                    cursor.skip_until_timestamp = None;
+                }
+                if cursor.end.is_some_and(|end| record.offset >= end) {
+                    cursor.position = cursor.end.unwrap_or(record.offset);
+                    return Ok(batches);
+                }
+                emit(record)?;
+                cursor.position = record.offset + 1;
+                if let Some(n) = remaining.as_mut() {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        return Ok(batches);
+                    }
+                }
+            }
+        }
+        cursor.position = cursor.position.max(next_offset);
+    }
+    Ok(batches)
+}
+
+/// `value\n`, or `key SEP value\n` when `key_sep` is given.
+fn write_record(
+    out: &mut impl Write,
+    record: &Record,
+    key_sep: Option<&[u8]>,
+) -> std::io::Result<()> {
+    if let Some(sep) = key_sep {
+        if let Some(key) = &record.key {
+            out.write_all(String::from_utf8_lossy(key).as_bytes())?;
+        }
+        out.write_all(sep)?;
+    }
+    if let Some(value) = &record.value {
+        out.write_all(String::from_utf8_lossy(value).as_bytes())?;
+    }
+    out.write_all(b"\n")
+}
+
+/// A consumer's Fetch (replica id -1, read_uncommitted, no fetch session) of
+/// `(partition, offset, max bytes)`s.
+pub(crate) fn fetch_request(
+    _version: i16,
+    topic: &str,
+    partitions: &[(i32, i64, i32)],
+    max_wait_ms: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_isolation_level(0)
+        // Session 0, epoch -1: a full fetch outside any session (KIP-227).
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(partition, offset, max_bytes)| {
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(max_bytes)
+                    })
+                    .collect(),
+            )])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The client commands: `cairn topic ...`, `cairn produce`, `cairn consume`.
+//!
+//! A small Kafka client on `cairn-protocol`'s codecs and a tokio `TcpStream` (no external
+//! Kafka client library), so it speaks to Cairn and to Apache Kafka alike. Bottom up:
+//!
+//! ```text
+//! topic / produce / consume      the subcommands (one file each)
+//!        │            offsets    ListOffsets for a set of partitions
+//!        ▼
+//!     cluster        bootstrap connection, Metadata, connections to partition leaders
+//!        ▼
+//!      conn          one TCP connection: frames (bounded), correlation ids,
+//!                    ApiVersions handshake, per-API version choice
+//! pure helpers:      partitioner (Kafka's murmur2), timestamp (RFC 3339),
+//!                    error_code (Kafka error names)
+//! ```
+//!
+//! Every failure ends the command with one line on stderr and exit code 1 (see `main.rs`);
+//! data goes to stdout, summaries to stderr.
+
+mod cluster;
+mod conn;
+mod consume;
+mod error_code;
+mod offsets;
+mod partitioner;
+mod produce;
+mod timestamp;
+mod topic;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// Where the cluster is and how long to wait for it; every client command takes these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Broker to bootstrap from; several may be given, separated by commas
+    #[arg(
+        long,
+        env = "CAIRN_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT",
+        global = true
+    )]
+    pub bootstrap_server: String,
+    /// Time limit for connecting and for each request, in milliseconds
+    #[arg(
+        long,
+        default_value_t = 30_000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64),
+        global = true
+    )]
+    pub timeout_ms: u32,
+}
+
+impl ClientArgs {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timeout_ms))
+    }
+}
+
+/// `cairn topic`: topic administration.
+#[derive(Debug, clap::Args)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TopicCommand {
+    /// Create a topic (CreateTopics).
+    Create {
+        /// Topic name
+        name: String,
+        /// Number of partitions
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// Replicas per partition
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i16).range(1..))]
+        replication_factor: i16,
+        /// A topic config, e.g. retention.ms=86400000 (repeatable)
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+        /// Succeed if the topic already exists
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List topic names, one per line, sorted (Metadata).
+    List {
+        /// Include internal topics
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show partitions (leader, leader epoch, log start, high watermark) and non-default
+    /// configs (Metadata, ListOffsets, DescribeConfigs).
+    Describe {
+        /// Topic name
+        name: String,
+    },
+    /// Set or remove topic configs (IncrementalAlterConfigs).
+    Alter {
+        /// Topic name
+        name: String,
+        /// Set a config, e.g. retention.ms=86400000 (repeatable)
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config,
+              required_unless_present = "delete_configs")]
+        configs: Vec<(String, String)>,
+        /// Remove a config override, reverting to the default (repeatable)
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+    },
+    /// Raise a topic's partition count (CreatePartitions).
+    AddPartitions {
+        /// Topic name
+        name: String,
+        /// The new total number of partitions
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+    },
+    /// Delete a topic (DeleteTopics).
+    Delete {
+        /// Topic name
+        name: String,
+        /// Succeed if the topic does not exist
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+/// `cairn produce`: stdin lines to records.
+#[derive(Debug, clap::Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Topic to write to
+    topic: String,
+    /// Split each line at the first SEP into key and value (a line without SEP gets a
+    /// null key); without this flag every line is a value with a null key
+    #[arg(long, value_name = "SEP", value_parser = parse_separator)]
+    key_sep: Option<String>,
+    /// Write every record to this partition [default: by key (Kafka's murmur2
+    /// partitioner), round-robin for null keys]
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
+    partition: Option<i32>,
+    /// Acknowledgements to wait for: 0 (none; errors go unseen), 1 (leader), all
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    acks: i16,
+    /// Compression codec for record batches
+    #[arg(long, value_enum, default_value_t = Codec::None)]
+    compression: Codec,
+    /// How long a batch may wait for more lines before it is sent, in milliseconds
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    linger_ms: u64,
+    /// Largest record batch per partition, in bytes (before compression)
+    #[arg(long, default_value_t = 16_384, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1..=produce::MAX_BATCH_BYTES as i64))]
+    batch_size: u32,
+    /// Longest accepted input line, in bytes (newline excluded)
+    #[arg(long, default_value_t = 1_048_576, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1..=produce::MAX_BATCH_BYTES as i64))]
+    max_line_bytes: u32,
+}
+
+/// Compression codecs of Kafka record batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+/// `cairn consume`: records to stdout lines.
+///
+/// Stop rule: with `--count N`, after N records (waiting for new ones as long as it takes);
+/// without it, once every chosen partition has been read up to its high watermark as it
+/// was when the command started (like `kcat -e`), so records produced later are not shown.
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Topic to read
+    topic: String,
+    #[command(flatten)]
+    start: StartArgs,
+    /// Read only this partition [default: all]
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
+    partition: Option<i32>,
+    /// Stop after N records; without it, stop at the high watermarks as of start
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Print each record as KEY SEP VALUE (a null key prints as nothing)
+    #[arg(long)]
+    print_key: bool,
+    /// Separator for --print-key [default: a tab]; implies --print-key
+    #[arg(long, value_name = "SEP", value_parser = parse_separator)]
+    key_sep: Option<String>,
+    /// Longest time the broker may hold a fetch open waiting for data, in milliseconds
+    #[arg(long, default_value_t = 500, value_name = "MS",
+          value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    max_wait_ms: u32,
+}
+
+/// Where `consume` starts: exactly one of these.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+struct StartArgs {
+    /// Start at each partition's log start offset
+    #[arg(long)]
+    from_beginning: bool,
+    /// Start at this offset in every chosen partition (it must lie between the log start
+    /// and the high watermark)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    offset: Option<i64>,
+    /// Start at the first record whose timestamp is at or after T: milliseconds since the
+    /// Unix epoch, or RFC 3339 such as 2024-05-01T12:00:00Z
+    #[arg(long, value_name = "T", value_parser = timestamp::parse_timestamp)]
+    timestamp: Option<i64>,
+}
+
+/// Runs `cairn topic ...`.
+pub fn topic(args: &TopicArgs) -> anyhow::Result<()> {
+    run(topic::run(&args.client, &args.command))
+}
+
+/// Runs `cairn produce`.
+pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
+    run(produce::run(args))
+}
+
+/// Runs `cairn consume`.
+pub fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
+    run(consume::run(args))
+}
+
+/// Runs one command on a single-threaded runtime: a CLI talks to a few brokers one request
+/// at a time, so more threads would buy nothing.
+fn run(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(command);
+    // Nothing of ours is left running; don't wait for anything that is.
+    runtime.shutdown_background();
+    result
+}
+
+/// `KEY=VALUE` of `--config`.
+fn parse_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+fn parse_separator(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the separator must not be empty".to_string());
+    }
+    Ok(text.to_string())
+}
+
+/// `--acks`: Kafka's producer `acks` values; `all` is sent as -1.
+fn parse_acks(text: &str) -> Result<i16, String> {
+    match text {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        "all" | "-1" => Ok(-1),
+        _ => Err(format!("expected 0, 1 or all, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Command {
+        Topic(TopicArgs),
+        Produce(ProduceArgs),
+        Consume(ConsumeArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairn").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn config_pairs() {
+        assert_eq!(
+            parse_config("retention.ms=1000"),
+            Ok(("retention.ms".to_string(), "1000".to_string()))
+        );
+        assert_eq!(
+            parse_config("a=b=c"),
+            Ok(("a".to_string(), "b=c".to_string()))
+        );
+        assert_eq!(parse_config("x="), Ok(("x".to_string(), String::new())));
+        assert!(parse_config("novalue").is_err());
+        assert!(parse_config("=5").is_err());
+    }
+
+    #[test]
+    fn acks_values() {
+        assert_eq!(parse_acks("all"), Ok(-1));
+        assert_eq!(parse_acks("-1"), Ok(-1));
+        assert_eq!(parse_acks("0"), Ok(0));
+        assert_eq!(parse_acks("1"), Ok(1));
+        assert!(parse_acks("2").is_err());
+    }
+
+    #[test]
+    fn command_lines() {
+        let Ok(Command::Topic(topic)) = parse(&[
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "3",
+            "--config",
+            "a=1",
+            "--config",
+            "b=2",
+            "--bootstrap-server",
+            "h:1",
+        ]) else {
+            panic!("topic create parses");
+        };
+        assert_eq!(topic.client.bootstrap_server, "h:1");
+        assert!(matches!(
+            topic.command,
+            TopicCommand::Create { partitions: 3, replication_factor: 1, ref configs, .. }
+                if configs.len() == 2
+        ));
+        // Global options also work before the nested subcommand.
+        assert!(parse(&["topic", "--timeout-ms", "5", "list"]).is_ok());
+
+        let Ok(Command::Produce(produce)) = parse(&["produce", "t"]) else {
+            panic!("produce parses");
+        };
+        assert_eq!(
+            (produce.acks, produce.compression, produce.client.timeout_ms),
+            (-1, Codec::None, 30_000)
+        );
+
+        // consume needs exactly one start position.
+        assert!(parse(&["consume", "t"]).is_err());
+        assert!(parse(&["consume", "t", "--from-beginning", "--offset", "3"]).is_err());
+        let Ok(Command::Consume(consume)) =
+            parse(&["consume", "t", "--timestamp", "1970-01-01T00:00:01Z"])
+        else {
+            panic!("consume parses");
+        };
+        assert_eq!(consume.start.timestamp, Some(1000));
+
+        assert!(
+            parse(&["topic", "alter", "t"]).is_err(),
+            "alter needs a change"
+        );
+        assert!(parse(&["topic", "alter", "t", "--delete-config", "x"]).is_ok());
+        assert!(parse(&["topic", "create", "t", "--partitions", "0"]).is_err());
+        assert!(parse(&["produce", "t", "--key-sep", ""]).is_err());
+    }
+}
