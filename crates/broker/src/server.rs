@@ -237,11 +237,13 @@ async fn serve_connection(
                     if request.trailing_bytes > 0 {
                         tracing::debug!(%peer, api = ?request.api_key, bytes = request.trailing_bytes, "ignoring bytes after the request body, as Kafka does");
                     }
-                    let ctx = Arc::clone(&ctx);
+                    let (key, version, correlation_id) =
+                        (request.api_key, request.api_version, request.correlation_id);
+                    // Ordered part here, on the reader (see `handlers::dispatch`); the rest
+                    // in its own task so a slow request does not hold up the next.
+                    let work = handlers::dispatch(Arc::clone(&ctx), request).await;
                     tokio::spawn(async move {
-                        let (key, version, correlation_id) =
-                            (request.api_key, request.api_version, request.correlation_id);
-                        let answer = match handlers::handle(ctx, request).await {
+                        let answer = match work.await {
                             None => Ok(None),
                             Some(body) => encode_response(correlation_id, key, version, &body)
                                 .map(Some)

@@ -177,3 +177,68 @@ async fn list_offsets_by_time_finds_the_record_inside_the_batch() {
     assert_eq!(offset_for(&mut c, "times", -1).await.0, lz4 + 3);
     broker.shutdown().await;
 }
+
+// Multi-threaded, as the broker runs: on one thread, spawned tasks run in spawn order and
+// the race this guards against cannot happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_produces_are_appended_in_request_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(BrokerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await
+    .expect("start");
+    let mut c = Client::connect(broker.local_addr()).await;
+    let mut meta = MetadataRequest::default();
+    let mut topic = metadata_request::MetadataRequestTopic::default();
+    topic.name = Some(name("piped"));
+    meta.topics = Some(vec![topic]);
+    meta.allow_auto_topic_creation = true;
+    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
+        .await;
+
+    // Send every request before reading any answer, as a client with many in flight does.
+    const N: i32 = 200;
+    let mut frames = BytesMut::new();
+    for i in 0..N {
+        let mut p = produce_request::PartitionProduceData::default();
+        p.index = 0;
+        p.records = Some(batch_with_timestamps(&[i as i64], Compression::None));
+        let mut t = produce_request::TopicProduceData::default();
+        t.name = name("piped");
+        t.partition_data = vec![p];
+        let mut r = ProduceRequest::default();
+        r.acks = 1;
+        r.timeout_ms = 5000;
+        r.topic_data = vec![t];
+        frames.extend_from_slice(
+            &client::encode_request(ApiKey::Produce, 7, 1000 + i, None, &RequestKind::Produce(r))
+                .expect("encode"),
+        );
+    }
+    c.stream.write_all(&frames).await.expect("send all");
+    let mut offsets = Vec::new();
+    while offsets.len() < N as usize {
+        if let Some(frame) = decode_frame(&mut c.buf, 1 << 20).expect("frame") {
+            let (id, resp) = client::decode_response(frame, ApiKey::Produce, 7).expect("decode");
+            assert_eq!(id, 1000 + offsets.len() as i32, "answers in request order");
+            let ResponseKind::Produce(resp) = resp else {
+                panic!("not a produce response")
+            };
+            let p = &resp.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0);
+            offsets.push(p.base_offset);
+            continue;
+        }
+        assert!(
+            c.stream.read_buf(&mut c.buf).await.expect("read") > 0,
+            "closed"
+        );
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[1] == w[0] + 1),
+        "request i must get the offset after request i-1's: {offsets:?}"
+    );
+    broker.shutdown().await;
+}

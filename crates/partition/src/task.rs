@@ -92,6 +92,19 @@ impl StorageShards {
     }
 }
 
+/// A queued produce; [`PendingProduce::wait`] resolves once it is acknowledged.
+#[derive(Debug)]
+pub struct PendingProduce {
+    rx: oneshot::Receiver<Result<ProduceAck>>,
+}
+
+impl PendingProduce {
+    /// Waits for the acknowledgement.
+    pub async fn wait(self) -> Result<ProduceAck> {
+        self.rx.await.map_err(|_| PartitionError::Closed)?
+    }
+}
+
 /// A handle on a partition's owner task. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PartitionHandle {
@@ -188,12 +201,23 @@ impl PartitionHandle {
 
     /// Appends validated record batches; resolves per `acks` (see [`Acks`]).
     pub async fn produce(&self, batches: Vec<Bytes>, acks: Acks) -> Result<ProduceAck> {
-        self.call(|reply| Command::Produce {
-            batches,
-            acks,
-            reply,
-        })
-        .await
+        self.enqueue_produce(batches, acks).await?.wait().await
+    }
+
+    /// Queues a produce on the partition and returns what to wait on for its
+    /// acknowledgement. Batches queued by one caller are appended in the order it queued
+    /// them: a connection queues its requests in request order, then waits concurrently.
+    pub async fn enqueue_produce(&self, batches: Vec<Bytes>, acks: Acks) -> Result<PendingProduce> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Produce {
+                batches,
+                acks,
+                reply,
+            })
+            .await
+            .map_err(|_| PartitionError::Closed)?;
+        Ok(PendingProduce { rx })
     }
 
     /// Whole batches from the one holding `offset`, below the high watermark.

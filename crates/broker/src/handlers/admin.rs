@@ -515,5 +515,8 @@ pub(super) fn describe_cluster(
     b.host = str_bytes(&ctx.config.advertise.0);
     b.port = ctx.config.advertise.1 as i32;
     resp.brokers = vec![b];
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::CLUSTER_OPERATIONS;
+    }
     resp
 }

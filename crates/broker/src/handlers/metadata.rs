@@ -28,6 +28,14 @@ pub(super) async fn metadata(ctx: &Ctx, version: i16, req: MetadataRequest) -> M
     if version >= 1 {
         resp.controller_id = BrokerId(ctx.config.node_id);
     }
+    // No authorizer: everything is allowed, and Kafka says so when asked (v8+; the
+    // cluster field only up to v10). Leaving the "not requested" value confuses clients that
+    // asked (kafka-python's admin client decodes it as operation 31).
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::CLUSTER_OPERATIONS;
+    }
+    let topic_operations = (version >= 8 && req.include_topic_authorized_operations)
+        .then_some(super::TOPIC_OPERATIONS);
 
     let all = match &req.topics {
         None => true,
@@ -67,7 +75,16 @@ pub(super) async fn metadata(ctx: &Ctx, version: i16, req: MetadataRequest) -> M
             Err(code) => error_topic(Some(&name), Uuid::nil(), code, version),
         });
     }
+    set_operations(&mut resp, topic_operations);
     resp
+}
+
+fn set_operations(resp: &mut MetadataResponse, operations: Option<i32>) {
+    if let Some(ops) = operations {
+        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = ops;
+        }
+    }
 }
 
 async fn auto_create_topic(ctx: &Ctx, name: &str) -> Result<Arc<Topic>, ErrorCode> {

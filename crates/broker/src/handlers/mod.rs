@@ -8,8 +8,10 @@ mod compat_tests;
 mod fetch;
 mod metadata;
 mod offsets;
-mod produce;
+pub(crate) mod produce;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_partition::{PartitionHandle, PartitionState};
@@ -20,6 +22,20 @@ use cairn_protocol::{api_versions_response, ErrorCode, Request};
 use crate::server::Ctx;
 use crate::topics::Topic;
 
+/// The rest of a request's work once [`dispatch`] returned; `None` for no response.
+pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+/// Starts a request, in request order: what must happen in the order the connection sent
+/// requests (queuing produced batches on their partitions) happens before this returns; the
+/// returned work (waiting for acknowledgements, long-polling) may overlap other requests'.
+pub(crate) async fn dispatch(ctx: Arc<Ctx>, request: Request) -> Work {
+    if let RequestKind::Produce(r) = request.body {
+        let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
+        return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
+    }
+    Box::pin(handle(ctx, request))
+}
+
 /// Answers one request; `None` for requests that get no response (Produce with acks=0).
 pub(crate) async fn handle(ctx: Arc<Ctx>, request: Request) -> Option<ResponseKind> {
     let v = request.api_version;
@@ -28,7 +44,9 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, request: Request) -> Option<ResponseKi
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response(v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(&ctx, v, r).await),
         RequestKind::Produce(r) => {
-            return produce::produce(&ctx, v, r)
+            return produce::enqueue(&ctx, v, r)
+                .await
+                .finish()
                 .await
                 .map(ResponseKind::Produce)
         }
@@ -70,6 +88,25 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, request: Request) -> Option<ResponseKi
         }
     })
 }
+
+/// Kafka's ACL operation codes (`AclOperation`), as bits of an "authorized operations" field.
+const fn operations(codes: &[u8]) -> i32 {
+    let mut bits = 0i32;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+
+/// What a client may do with a topic when no authorizer is configured (Kafka's answer):
+/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11.
+pub(crate) const TOPIC_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// Likewise for the cluster: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+pub(crate) const CLUSTER_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
 
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())

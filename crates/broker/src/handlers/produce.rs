@@ -2,11 +2,11 @@
 //! per `acks`.
 
 use bytes::Bytes;
-use cairn_partition::Acks;
+use cairn_partition::{Acks, PartitionHandle, PendingProduce};
 use cairn_protocol::kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
-use cairn_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use cairn_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use cairn_protocol::records::check_produce_compression;
 use cairn_protocol::{validate_produce_records, ErrorCode, RecordLimits};
 
@@ -14,62 +14,30 @@ use super::{partition, str_bytes};
 use crate::errors::partition_error;
 use crate::server::Ctx;
 
-pub(super) async fn produce(
-    ctx: &Ctx,
+/// A produce whose batches are queued on their partitions (or refused), waiting for
+/// acknowledgements.
+pub(crate) struct Enqueued {
     version: i16,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
-    let acks = Acks::from_kafka(req.acks);
-    let transactional = req.transactional_id.is_some();
-    let mut work = Vec::new();
-    for topic in &req.topic_data {
-        let name = topic.name.0.as_str();
-        for p in &topic.partition_data {
-            work.push(produce_partition(
-                ctx,
-                version,
-                name,
-                p.index,
-                p.records.clone(),
-                acks,
-                transactional,
-            ));
-        }
-    }
-    let results = futures_util::future::join_all(work).await;
-    if acks == Some(Acks::None) {
-        return None;
-    }
-    let mut results = results.into_iter();
-    let mut resp = ProduceResponse::default();
-    for topic in req.topic_data {
-        let mut t = TopicProduceResponse::default();
-        t.name = topic.name;
-        t.partition_responses = topic
-            .partition_data
-            .iter()
-            .filter_map(|_| results.next())
-            .collect();
-        resp.responses.push(t);
-    }
-    Some(resp)
+    no_response: bool,
+    topics: Vec<(TopicName, Vec<Slot>)>,
 }
 
-async fn produce_partition(
-    ctx: &Ctx,
+enum Slot {
+    Answered(PartitionProduceResponse),
+    Waiting(i32, PendingProduce),
+}
+
+fn response(
     version: i16,
-    topic: &str,
     index: i32,
-    records: Option<Bytes>,
-    acks: Option<Acks>,
-    transactional: bool,
+    result: Result<(u64, u64), Refusal>,
 ) -> PartitionProduceResponse {
     let mut r = PartitionProduceResponse::default();
     r.index = index;
     r.base_offset = -1;
     r.log_append_time_ms = -1;
     r.log_start_offset = -1;
-    match append(ctx, version, topic, index, records, acks, transactional).await {
+    match result {
         Ok((base_offset, log_start_offset)) => {
             r.base_offset = base_offset as i64;
             if version >= 5 {
@@ -78,7 +46,7 @@ async fn produce_partition(
         }
         Err((code, message)) => {
             if code != ErrorCode::NotLeaderOrFollower {
-                tracing::debug!(topic, partition = index, error = ?code, message, "produce refused");
+                tracing::debug!(partition = index, error = ?code, message, "produce refused");
             }
             r.error_code = code.code();
             if version >= 8 {
@@ -89,9 +57,76 @@ async fn produce_partition(
     r
 }
 
+/// Validates every partition's records and queues them on the partitions, in the order the
+/// request lists them. The connection calls this for its requests one at a time, in request
+/// order, so a client's pipelined produces reach each partition in the order it sent them
+/// (as Kafka, which handles a connection's requests one at a time, guarantees).
+pub(crate) async fn enqueue(ctx: &Ctx, version: i16, req: ProduceRequest) -> Enqueued {
+    let acks = Acks::from_kafka(req.acks);
+    let transactional = req.transactional_id.is_some();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.as_str().to_string();
+        let mut slots = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let prepared = prepare(ctx, version, &name, p.index, p.records, acks, transactional);
+            let slot = match prepared {
+                Err(refusal) => Slot::Answered(response(version, p.index, Err(refusal))),
+                Ok((handle, batches, acks)) => match handle.enqueue_produce(batches, acks).await {
+                    Ok(pending) => Slot::Waiting(p.index, pending),
+                    Err(e) => Slot::Answered(response(
+                        version,
+                        p.index,
+                        Err((partition_error(&e), Some(e.to_string()))),
+                    )),
+                },
+            };
+            slots.push(slot);
+        }
+        topics.push((topic.name, slots));
+    }
+    Enqueued {
+        version,
+        no_response: acks == Some(Acks::None),
+        topics,
+    }
+}
+
+impl Enqueued {
+    /// Waits for every partition's acknowledgement; `None` for acks=0 (no response).
+    pub(crate) async fn finish(self) -> Option<ProduceResponse> {
+        let version = self.version;
+        let mut resp = ProduceResponse::default();
+        for (name, slots) in self.topics {
+            let answers = slots.into_iter().map(|slot| async move {
+                match slot {
+                    Slot::Answered(r) => r,
+                    Slot::Waiting(index, pending) => {
+                        let result = pending
+                            .wait()
+                            .await
+                            .map(|ack| (ack.base_offset, ack.log_start_offset))
+                            .map_err(|e| (partition_error(&e), Some(e.to_string())));
+                        response(version, index, result)
+                    }
+                }
+            });
+            let mut t = TopicProduceResponse::default();
+            t.name = name;
+            t.partition_responses = futures_util::future::join_all(answers).await;
+            resp.responses.push(t);
+        }
+        if self.no_response {
+            return None;
+        }
+        Some(resp)
+    }
+}
+
 type Refusal = (ErrorCode, Option<String>);
 
-async fn append(
+/// Checks one partition's part of the request; returns the partition and its batches.
+fn prepare(
     ctx: &Ctx,
     version: i16,
     topic: &str,
@@ -99,7 +134,7 @@ async fn append(
     records: Option<Bytes>,
     acks: Option<Acks>,
     transactional: bool,
-) -> Result<(u64, u64), Refusal> {
+) -> Result<(PartitionHandle, Vec<Bytes>, Acks), Refusal> {
     let acks = acks.ok_or((
         ErrorCode::InvalidRequiredAcks,
         Some("acks must be 0, 1 or -1".into()),
@@ -126,10 +161,5 @@ async fn append(
             Some("transactional batches are not supported yet".into()),
         ));
     }
-    let bytes = batches.into_iter().map(|b| b.bytes).collect();
-    let ack = handle
-        .produce(bytes, acks)
-        .await
-        .map_err(|e| (partition_error(&e), Some(e.to_string())))?;
-    Ok((ack.base_offset, ack.log_start_offset))
+    Ok((handle, batches.into_iter().map(|b| b.bytes).collect(), acks))
 }
