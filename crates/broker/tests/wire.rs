@@ -242,3 +242,40 @@ async fn pipelined_produces_are_appended_in_request_order() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_reports_authorized_operations_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(BrokerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await
+    .expect("start");
+    let mut c = Client::connect(broker.local_addr()).await;
+    for all_topics in [false, true] {
+        let mut meta = MetadataRequest::default();
+        if !all_topics {
+            let mut topic = metadata_request::MetadataRequestTopic::default();
+            topic.name = Some(name("ops"));
+            meta.topics = Some(vec![topic]);
+        }
+        meta.allow_auto_topic_creation = true;
+        meta.include_cluster_authorized_operations = true;
+        meta.include_topic_authorized_operations = true;
+        let ResponseKind::Metadata(resp) = c
+            .call(ApiKey::Metadata, 8, RequestKind::Metadata(meta))
+            .await
+        else {
+            panic!("not a metadata response")
+        };
+        // READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS: bits 3-8, 10, 11.
+        assert_eq!(
+            resp.topics[0].topic_authorized_operations, 0b1101_1111_1000,
+            "all topics: {all_topics}"
+        );
+        // CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS IDEMPOTENT_WRITE.
+        assert_eq!(resp.cluster_authorized_operations, 0b1_1111_1010_0000);
+    }
+    broker.shutdown().await;
+}

@@ -49,6 +49,7 @@ pub(super) async fn metadata(ctx: &Ctx, version: i16, req: MetadataRequest) -> M
             .iter()
             .map(|t| describe(ctx, t, version))
             .collect();
+        set_operations(&mut resp, topic_operations);
         return resp;
     }
     // Kafka's rule: auto-create only if the broker allows it and, from v4, the client asks.
