@@ -255,11 +255,10 @@ async fn metadata_reports_authorized_operations_when_asked() {
     let mut c = Client::connect(broker.local_addr()).await;
     for all_topics in [false, true] {
         let mut meta = MetadataRequest::default();
-        if !all_topics {
-            let mut topic = metadata_request::MetadataRequestTopic::default();
-            topic.name = Some(name("ops"));
-            meta.topics = Some(vec![topic]);
-        }
+        let mut topic = metadata_request::MetadataRequestTopic::default();
+        topic.name = Some(name("ops"));
+        // The default is an empty list ("no topics"); `None` asks for all of them.
+        meta.topics = if all_topics { None } else { Some(vec![topic]) };
         meta.allow_auto_topic_creation = true;
         meta.include_cluster_authorized_operations = true;
         meta.include_topic_authorized_operations = true;
