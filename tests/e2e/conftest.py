@@ -212,3 +212,203 @@ def serve(run_cairn, tmp_path: Path):
         return process, process.wait_ready()
 
     return start
+
+
+# --- The Kafka broker ----------------------------------------------------------------------
+
+KAFKA_PORT_TIMEOUT_S = 30.0
+# Every test gets at most this long unless it says otherwise with @pytest.mark.timeout(N), so a
+# hung broker or client fails one test instead of the whole run.
+DEFAULT_TEST_TIMEOUT_S = 120
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT_S))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran brokers shows their logs (the last 200 lines of each)."""
+    outcome = yield
+    report = outcome.get_result()
+    brokers = getattr(item, "cairn_brokers", None)
+    if report.failed and brokers:
+        for n, broker in enumerate(brokers):
+            lines = broker.logs().splitlines()
+            report.sections.append(
+                (f"cairn broker {n} ({broker.bootstrap}) log, last {min(len(lines), 200)} "
+                 f"of {len(lines)} lines", "\n".join(lines[-200:]))
+            )
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns something truthy, which is returned; fails after
+    `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """A `cairn serve` node with a Kafka listener on 127.0.0.1:PORT and its own data dir.
+
+    It can be stopped, killed and started again on the same directory and port; every run's
+    stderr is kept, and the fixture fails the test at teardown if any run panicked.
+    """
+
+    def __init__(self, cairn_bin: Path, data_dir: Path, cwd: Path, env: dict[str, str],
+                 args: tuple[str, ...] = ()):
+        self.cairn_bin = cairn_bin
+        self.data_dir = data_dir
+        self.cwd = cwd
+        self.env = dict(env)
+        self.args = tuple(args)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.runs: list[Cairn] = []
+        self.ready: dict[str, str] = {}
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def process(self) -> Cairn:
+        if not self.runs:
+            pytest.fail("the broker has not been started")
+        return self.runs[-1]
+
+    @property
+    def pid(self) -> int:
+        return self.process.proc.pid
+
+    def running(self) -> bool:
+        return bool(self.runs) and self.process.running()
+
+    def start(self) -> "Broker":
+        """Starts the node and returns once it logged `cairn ready` and its Kafka port accepts
+        connections."""
+        if self.running():
+            pytest.fail("start(): the broker is already running")
+        argv = [
+            str(self.cairn_bin), "serve",
+            "--data-dir", str(self.data_dir),
+            "--listen", self.bootstrap,
+            *self.args,
+        ]
+        process = Cairn(argv, clean_env(**self.env), self.cwd)
+        self.runs.append(process)
+        self.ready = process.wait_ready()
+
+        def accepting() -> bool:
+            if not process.running():
+                pytest.fail(
+                    f"cairn exited with {process.proc.returncode} after `cairn ready`; "
+                    f"stderr:\n{process.stderr}"
+                )
+            return port_accepts(self.host, self.port)
+
+        wait_until(accepting, KAFKA_PORT_TIMEOUT_S,
+                   f"the Kafka listener on {self.bootstrap} to accept connections")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = EXIT_TIMEOUT_S) -> int:
+        """Sends `sig` and waits for the process to exit; returns its exit code."""
+        return self.process.stop(sig, timeout)
+
+    def restart(self) -> "Broker":
+        """SIGTERM, wait for a clean exit, start again on the same data dir and port."""
+        code = self.stop()
+        assert code == 0, f"cairn exited with {code} on SIGTERM; stderr:\n{self.process.stderr}"
+        return self.start()
+
+    def kill9(self) -> None:
+        """SIGKILL and wait: a crash, as far as the data dir can tell."""
+        self.process.proc.kill()
+        self.process.wait_exit()
+
+    def rss_bytes(self) -> int:
+        """The process's resident set size (VmRSS)."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        pytest.fail(f"no VmRSS in /proc/{self.pid}/status")
+
+    def logs(self) -> str:
+        """Every run's stderr, oldest run first."""
+        return "\n".join(
+            f"--- cairn run {n} (pid {run.proc.pid}) ---\n{run.stderr}"
+            for n, run in enumerate(self.runs, start=1)
+        )
+
+    def panics(self) -> list[str]:
+        return [line for run in self.runs for line in run.stderr.splitlines() if "panicked" in line]
+
+    def assert_alive(self) -> None:
+        assert self.running(), f"the broker died; stderr:\n{self.logs()}"
+
+
+@pytest.fixture
+def start_broker(cairn_bin: Path, tmp_path: Path, request):
+    """`start_broker(env={...}, args=(...), data_dir=...)` starts a broker and returns its
+    `Broker`. At teardown every broker the test started is stopped with SIGTERM (it must exit
+    cleanly) and none of their runs may have panicked."""
+    brokers: list[Broker] = []
+    request.node.cairn_brokers = brokers
+
+    def start(env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+              data_dir: Path | None = None) -> Broker:
+        n = len(brokers)
+        home = tmp_path / f"broker{n}"
+        home.mkdir()
+        broker = Broker(cairn_bin, data_dir or home / "data", home, env or {}, args)
+        brokers.append(broker)
+        return broker.start()
+
+    yield start
+
+    problems = []
+    for broker in brokers:
+        mine = []
+        if broker.running():
+            broker.process.proc.send_signal(signal.SIGTERM)
+            try:
+                code = broker.process.proc.wait(timeout=EXIT_TIMEOUT_S)
+                if code != 0:
+                    mine.append(f"broker {broker.bootstrap} exited with {code} on SIGTERM")
+            except subprocess.TimeoutExpired:
+                mine.append(
+                    f"broker {broker.bootstrap} did not stop within {EXIT_TIMEOUT_S}s of SIGTERM"
+                )
+        for run in broker.runs:
+            run.kill()
+            for reader in run._readers:
+                reader.join(EXIT_TIMEOUT_S)
+        if broker.panics():
+            mine.append(f"broker {broker.bootstrap} panicked: {broker.panics()}")
+        if mine:
+            problems += [*mine, broker.logs()]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def broker(start_broker) -> Broker:
+    """One broker with the built-in defaults."""
+    return start_broker()

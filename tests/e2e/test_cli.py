@@ -1,0 +1,208 @@
+"""The `cairn` client commands (`cairn topic|produce|consume`) against a real broker, checked
+against what librdkafka sees of the same topics."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import clean_env
+from kafkautil import (
+    Recorder,
+    admin,
+    create_topic,
+    produce_all,
+    producer,
+    read_partitions,
+    unique_topic,
+)
+
+CLI_TIMEOUT_S = 60
+
+
+def cli(cairn_bin, broker, *args: str, stdin: str | None = None, ok: bool = True,
+        env: dict[str, str] | None = None, bootstrap: bool = True):
+    """Runs `cairn ARGS` (with --bootstrap-server unless `bootstrap` is false); asserts it
+    succeeds (or, with ok=False, fails) and returns the CompletedProcess."""
+    argv = [str(cairn_bin), *args]
+    if bootstrap:
+        argv += ["--bootstrap-server", broker.bootstrap]
+    try:
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                timeout=CLI_TIMEOUT_S, env=clean_env(**(env or {})))
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(argv)} hung for {CLI_TIMEOUT_S}s; stderr:\n{exc.stderr}")
+    if ok:
+        assert result.returncode == 0, (
+            f"{' '.join(argv)} exited with {result.returncode}; stderr:\n{result.stderr}\n"
+            f"broker:\n{broker.logs()}"
+        )
+    else:
+        assert result.returncode != 0, f"{' '.join(argv)} succeeded; stdout:\n{result.stdout}"
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, f"expected one error line; stderr:\n{result.stderr}"
+    return result
+
+
+def test_help_lists_the_client_commands(cairn_bin):
+    result = subprocess.run([str(cairn_bin), "--help"], capture_output=True, text=True,
+                            timeout=CLI_TIMEOUT_S)
+    assert result.returncode == 0
+    for command in ("serve", "topic", "produce", "consume"):
+        assert command in result.stdout, result.stdout
+    for command in (["topic", "--help"], ["produce", "--help"], ["consume", "--help"]):
+        result = subprocess.run([str(cairn_bin), *command], capture_output=True, text=True,
+                                timeout=CLI_TIMEOUT_S)
+        assert result.returncode == 0, f"cairn {' '.join(command)}: {result.stderr}"
+
+
+def test_topic_lifecycle(cairn_bin, broker):
+    name = unique_topic("cli-topic")
+    cli(cairn_bin, broker, "topic", "create", name, "--partitions", "3",
+        "--config", "retention.ms=3600000")
+    client = admin(broker.bootstrap)
+    assert len(client.list_topics(timeout=10).topics[name].partitions) == 3
+
+    listed = cli(cairn_bin, broker, "topic", "list").stdout.splitlines()
+    assert name in listed
+    assert listed == sorted(listed)
+
+    described = cli(cairn_bin, broker, "topic", "describe", name).stdout
+    assert name in described
+    assert "retention.ms" in described and "3600000" in described, described
+
+    # An existing topic: an error, unless --if-not-exists.
+    result = cli(cairn_bin, broker, "topic", "create", name, ok=False)
+    assert "TOPIC_ALREADY_EXISTS" in result.stderr.upper().replace(" ", "_"), result.stderr
+    cli(cairn_bin, broker, "topic", "create", name, "--if-not-exists")
+
+    cli(cairn_bin, broker, "topic", "alter", name, "--config", "retention.ms=7200000")
+    assert "7200000" in cli(cairn_bin, broker, "topic", "describe", name).stdout
+    cli(cairn_bin, broker, "topic", "add-partitions", name, "--partitions", "5")
+    assert len(client.list_topics(timeout=10).topics[name].partitions) == 5
+
+    cli(cairn_bin, broker, "topic", "delete", name)
+    assert name not in cli(cairn_bin, broker, "topic", "list").stdout.splitlines()
+    cli(cairn_bin, broker, "topic", "delete", name, ok=False)
+    cli(cairn_bin, broker, "topic", "delete", name, "--if-exists")
+
+
+def test_bootstrap_from_the_environment(cairn_bin, broker):
+    name = unique_topic("cli-env")
+    create_topic(broker.bootstrap, name)
+    result = cli(cairn_bin, broker, "topic", "list", bootstrap=False,
+                 env={"CAIRN_BOOTSTRAP": broker.bootstrap})
+    assert name in result.stdout.splitlines()
+
+
+def test_produce_with_keys_then_consume(cairn_bin, broker):
+    name = unique_topic("cli-produce")
+    create_topic(broker.bootstrap, name, partitions=1)
+    cli(cairn_bin, broker, "produce", name, "--key-sep", ":", stdin="k1:v1\nk2:v2\n")
+
+    out = cli(cairn_bin, broker, "consume", name, "--from-beginning", "--count", "2").stdout
+    assert out.splitlines() == ["v1", "v2"]
+    out = cli(cairn_bin, broker, "consume", name, "--from-beginning", "--key-sep", ":").stdout
+    assert out.splitlines() == ["k1:v1", "k2:v2"]
+
+    # What librdkafka reads is the same.
+    records = read_partitions(broker.bootstrap, name, 1, expected=2)
+    assert [(m.key(), m.value()) for m in records] == [(b"k1", b"v1"), (b"k2", b"v2")]
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_produce_compressed(cairn_bin, broker, codec):
+    name = unique_topic(f"cli-{codec}")
+    create_topic(broker.bootstrap, name, partitions=2)
+    lines = [f"line {i} " + "abc" * (i % 30) for i in range(1000)]
+    cli(cairn_bin, broker, "produce", name, "--compression", codec, stdin="\n".join(lines) + "\n")
+    records = read_partitions(broker.bootstrap, name, 2, expected=1000)
+    assert sorted(m.value().decode() for m in records) == sorted(lines)
+    out = cli(cairn_bin, broker, "consume", name, "--from-beginning").stdout
+    assert sorted(out.splitlines()) == sorted(lines)
+
+
+def test_key_partitioning_matches_kafka(cairn_bin, broker):
+    """Keyed records land where Java clients (murmur2) would put them; librdkafka's
+    murmur2_random partitioner is that same function."""
+    name = unique_topic("cli-murmur")
+    create_topic(broker.bootstrap, name, partitions=6)
+    keys = [f"key-{i}" for i in range(60)]
+    cli(cairn_bin, broker, "produce", name, "--key-sep", "=",
+        stdin="".join(f"{k}=cli\n" for k in keys))
+    recorder = Recorder()
+    produce_all(producer(broker.bootstrap, partitioner="murmur2_random"), name,
+                [(k.encode(), b"rdkafka") for k in keys], recorder)
+    recorder.assert_all_delivered(len(keys))
+    expected = {r.key: r.partition for r in recorder.reports}
+    records = read_partitions(broker.bootstrap, name, 6, expected=2 * len(keys))
+    for msg in records:
+        if msg.value() == b"cli":
+            assert msg.partition() == expected[msg.key()], msg.key()
+
+
+def test_consume_from_offset_partition_and_timestamp(cairn_bin, broker):
+    name = unique_topic("cli-consume")
+    create_topic(broker.bootstrap, name, partitions=2)
+    base = int(time.time() * 1000) - 600_000
+    recorder = Recorder()
+    prod = producer(broker.bootstrap)
+    for i in range(10):
+        prod.produce(name, value=b"p1-%d" % i, partition=1, timestamp=base + i * 1000,
+                     on_delivery=recorder)
+    assert prod.flush(30) == 0
+    recorder.assert_all_delivered(10)
+    offsets = [r.offset for r in recorder.reports]
+
+    out = cli(cairn_bin, broker, "consume", name, "--partition", "1",
+              "--offset", str(offsets[6])).stdout
+    assert out.splitlines() == ["p1-6", "p1-7", "p1-8", "p1-9"]
+    out = cli(cairn_bin, broker, "consume", name, "--partition", "1",
+              "--offset", str(offsets[2]), "--count", "3").stdout
+    assert out.splitlines() == ["p1-2", "p1-3", "p1-4"]
+    out = cli(cairn_bin, broker, "consume", name, "--partition", "1",
+              "--timestamp", str(base + 7500)).stdout
+    assert out.splitlines() == ["p1-8", "p1-9"]
+    rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((base + 8000) / 1000))
+    out = cli(cairn_bin, broker, "consume", name, "--partition", "1",
+              "--timestamp", rfc3339).stdout
+    # Whole seconds round down, but to no earlier than p1-7's timestamp + 1 ms.
+    assert out.splitlines() == ["p1-8", "p1-9"]
+    out = cli(cairn_bin, broker, "consume", name, "--partition", "0", "--from-beginning").stdout
+    assert out == ""
+
+
+def test_consume_count_waits_for_new_records(cairn_bin, broker):
+    name = unique_topic("cli-wait")
+    create_topic(broker.bootstrap, name, partitions=1)
+    argv = [str(cairn_bin), "consume", name, "--from-beginning", "--count", "3",
+            "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None, f"consume --count 3 exited early: {proc.communicate()}"
+        recorder = Recorder()
+        produce_all(producer(broker.bootstrap), name, [(None, b"a"), (None, b"b"), (None, b"c")],
+                    recorder)
+        stdout, stderr = proc.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stdout.splitlines() == ["a", "b", "c"]
+
+
+def test_errors_are_one_line_and_a_failure_exit(cairn_bin, start_broker):
+    # Without auto-creation, so reading a missing topic cannot create it.
+    broker = start_broker(env={"CAIRN_BROKER_AUTO_CREATE_TOPICS_ENABLE": "false"})
+    cli(cairn_bin, broker, "consume", unique_topic("cli-missing"), "--from-beginning", ok=False)
+    # Nothing listens on port 1.
+    result = subprocess.run(
+        [str(cairn_bin), "topic", "list", "--bootstrap-server", "127.0.0.1:1",
+         "--timeout-ms", "2000"],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=clean_env())
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")], result.stderr

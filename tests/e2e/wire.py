@@ -1,0 +1,252 @@
+"""The Kafka wire protocol by hand, for requests no well-behaved client sends.
+
+Only what the malformed-input tests need: request headers v1/v2, ApiVersions, Metadata v0,
+Produce v3 with a v2 record batch, and the matching response parsers. test_malformed.py
+checks these encoders against kafka-python's byte for byte.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+from crc32c import crc32c
+
+API_PRODUCE = 0
+API_METADATA = 3
+API_VERSIONS = 18
+
+ERROR_NONE = 0
+ERROR_CORRUPT_MESSAGE = 2
+ERROR_MESSAGE_TOO_LARGE = 10
+ERROR_UNSUPPORTED_VERSION = 35
+
+CLIENT_ID = "cairn-e2e"
+
+
+# --- primitives ---------------------------------------------------------------------------
+
+def string(value: str | None) -> bytes:
+    if value is None:
+        return struct.pack(">h", -1)
+    data = value.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def uvarint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def varint(value: int) -> bytes:
+    """Zig-zag signed varint (record fields)."""
+    return uvarint((value << 1) ^ (value >> 63))
+
+
+def compact_string(value: str) -> bytes:
+    data = value.encode()
+    return uvarint(len(data) + 1) + data
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+def header_v1(api_key: int, version: int, correlation_id: int,
+              client_id: str | None = CLIENT_ID) -> bytes:
+    return struct.pack(">hhi", api_key, version, correlation_id) + string(client_id)
+
+
+def header_v2(api_key: int, version: int, correlation_id: int,
+              client_id: str | None = CLIENT_ID) -> bytes:
+    """Flexible request header: v1 plus an empty tagged-field section."""
+    return header_v1(api_key, version, correlation_id, client_id) + b"\x00"
+
+
+# --- requests -----------------------------------------------------------------------------
+
+def api_versions_request(version: int, correlation_id: int) -> bytes:
+    """A framed ApiVersions request. v3+ is flexible and names the client software."""
+    if version >= 3:
+        body = compact_string("cairn-e2e") + compact_string("1.0") + b"\x00"
+        return frame(header_v2(API_VERSIONS, version, correlation_id) + body)
+    return frame(header_v1(API_VERSIONS, version, correlation_id))
+
+
+def metadata_request(version: int, correlation_id: int, topics: list[str] | None = None) -> bytes:
+    """A framed Metadata request in the v0 body layout (a non-null topic array)."""
+    topics = topics or []
+    body = struct.pack(">i", len(topics)) + b"".join(string(t) for t in topics)
+    return frame(header_v1(API_METADATA, version, correlation_id) + body)
+
+
+def record(offset_delta: int, timestamp_delta: int, key: bytes | None, value: bytes | None) -> bytes:
+    body = bytearray(b"\x00")  # attributes
+    body += varint(timestamp_delta) + varint(offset_delta)
+    for field in (key, value):
+        if field is None:
+            body += varint(-1)
+        else:
+            body += varint(len(field)) + field
+    body += varint(0)  # no headers
+    return varint(len(body)) + bytes(body)
+
+
+def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp: int,
+                 corrupt_crc: bool = False) -> bytes:
+    """An uncompressed v2 record batch (no producer id) with a correct CRC-32C, or with its
+    CRC off by one when `corrupt_crc`."""
+    encoded = b"".join(record(i, 0, k, v) for i, (k, v) in enumerate(records))
+    after_crc = struct.pack(
+        ">hiqqqhii",
+        0,                    # attributes: no compression, create time
+        len(records) - 1,     # lastOffsetDelta
+        base_timestamp,       # baseTimestamp
+        base_timestamp,       # maxTimestamp
+        -1,                   # producerId
+        -1,                   # producerEpoch
+        -1,                   # baseSequence
+        len(records),
+    ) + encoded
+    crc = crc32c(after_crc)
+    if corrupt_crc:
+        crc = (crc + 1) & 0xFFFFFFFF
+    after_length = struct.pack(">ibI", 0, 2, crc) + after_crc  # leader epoch, magic, crc
+    return struct.pack(">qi", 0, len(after_length)) + after_length
+
+
+def produce_request_v3(correlation_id: int, topic: str, partition: int, batch: bytes,
+                       acks: int = -1, timeout_ms: int = 10_000) -> bytes:
+    body = (
+        string(None)                                 # transactional_id
+        + struct.pack(">hi", acks, timeout_ms)
+        + struct.pack(">i", 1) + string(topic)
+        + struct.pack(">i", 1) + struct.pack(">i", partition)
+        + struct.pack(">i", len(batch)) + batch
+    )
+    return frame(header_v1(API_PRODUCE, 3, correlation_id) + body)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+class Reader:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise ValueError(f"response truncated at {self.pos} reading {fmt}: {self.data!r}")
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values if len(values) > 1 else values[0]
+
+    def string(self) -> str | None:
+        length = self.take(">h")
+        if length < 0:
+            return None
+        value = self.data[self.pos:self.pos + length].decode()
+        self.pos += length
+        return value
+
+
+def parse_api_versions_v0(payload: bytes) -> tuple[int, int, dict[int, tuple[int, int]]]:
+    """(correlation id, error code, {api key: (min, max)}) from an ApiVersions response in the
+    v0 body layout (also what a v0–v2 or an error-35 response starts with)."""
+    reader = Reader(payload)
+    correlation_id, error = reader.take(">ih")
+    count = reader.take(">i")
+    apis = {}
+    for _ in range(count):
+        key, low, high = reader.take(">hhh")
+        apis[key] = (low, high)
+    return correlation_id, error, apis
+
+
+def parse_produce_v3(payload: bytes) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """(correlation id, [(topic, partition, error code, base offset)])."""
+    reader = Reader(payload)
+    correlation_id = reader.take(">i")
+    results = []
+    for _ in range(reader.take(">i")):
+        topic = reader.string()
+        for _ in range(reader.take(">i")):
+            partition, error, base_offset, _log_append_time = reader.take(">ihqq")
+            results.append((topic, partition, error, base_offset))
+    reader.take(">i")  # throttle_time_ms
+    return correlation_id, results
+
+
+# --- sockets ------------------------------------------------------------------------------
+
+class Closed(Exception):
+    """The broker closed (or reset) the connection."""
+
+
+def connect(bootstrap: str, timeout: float = 10.0) -> socket.socket:
+    host, port = bootstrap.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk = sock.recv(size - len(data))
+        except ConnectionResetError as exc:
+            raise Closed("connection reset") from exc
+        if not chunk:
+            raise Closed(f"connection closed after {len(data)} of {size} bytes")
+        data += chunk
+    return bytes(data)
+
+
+def recv_frame(sock: socket.socket) -> bytes:
+    (size,) = struct.unpack(">i", recv_exact(sock, 4))
+    if size < 0 or size > 64 * 1024 * 1024:
+        raise ValueError(f"implausible response size {size}")
+    return recv_exact(sock, size)
+
+
+def roundtrip(bootstrap: str, request: bytes) -> bytes:
+    with connect(bootstrap) as sock:
+        sock.sendall(request)
+        return recv_frame(sock)
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
+    """Whether the peer closes the connection within `timeout` (any bytes it sends before
+    closing are read and dropped). False if it is still open then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        if not chunk:
+            return True
+
+
+def send_ignoring_reset(sock: socket.socket, data: bytes) -> None:
+    """Sends what the peer will take; a peer that closes early is what some tests expect."""
+    try:
+        sock.sendall(data)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
