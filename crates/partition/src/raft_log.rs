@@ -94,6 +94,39 @@ pub(crate) fn batch_to_entry(bytes: Bytes, header: &batch::BatchHeader, index: u
     e
 }
 
+/// Entries `low..high` (at least one, then as many as fit `max_size` bytes of batches) with
+/// the data of normal entries left empty: headers are read, and only control batches whole.
+fn entries_without_data(
+    log: &mut Log,
+    low: u64,
+    high: u64,
+    max_size: u64,
+) -> raft::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    let mut size = 0u64;
+    for index in low..high {
+        let header = log.header_at_ordinal(index - 1).map_err(store_err)?;
+        size = size.saturating_add(header.batch_length.max(0) as u64 + 12);
+        if !entries.is_empty() && size > max_size {
+            break;
+        }
+        if header.is_control() {
+            let bytes = log
+                .read_ordinals(index - 1, 1, u32::MAX)
+                .and_then(|r| r.load())
+                .map_err(store_err)?;
+            entries.push(batch_to_entry(bytes, &header, index));
+        } else {
+            entries.push(Entry {
+                term: header.partition_leader_epoch.max(0) as u64,
+                index,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(entries)
+}
+
 /// Whether a stored batch is one of Cairn's raft control batches (never shown to clients).
 pub fn is_raft_control(batch_bytes: &[u8]) -> bool {
     matches!(
@@ -116,7 +149,7 @@ impl raft::Storage for RaftLog {
         low: u64,
         high: u64,
         max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
+        context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
         let mut core = self.core.borrow_mut();
         let log = &mut core.log;
@@ -129,7 +162,16 @@ impl raft::Storage for RaftLog {
         if low == high {
             return Ok(Vec::new());
         }
-        let max_bytes = max_size.into().unwrap_or(u64::MAX).min(u32::MAX as u64) as u32;
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        if !context.can_async() {
+            // Raft wants these entries for itself (committed entries to apply, pending
+            // configuration changes before a campaign), never to send: it looks at their
+            // type, index and term, not at a data batch's bytes, which the log already holds
+            // and which `Replica` never applies. Reading them back right after appending was
+            // a fifth of the produce path's CPU; only control batches are loaded.
+            return entries_without_data(log, low, high, max_size);
+        }
+        let max_bytes = max_size.min(u32::MAX as u64) as u32;
         let read = log
             .read_ordinals(low - 1, high - low, max_bytes)
             .map_err(store_err)?;
@@ -231,5 +273,61 @@ mod tests {
                 assert!(is_raft_control(&with_epoch));
             }
         }
+    }
+
+    /// Entries raft reads for itself carry type, index and term but not a data batch's
+    /// bytes; entries it reads to send carry everything.
+    #[test]
+    fn entries_for_raft_itself_skip_data_batches() -> Result<(), Box<dyn std::error::Error>> {
+        use raft::Storage as _;
+        let dir = tempfile::tempdir()?;
+        let mut log = Log::open(dir.path(), cairn_storage::LogConfig::default())?;
+        let stored = [
+            Entry::default(), // a leader's no-op
+            Entry {
+                data: Bytes::from(batch::build_batch(0, &[b"hello"])),
+                ..Default::default()
+            },
+            Entry {
+                entry_type: EntryType::EntryConfChangeV2,
+                data: Bytes::from_static(b"cc2"),
+                ..Default::default()
+            },
+        ];
+        for (i, e) in stored.iter().enumerate() {
+            log.append(&entry_to_batch(e), 2 + i as i32)?;
+        }
+        let raft_log = RaftLog {
+            core: Rc::new(RefCell::new(Core {
+                log,
+                state: RaftState::default(),
+            })),
+        };
+        let full = raft_log.entries(1, 4, None, GetEntriesContext::empty(true))?;
+        let light = raft_log.entries(1, 4, None, GetEntriesContext::empty(false))?;
+        assert_eq!(full.len(), 3);
+        assert_eq!(light.len(), 3);
+        for (i, (f, l)) in full.iter().zip(&light).enumerate() {
+            assert_eq!((f.index, f.term), (i as u64 + 1, i as u64 + 2));
+            assert_eq!(
+                (l.index, l.term, l.entry_type),
+                (f.index, f.term, f.entry_type)
+            );
+        }
+        assert!(full[1].data.len() > 61, "a data batch comes back whole");
+        assert!(light[1].data.is_empty(), "but not to raft itself");
+        assert_eq!(
+            light[2].data,
+            Bytes::from_static(b"cc2"),
+            "conf changes always"
+        );
+        // A size limit still returns at least one entry.
+        assert_eq!(
+            raft_log
+                .entries(1, 4, 1, GetEntriesContext::empty(false))?
+                .len(),
+            1
+        );
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use cairn_storage::batch::{self, BatchHeader};
 use cairn_storage::{Log, LogConfig, LogRead, StorageError};
-use raft::prelude::{Entry, EntryType};
+use raft::prelude::{Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tokio::sync::{oneshot, watch};
 
@@ -361,11 +361,22 @@ impl Replica {
             }
         }
         let first_index = self.node.raft.raft_log.last_index() + 1;
-        for b in batches {
-            if let Err(e) = self.node.propose(Vec::new(), b.to_vec()) {
-                let _ = reply.send(Err(raft_err(e)));
-                return;
-            }
+        // One proposal for all of the request's batches (what `RawNode::propose` builds for
+        // one entry), whose entries share the received bytes instead of copying them.
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.node.raft.id;
+        m.entries = batches
+            .into_iter()
+            .map(|data| Entry {
+                data,
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+            .into();
+        if let Err(e) = self.node.raft.step(m) {
+            let _ = reply.send(Err(raft_err(e)));
+            return;
         }
         let last_index = self.node.raft.raft_log.last_index();
         debug_assert_eq!(last_index + 1 - first_index, headers.len() as u64);
