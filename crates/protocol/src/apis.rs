@@ -49,6 +49,46 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // v12 lets a request name topics by ID, answerable with UNKNOWN_TOPIC_ID). v13 adds a
     // top-level error code for KIP-1102 rebootstrap: not yet.
     api(ApiKey::Metadata, 0, 12),
+    // v2 is kafka-protocol's minimum (Kafka 4 dropped v0–v1); v2–v4 carry a per-commit
+    // retention time (-1: the broker's default; v5 dropped it), v6 a leader epoch, v7 a
+    // group instance id, v8 is flexible. v9 (KIP-848) is the v8 request for either group
+    // protocol; for classic groups only an error differs: a commit with a generation to a
+    // group that does not exist gets GROUP_ID_NOT_FOUND where v8 gets ILLEGAL_GENERATION.
+    // v10 names topics by ID: stop at 9.
+    api(ApiKey::OffsetCommit, 2, 9),
+    // v1 is kafka-protocol's minimum (Kafka 4 dropped v0, the ZooKeeper-backed one); v2
+    // allows a null topic list (all topics) and a top-level error, v7 `require_stable`
+    // (nothing to wait for without transactional offsets), v8 several groups per request.
+    // v9 adds a member id and epoch, checked only for KIP-848 consumer groups, which Cairn
+    // does not have: classic groups ignore them. v10 names topics by ID: stop at 9.
+    api(ApiKey::OffsetFetch, 1, 9),
+    // v0–v2 look up one group coordinator, v3 is flexible, v4 batches keys (KIP-699). v5
+    // changes nothing on the wire: it only lets the broker answer TRANSACTION_ABORTABLE
+    // (KIP-890), which Cairn never sends, so it is as safe as v4 (Produce v11 is the same
+    // case). v6 admits share-group keys (KIP-932): stop at 5.
+    api(ApiKey::FindCoordinator, 0, 5),
+    // All versions of kafka-protocol (v0–v9). v0 has no rebalance timeout (the session
+    // timeout serves), v4 makes a new member rejoin with its assigned id (MEMBER_ID_REQUIRED),
+    // v5 adds static membership, v6 is flexible, v7 returns the protocol type, v8 a join
+    // reason (KIP-800), v9 lets the broker tell a static leader to skip assignment (KIP-814;
+    // the broker may always say no).
+    api(ApiKey::JoinGroup, 0, 9),
+    // All versions of kafka-protocol (v0–v4); v3 adds the group instance id, v4 is flexible.
+    api(ApiKey::Heartbeat, 0, 4),
+    // All versions of kafka-protocol (v0–v5); v3 removes a batch of members (static
+    // membership), v4 is flexible, v5 adds a per-member reason (KIP-800).
+    api(ApiKey::LeaveGroup, 0, 5),
+    // All versions of kafka-protocol (v0–v5); v3 adds the group instance id, v4 is flexible,
+    // v5 (KIP-559) sends protocol type and name, checked against the group's.
+    api(ApiKey::SyncGroup, 0, 5),
+    // v0–v5 of kafka-protocol's v0–v6: v3 can ask for authorized operations, v4 returns
+    // instance ids, v5 is flexible. v6
+    // (KIP-1043) answers an unknown group with GROUP_ID_NOT_FOUND and an error message
+    // instead of an empty Dead group: a change of meaning, so stop at 5.
+    api(ApiKey::DescribeGroups, 0, 5),
+    // All versions of kafka-protocol (v0–v5); v3 is flexible, v4 filters by state
+    // (KIP-518), v5 by type (KIP-848: every Cairn group is "classic").
+    api(ApiKey::ListGroups, 0, 5),
     // v0–v2 are what old clients (and librdkafka after an error-35 fallback) send; v3
     // (KIP-511) is flexible and names the client software. v4 (KAFKA-17011) changes what
     // SupportedFeatures may contain; Cairn advertises no features yet: stop at 3.
@@ -70,8 +110,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     // All versions of kafka-protocol (v0–v3); v2 is flexible.
     api(ApiKey::CreatePartitions, 0, 3),
+    // All versions of kafka-protocol (v0–v2); v2 is flexible.
+    api(ApiKey::DeleteGroups, 0, 2),
     // All versions of kafka-protocol (v0–v1); v1 is flexible.
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    // The only version (KIP-496).
+    api(ApiKey::OffsetDelete, 0, 0),
     // v1 adds the endpoint type (KIP-919). v2 (KIP-1073) asks to include fenced brokers,
     // which a Cairn cluster has no notion of yet.
     api(ApiKey::DescribeCluster, 0, 1),
@@ -109,6 +153,15 @@ macro_rules! kind_keys {
                 _ => None,
             }
         }
+
+        /// An empty response body of `key`, if Cairn serves it (for table-wide tests).
+        #[cfg(test)]
+        pub(crate) fn default_response(key: ApiKey) -> Option<ResponseKind> {
+            match key {
+                $(ApiKey::$name => Some(ResponseKind::$name(Default::default())),)*
+                _ => None,
+            }
+        }
     };
 }
 
@@ -117,6 +170,15 @@ kind_keys!(
     Fetch,
     ListOffsets,
     Metadata,
+    OffsetCommit,
+    OffsetFetch,
+    FindCoordinator,
+    JoinGroup,
+    Heartbeat,
+    LeaveGroup,
+    SyncGroup,
+    DescribeGroups,
+    ListGroups,
     ApiVersions,
     CreateTopics,
     DeleteTopics,
@@ -125,7 +187,9 @@ kind_keys!(
     OffsetForLeaderEpoch,
     DescribeConfigs,
     CreatePartitions,
+    DeleteGroups,
     IncrementalAlterConfigs,
+    OffsetDelete,
     DescribeCluster,
 );
 
@@ -162,7 +226,24 @@ mod tests {
     fn lookups() {
         assert_eq!(supported(ApiKey::ApiVersions), Some((0, 3)));
         assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
-        assert_eq!(supported(ApiKey::JoinGroup), None);
+        assert_eq!(supported(ApiKey::JoinGroup), Some((0, 9)));
+        assert_eq!(supported(ApiKey::OffsetCommit), Some((2, 9)));
+        assert_eq!(supported(ApiKey::OffsetFetch), Some((1, 9)));
+        assert_eq!(supported(ApiKey::OffsetDelete), Some((0, 0)));
+        assert_eq!(supported(ApiKey::ConsumerGroupHeartbeat), None);
+        assert!(
+            !is_supported(ApiKey::OffsetCommit, 10),
+            "v10 uses topic IDs"
+        );
+        assert!(!is_supported(ApiKey::OffsetFetch, 0), "v0 is ZooKeeper's");
+        assert!(
+            !is_supported(ApiKey::FindCoordinator, 6),
+            "v6 is for share groups"
+        );
+        assert!(
+            !is_supported(ApiKey::DescribeGroups, 6),
+            "v6 changes error semantics"
+        );
         assert!(is_supported(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Produce, 13), "v13 uses topic IDs");
         assert!(!is_supported(ApiKey::Produce, 2));

@@ -35,6 +35,14 @@ pub enum ErrorCode {
     RequestTimedOut = 7,
     /// A batch is larger than `message.max.bytes`.
     MessageTooLarge = 10,
+    /// A committed offset's metadata is longer than the broker allows.
+    OffsetMetadataTooLarge = 12,
+    /// The group coordinator is still loading its state (retriable).
+    CoordinatorLoadInProgress = 14,
+    /// No group coordinator is available right now (retriable).
+    CoordinatorNotAvailable = 15,
+    /// This broker is not the coordinator of the group (retriable: find it again).
+    NotCoordinator = 16,
     /// The topic name is invalid.
     InvalidTopicException = 17,
     /// A batch is larger than the segment size.
@@ -43,6 +51,20 @@ pub enum ErrorCode {
     NotEnoughReplicas = 19,
     /// `acks` is not -1, 0 or 1.
     InvalidRequiredAcks = 21,
+    /// The group generation in the request is not the current one.
+    IllegalGeneration = 22,
+    /// The member's protocols do not match the group's.
+    InconsistentGroupProtocol = 23,
+    /// The group id is empty or otherwise invalid.
+    InvalidGroupId = 24,
+    /// The coordinator does not know this member.
+    UnknownMemberId = 25,
+    /// The session timeout is outside the broker's allowed range.
+    InvalidSessionTimeout = 26,
+    /// The group is rebalancing: the member must rejoin.
+    RebalanceInProgress = 27,
+    /// The committed offset data is too large.
+    InvalidCommitOffsetSize = 28,
     /// A timestamp is out of the acceptable range.
     InvalidTimestamp = 32,
     /// The API version is not supported.
@@ -77,6 +99,10 @@ pub enum ErrorCode {
     KafkaStorageError = 56,
     /// The producer id is unknown.
     UnknownProducerId = 59,
+    /// The group still has members.
+    NonEmptyGroup = 68,
+    /// The group does not exist.
+    GroupIdNotFound = 69,
     /// The leader epoch in the request is older than the broker's.
     FencedLeaderEpoch = 74,
     /// The leader epoch in the request is newer than the broker's.
@@ -85,6 +111,14 @@ pub enum ErrorCode {
     UnsupportedCompressionType = 76,
     /// The leader's high watermark has not caught up after an election.
     OffsetNotAvailable = 78,
+    /// A new member must rejoin with the member id it was just given (JoinGroup v4+).
+    MemberIdRequired = 79,
+    /// The group already has the most members allowed.
+    GroupMaxSizeReached = 81,
+    /// Another member joined with the same group instance id.
+    FencedInstanceId = 82,
+    /// Offsets of a topic the active group subscribes to cannot be deleted.
+    GroupSubscribedToTopic = 86,
     /// A record failed broker-side validation (not retriable).
     InvalidRecord = 87,
     /// This broker does not host the topic ID.
@@ -104,10 +138,21 @@ impl ErrorCode {
         ErrorCode::NotLeaderOrFollower,
         ErrorCode::RequestTimedOut,
         ErrorCode::MessageTooLarge,
+        ErrorCode::OffsetMetadataTooLarge,
+        ErrorCode::CoordinatorLoadInProgress,
+        ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::NotCoordinator,
         ErrorCode::InvalidTopicException,
         ErrorCode::RecordListTooLarge,
         ErrorCode::NotEnoughReplicas,
         ErrorCode::InvalidRequiredAcks,
+        ErrorCode::IllegalGeneration,
+        ErrorCode::InconsistentGroupProtocol,
+        ErrorCode::InvalidGroupId,
+        ErrorCode::UnknownMemberId,
+        ErrorCode::InvalidSessionTimeout,
+        ErrorCode::RebalanceInProgress,
+        ErrorCode::InvalidCommitOffsetSize,
         ErrorCode::InvalidTimestamp,
         ErrorCode::UnsupportedVersion,
         ErrorCode::TopicAlreadyExists,
@@ -125,10 +170,16 @@ impl ErrorCode {
         ErrorCode::InvalidProducerIdMapping,
         ErrorCode::KafkaStorageError,
         ErrorCode::UnknownProducerId,
+        ErrorCode::NonEmptyGroup,
+        ErrorCode::GroupIdNotFound,
         ErrorCode::FencedLeaderEpoch,
         ErrorCode::UnknownLeaderEpoch,
         ErrorCode::UnsupportedCompressionType,
         ErrorCode::OffsetNotAvailable,
+        ErrorCode::MemberIdRequired,
+        ErrorCode::GroupMaxSizeReached,
+        ErrorCode::FencedInstanceId,
+        ErrorCode::GroupSubscribedToTopic,
         ErrorCode::InvalidRecord,
         ErrorCode::UnknownTopicId,
     ];

@@ -141,6 +141,198 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             r.unknown_tagged_fields = tags(flex);
             RequestKind::Metadata(r)
         }
+        ApiKey::OffsetCommit => {
+            let part = |i| {
+                let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+                p.partition_index = i;
+                p.committed_offset = 1234;
+                if version >= 6 {
+                    p.committed_leader_epoch = 3;
+                }
+                p.committed_metadata = Some(s("meta"));
+                p.unknown_tagged_fields = tags(flex);
+                p
+            };
+            let t = |n| {
+                let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+                t.name = topic(n);
+                t.partitions = vec![part(0), part(1)];
+                t
+            };
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = GroupId(s("g"));
+            r.generation_id_or_member_epoch = 4;
+            r.member_id = s("consumer-1-abc");
+            if version >= 7 {
+                r.group_instance_id = Some(s("instance-1"));
+            }
+            if version <= 4 {
+                r.retention_time_ms = 86_400_000;
+            }
+            r.topics = vec![t("a"), t("b")];
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::OffsetCommit(r)
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            if version <= 7 {
+                let t = |n| {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                    t.name = topic(n);
+                    t.partition_indexes = vec![0, 1];
+                    t
+                };
+                r.group_id = GroupId(s("g"));
+                r.topics = Some(vec![t("a"), t("b")]);
+            } else {
+                let t = |n| {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopics::default();
+                    t.name = topic(n);
+                    t.partition_indexes = vec![0, 1];
+                    t.unknown_tagged_fields = tags(flex);
+                    t
+                };
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = GroupId(s("g"));
+                if version >= 9 {
+                    g.member_id = Some(s("member-1"));
+                    g.member_epoch = 5;
+                }
+                g.topics = Some(vec![t("a"), t("b")]);
+                // A second group asking for all its topics.
+                let mut all = offset_fetch_request::OffsetFetchRequestGroup::default();
+                all.group_id = GroupId(s("h"));
+                all.topics = None;
+                r.groups = vec![g, all];
+            }
+            if version >= 7 {
+                r.require_stable = true;
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version <= 3 {
+                r.key = s("g");
+            } else {
+                r.coordinator_keys = vec![s("g"), s("h")];
+            }
+            if version >= 1 {
+                r.key_type = 0;
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::JoinGroup => {
+            let proto = |n| {
+                let mut p = join_group_request::JoinGroupRequestProtocol::default();
+                p.name = s(n);
+                // ConsumerProtocolSubscription v0: topics ["a"], no user data.
+                p.metadata =
+                    Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b'a', 255, 255, 255, 255]);
+                p.unknown_tagged_fields = tags(flex);
+                p
+            };
+            let mut r = JoinGroupRequest::default();
+            r.group_id = GroupId(s("g"));
+            r.session_timeout_ms = 45_000;
+            if version >= 1 {
+                r.rebalance_timeout_ms = 300_000;
+            }
+            r.member_id = s("consumer-1-abc");
+            if version >= 5 {
+                r.group_instance_id = Some(s("instance-1"));
+            }
+            r.protocol_type = s("consumer");
+            r.protocols = vec![proto("range"), proto("cooperative-sticky")];
+            if version >= 8 {
+                r.reason = Some(s("rebalance failed"));
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default();
+            r.group_id = GroupId(s("g"));
+            r.generation_id = 4;
+            r.member_id = s("consumer-1-abc");
+            if version >= 3 {
+                r.group_instance_id = Some(s("instance-1"));
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::Heartbeat(r)
+        }
+        ApiKey::LeaveGroup => {
+            let mut r = LeaveGroupRequest::default();
+            r.group_id = GroupId(s("g"));
+            if version <= 2 {
+                r.member_id = s("consumer-1-abc");
+            } else {
+                let m = |id, instance| {
+                    let mut m = leave_group_request::MemberIdentity::default();
+                    m.member_id = s(id);
+                    m.group_instance_id = instance;
+                    if version >= 5 {
+                        m.reason = Some(s("shutting down"));
+                    }
+                    m.unknown_tagged_fields = tags(flex);
+                    m
+                };
+                r.members = vec![
+                    m("consumer-1-abc", None),
+                    m("consumer-2-def", Some(s("instance-2"))),
+                ];
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::LeaveGroup(r)
+        }
+        ApiKey::SyncGroup => {
+            let a = |m| {
+                let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+                a.member_id = s(m);
+                // ConsumerProtocolAssignment v0: "a" partition 0, no user data.
+                a.assignment = Bytes::from_static(&[
+                    0, 0, 0, 0, 0, 1, 0, 1, b'a', 0, 0, 0, 1, 0, 0, 0, 0, 255, 255, 255, 255,
+                ]);
+                a.unknown_tagged_fields = tags(flex);
+                a
+            };
+            let mut r = SyncGroupRequest::default();
+            r.group_id = GroupId(s("g"));
+            r.generation_id = 4;
+            r.member_id = s("consumer-1-abc");
+            if version >= 3 {
+                r.group_instance_id = Some(s("instance-1"));
+            }
+            if version >= 5 {
+                r.protocol_type = Some(s("consumer"));
+                r.protocol_name = Some(s("range"));
+            }
+            r.assignments = vec![a("consumer-1-abc"), a("consumer-2-def")];
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::SyncGroup(r)
+        }
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups = vec![GroupId(s("g")), GroupId(s("h"))];
+            if version >= 3 {
+                r.include_authorized_operations = true;
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::ListGroups => {
+            let mut r = ListGroupsRequest::default();
+            if version >= 4 {
+                r.states_filter = vec![s("Stable"), s("Empty")];
+            }
+            if version >= 5 {
+                r.types_filter = vec![s("classic"), s("consumer")];
+            }
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::ListGroups(r)
+        }
         ApiKey::ApiVersions => {
             let mut r = ApiVersionsRequest::default();
             if version >= 3 {
@@ -244,6 +436,23 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             r.topics = vec![t.clone(), t];
             r.timeout_ms = 1000;
             RequestKind::CreatePartitions(r)
+        }
+        ApiKey::DeleteGroups => {
+            let mut r = DeleteGroupsRequest::default();
+            r.groups_names = vec![GroupId(s("g")), GroupId(s("h"))];
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::DeleteGroups(r)
+        }
+        ApiKey::OffsetDelete => {
+            let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+            p.partition_index = 1;
+            let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+            t.name = topic("a");
+            t.partitions = vec![p.clone(), p];
+            let mut r = OffsetDeleteRequest::default();
+            r.group_id = GroupId(s("g"));
+            r.topics = vec![t.clone(), t];
+            RequestKind::OffsetDelete(r)
         }
         ApiKey::IncrementalAlterConfigs => {
             let mut c = incremental_alter_configs_request::AlterableConfig::default();

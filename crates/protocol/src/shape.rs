@@ -327,6 +327,111 @@ const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
 
 const DESCRIBE_CLUSTER: &[Field] = &[f(Bool, 0, N), f(I8, 1, N), f(Bool, 2, N)];
 
+// OffsetCommit v2+ (v0–v1 are below kafka-protocol's minimum, so v1's commit timestamp
+// never appears).
+const OFFSET_COMMIT_PARTITION: &[Field] = &[
+    f(I32, 0, N), // partition_index
+    f(I64, 0, N), // committed_offset
+    f(I32, 6, N), // committed_leader_epoch
+    f(Str, 0, N), // committed_metadata
+];
+const OFFSET_COMMIT_TOPIC: &[Field] = &[
+    f(Str, 0, N),
+    f(Ty::Array(&Ty::Struct(OFFSET_COMMIT_PARTITION)), 0, N),
+];
+const OFFSET_COMMIT: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(I32, 1, N), // generation_id_or_member_epoch
+    f(Str, 1, N), // member_id
+    f(Str, 7, N), // group_instance_id
+    f(I64, 2, 4), // retention_time_ms
+    f(Ty::Array(&Ty::Struct(OFFSET_COMMIT_TOPIC)), 0, N),
+];
+
+const OFFSET_FETCH_TOPIC: &[Field] = &[f(Str, 0, 7), f(Ty::Array(&I32), 0, 7)];
+const OFFSET_FETCH_GROUP_TOPIC: &[Field] = &[f(Str, 8, N), f(Ty::Array(&I32), 8, N)];
+const OFFSET_FETCH_GROUP: &[Field] = &[
+    f(Str, 8, N), // group_id
+    f(Str, 9, N), // member_id
+    f(I32, 9, N), // member_epoch
+    f(Ty::Array(&Ty::Struct(OFFSET_FETCH_GROUP_TOPIC)), 8, N),
+];
+const OFFSET_FETCH: &[Field] = &[
+    f(Str, 0, 7), // group_id
+    f(Ty::Array(&Ty::Struct(OFFSET_FETCH_TOPIC)), 0, 7),
+    f(Ty::Array(&Ty::Struct(OFFSET_FETCH_GROUP)), 8, N),
+    f(Bool, 7, N), // require_stable
+];
+
+const FIND_COORDINATOR: &[Field] = &[
+    f(Str, 0, 3),             // key
+    f(I8, 1, N),              // key_type
+    f(Ty::Array(&Str), 4, N), // coordinator_keys
+];
+
+const JOIN_GROUP_PROTOCOL: &[Field] = &[f(Str, 0, N), f(Bytes, 0, N)];
+const JOIN_GROUP: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(I32, 0, N), // session_timeout_ms
+    f(I32, 1, N), // rebalance_timeout_ms
+    f(Str, 0, N), // member_id
+    f(Str, 5, N), // group_instance_id
+    f(Str, 0, N), // protocol_type
+    f(Ty::Array(&Ty::Struct(JOIN_GROUP_PROTOCOL)), 0, N),
+    f(Str, 8, N), // reason
+];
+
+const HEARTBEAT: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(I32, 0, N), // generation_id
+    f(Str, 0, N), // member_id
+    f(Str, 3, N), // group_instance_id
+];
+
+const LEAVE_GROUP_MEMBER: &[Field] = &[
+    f(Str, 3, N), // member_id
+    f(Str, 3, N), // group_instance_id
+    f(Str, 5, N), // reason
+];
+const LEAVE_GROUP: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(Str, 0, 2), // member_id
+    f(Ty::Array(&Ty::Struct(LEAVE_GROUP_MEMBER)), 3, N),
+];
+
+const SYNC_GROUP_ASSIGNMENT: &[Field] = &[f(Str, 0, N), f(Bytes, 0, N)];
+const SYNC_GROUP: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(I32, 0, N), // generation_id
+    f(Str, 0, N), // member_id
+    f(Str, 3, N), // group_instance_id
+    f(Str, 5, N), // protocol_type
+    f(Str, 5, N), // protocol_name
+    f(Ty::Array(&Ty::Struct(SYNC_GROUP_ASSIGNMENT)), 0, N),
+];
+
+const DESCRIBE_GROUPS: &[Field] = &[
+    f(Ty::Array(&Str), 0, N), // groups
+    f(Bool, 3, N),            // include_authorized_operations
+];
+
+const LIST_GROUPS: &[Field] = &[
+    f(Ty::Array(&Str), 4, N), // states_filter
+    f(Ty::Array(&Str), 5, N), // types_filter
+];
+
+const DELETE_GROUPS: &[Field] = &[f(Ty::Array(&Str), 0, N)];
+
+const OFFSET_DELETE_PARTITION: &[Field] = &[f(I32, 0, N)];
+const OFFSET_DELETE_TOPIC: &[Field] = &[
+    f(Str, 0, N),
+    f(Ty::Array(&Ty::Struct(OFFSET_DELETE_PARTITION)), 0, N),
+];
+const OFFSET_DELETE: &[Field] = &[
+    f(Str, 0, N), // group_id
+    f(Ty::Array(&Ty::Struct(OFFSET_DELETE_TOPIC)), 0, N),
+];
+
 const fn shape(key: ApiKey, flexible_from: i16, fields: &'static [Field]) -> Shape {
     Shape {
         key,
@@ -348,6 +453,15 @@ pub(crate) const SHAPES: &[Shape] = &[
     },
     shape(ApiKey::ListOffsets, 6, LIST_OFFSETS),
     shape(ApiKey::Metadata, 9, METADATA),
+    shape(ApiKey::OffsetCommit, 8, OFFSET_COMMIT),
+    shape(ApiKey::OffsetFetch, 6, OFFSET_FETCH),
+    shape(ApiKey::FindCoordinator, 3, FIND_COORDINATOR),
+    shape(ApiKey::JoinGroup, 6, JOIN_GROUP),
+    shape(ApiKey::Heartbeat, 4, HEARTBEAT),
+    shape(ApiKey::LeaveGroup, 4, LEAVE_GROUP),
+    shape(ApiKey::SyncGroup, 4, SYNC_GROUP),
+    shape(ApiKey::DescribeGroups, 5, DESCRIBE_GROUPS),
+    shape(ApiKey::ListGroups, 3, LIST_GROUPS),
     shape(ApiKey::ApiVersions, 3, API_VERSIONS),
     shape(ApiKey::CreateTopics, 5, CREATE_TOPICS),
     shape(ApiKey::DeleteTopics, 4, DELETE_TOPICS),
@@ -356,11 +470,14 @@ pub(crate) const SHAPES: &[Shape] = &[
     shape(ApiKey::OffsetForLeaderEpoch, 4, OFFSET_FOR_LEADER_EPOCH),
     shape(ApiKey::DescribeConfigs, 4, DESCRIBE_CONFIGS),
     shape(ApiKey::CreatePartitions, 2, CREATE_PARTITIONS),
+    shape(ApiKey::DeleteGroups, 2, DELETE_GROUPS),
     shape(
         ApiKey::IncrementalAlterConfigs,
         1,
         INCREMENTAL_ALTER_CONFIGS,
     ),
+    // Never flexible.
+    shape(ApiKey::OffsetDelete, N, OFFSET_DELETE),
     shape(ApiKey::DescribeCluster, 0, DESCRIBE_CLUSTER),
 ];
 

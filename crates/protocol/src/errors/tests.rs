@@ -38,10 +38,21 @@ fn all_is_complete() {
             | ErrorCode::NotLeaderOrFollower
             | ErrorCode::RequestTimedOut
             | ErrorCode::MessageTooLarge
+            | ErrorCode::OffsetMetadataTooLarge
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::NotCoordinator
             | ErrorCode::InvalidTopicException
             | ErrorCode::RecordListTooLarge
             | ErrorCode::NotEnoughReplicas
             | ErrorCode::InvalidRequiredAcks
+            | ErrorCode::IllegalGeneration
+            | ErrorCode::InconsistentGroupProtocol
+            | ErrorCode::InvalidGroupId
+            | ErrorCode::UnknownMemberId
+            | ErrorCode::InvalidSessionTimeout
+            | ErrorCode::RebalanceInProgress
+            | ErrorCode::InvalidCommitOffsetSize
             | ErrorCode::InvalidTimestamp
             | ErrorCode::UnsupportedVersion
             | ErrorCode::TopicAlreadyExists
@@ -59,16 +70,22 @@ fn all_is_complete() {
             | ErrorCode::InvalidProducerIdMapping
             | ErrorCode::KafkaStorageError
             | ErrorCode::UnknownProducerId
+            | ErrorCode::NonEmptyGroup
+            | ErrorCode::GroupIdNotFound
             | ErrorCode::FencedLeaderEpoch
             | ErrorCode::UnknownLeaderEpoch
             | ErrorCode::UnsupportedCompressionType
             | ErrorCode::OffsetNotAvailable
+            | ErrorCode::MemberIdRequired
+            | ErrorCode::GroupMaxSizeReached
+            | ErrorCode::FencedInstanceId
+            | ErrorCode::GroupSubscribedToTopic
             | ErrorCode::InvalidRecord
             | ErrorCode::UnknownTopicId => ErrorCode::ALL.contains(&c),
         }
     }
     assert!(ErrorCode::ALL.iter().all(|&c| listed(c)));
-    assert_eq!(ErrorCode::ALL.len(), 37);
+    assert_eq!(ErrorCode::ALL.len(), 54);
 }
 
 /// One instance of every `BatchError` variant with its code. The exhaustive match makes a

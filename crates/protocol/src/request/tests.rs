@@ -64,11 +64,11 @@ fn unknown_and_unserved_api_keys_carry_the_correlation_id() {
             correlation_id: 6
         })
     );
-    // JoinGroup is a Kafka API Cairn does not serve yet.
+    // ConsumerGroupHeartbeat (KIP-848) is a Kafka API Cairn does not serve yet.
     assert_eq!(
-        parse_request(raw(ApiKey::JoinGroup as i16, 5, 7, &[])),
+        parse_request(raw(ApiKey::ConsumerGroupHeartbeat as i16, 0, 7, &[])),
         Err(RequestError::UnknownApiKey {
-            api_key: 11,
+            api_key: 68,
             correlation_id: 7
         })
     );
@@ -82,6 +82,13 @@ fn versions_outside_our_table_are_unsupported() {
         (ApiKey::Produce, 2),
         (ApiKey::Fetch, 13),
         (ApiKey::ApiVersions, 4),
+        (ApiKey::OffsetCommit, 10),
+        (ApiKey::OffsetCommit, 1),
+        (ApiKey::OffsetFetch, 10),
+        (ApiKey::OffsetFetch, 0),
+        (ApiKey::FindCoordinator, 6),
+        (ApiKey::DescribeGroups, 6),
+        (ApiKey::OffsetDelete, 1),
         (ApiKey::ApiVersions, -1),
     ] {
         let err = parse_request(raw(key as i16, version, 9, &[0; 64])).expect_err("unsupported");

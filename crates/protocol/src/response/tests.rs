@@ -102,6 +102,24 @@ fn unsupported_api_versions_is_v0() {
     assert_eq!(r.api_keys.len(), SUPPORTED_APIS.len());
 }
 
+/// Every API of the table has a response body `encode_response` accepts at every advertised
+/// version (so `kind_keys!` lists them all), and it reads back the same.
+#[test]
+fn every_supported_response_encodes() {
+    for a in SUPPORTED_APIS {
+        let body = apis::default_response(a.key)
+            .unwrap_or_else(|| panic!("{:?} missing from kind_keys!", a.key));
+        assert_eq!(apis::response_kind_key(&body), Some(a.key));
+        for v in a.min..=a.max {
+            let frame = encode_response(7, a.key, v, &body)
+                .unwrap_or_else(|e| panic!("{:?} v{v}: {e}", a.key));
+            let decoded = decode_response(Bytes::copy_from_slice(&frame[4..]), a.key, v)
+                .unwrap_or_else(|e| panic!("{:?} v{v}: {e}", a.key));
+            assert_eq!(decoded, (7, body.clone()), "{:?} v{v}", a.key);
+        }
+    }
+}
+
 #[test]
 fn flexible_responses_get_header_v1() {
     // Metadata v9+ is flexible: header v1 adds a tagged-field byte after the correlation id.

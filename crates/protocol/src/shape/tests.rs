@@ -184,9 +184,14 @@ fn known_tagged_field_must_match_its_size() {
 #[test]
 fn unknown_api_has_no_shape() {
     assert_eq!(
-        check(ApiKey::JoinGroup, 0, &[], &RequestLimits::default()),
+        check(
+            ApiKey::ConsumerGroupHeartbeat,
+            0,
+            &[],
+            &RequestLimits::default()
+        ),
         Err(ShapeError::NoShape {
-            api_key: ApiKey::JoinGroup
+            api_key: ApiKey::ConsumerGroupHeartbeat
         })
     );
 }
@@ -219,6 +224,17 @@ fn decoded_elements_are_small() {
         size_of::<create_partitions_request::CreatePartitionsAssignment>(),
         size_of::<incremental_alter_configs_request::AlterConfigsResource>(),
         size_of::<incremental_alter_configs_request::AlterableConfig>(),
+        size_of::<offset_commit_request::OffsetCommitRequestTopic>(),
+        size_of::<offset_commit_request::OffsetCommitRequestPartition>(),
+        size_of::<offset_fetch_request::OffsetFetchRequestTopic>(),
+        size_of::<offset_fetch_request::OffsetFetchRequestGroup>(),
+        size_of::<offset_fetch_request::OffsetFetchRequestTopics>(),
+        size_of::<join_group_request::JoinGroupRequestProtocol>(),
+        size_of::<leave_group_request::MemberIdentity>(),
+        size_of::<sync_group_request::SyncGroupRequestAssignment>(),
+        size_of::<offset_delete_request::OffsetDeleteRequestTopic>(),
+        size_of::<offset_delete_request::OffsetDeleteRequestPartition>(),
+        size_of::<GroupId>(),
         size_of::<kafka_protocol::protocol::StrBytes>(),
     ];
     for (i, s) in sizes.iter().enumerate() {
