@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use cairn_storage::LogConfig;
 
+pub use crate::groups::GroupSettings;
+
 /// Settings of one broker node.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -38,6 +40,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Threads that own partitions (their file I/O never runs on the network runtime).
     pub storage_threads: usize,
+    /// Consumer groups: `group.*`, `offsets.*` and `offset.metadata.max.bytes`.
+    pub groups: GroupSettings,
 }
 
 impl BrokerConfig {
@@ -56,6 +60,7 @@ impl BrokerConfig {
             max_uncompressed_batch_bytes: 64 << 20,
             log: LogConfig::default(),
             storage_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            groups: GroupSettings::default(),
         }
     }
 }

@@ -17,13 +17,15 @@
 
 mod config;
 mod errors;
+mod groups;
 mod handlers;
 mod meta;
 mod server;
 mod topic_config;
 mod topics;
 
-pub use config::BrokerConfig;
+pub use cairn_groups::CoordinatorConfig;
+pub use config::{BrokerConfig, GroupSettings};
 pub use server::Broker;
 pub use topic_config::{ConfigError, DescribedConfig, TopicConfigs};
 

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
+use crate::groups::{self, Groups};
 use crate::meta::{self, ProducerIds};
 use crate::topics::TopicRegistry;
 use crate::{handlers, BrokerError};
@@ -44,6 +45,7 @@ pub(crate) struct Ctx {
     pub(crate) topics: TopicRegistry,
     pub(crate) cluster_id: String,
     pub(crate) producer_ids: ProducerIds,
+    pub(crate) groups: Groups,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -84,6 +86,8 @@ impl Broker {
         let raft_id = config.node_id as u64 + 1;
         let topics =
             TopicRegistry::load(&dir, Arc::clone(&shards), config.log.clone(), raft_id).await?;
+        let groups = Groups::new(&config.groups);
+        groups::load(&topics, &groups).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -104,8 +108,10 @@ impl Broker {
             topics,
             cluster_id,
             producer_ids,
+            groups,
             shutdown: shutdown_rx.clone(),
         });
+        groups::spawn_tasks(Arc::clone(&ctx), shutdown_rx.clone());
         let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&ctx), shutdown_rx));
         Ok(Broker {
             ctx,
@@ -241,7 +247,7 @@ async fn serve_connection(
                         (request.api_key, request.api_version, request.correlation_id);
                     // Ordered part here, on the reader (see `handlers::dispatch`); the rest
                     // in its own task so a slow request does not hold up the next.
-                    let work = handlers::dispatch(Arc::clone(&ctx), request).await;
+                    let work = handlers::dispatch(Arc::clone(&ctx), peer, request).await;
                     tokio::spawn(async move {
                         let answer = match work.await {
                             None => Ok(None),

@@ -88,6 +88,15 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.num_partitions = config.broker.num_partitions;
     b.max_frame_bytes = config.broker.socket_request_max_bytes;
     b.max_connections = config.broker.max_connections;
+    let g = &config.broker;
+    b.groups.coordinator.group_min_session_timeout_ms = g.group_min_session_timeout_ms;
+    b.groups.coordinator.group_max_session_timeout_ms = g.group_max_session_timeout_ms;
+    b.groups.coordinator.group_initial_rebalance_delay_ms = g.group_initial_rebalance_delay_ms;
+    b.groups.coordinator.group_max_size = g.group_max_size;
+    b.groups.coordinator.offsets_retention_ms = g.offsets_retention_minutes * 60_000;
+    b.groups.offsets_topic_partitions = g.offsets_topic_num_partitions;
+    b.groups.offset_metadata_max_bytes = g.offset_metadata_max_bytes;
+    b.groups.retention_check_interval_ms = g.offsets_retention_check_interval_ms;
     b.log = config.to_log_config();
     b
 }

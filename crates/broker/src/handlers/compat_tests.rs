@@ -157,6 +157,102 @@ fn request_for(key: ApiKey, version: i16) -> RequestKind {
             r.topics = vec![topic];
             RequestKind::DeleteRecords(r)
         }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            r.key = str_bytes("compat-group");
+            r.coordinator_keys = vec![str_bytes("compat-group"), str_bytes("other")];
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::JoinGroup => {
+            // A group per version: a new member would otherwise wait for the previous
+            // version's member to rejoin.
+            let mut p = join_group_request::JoinGroupRequestProtocol::default();
+            p.name = str_bytes("range");
+            p.metadata = Bytes::from_static(b"meta");
+            let mut r = JoinGroupRequest::default();
+            r.group_id = GroupId(str_bytes(&format!("join-{version}")));
+            r.session_timeout_ms = 10_000;
+            r.rebalance_timeout_ms = 10_000;
+            r.protocol_type = str_bytes("consumer");
+            r.protocols = vec![p];
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::SyncGroup => {
+            let mut r = SyncGroupRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            r.generation_id = 1;
+            r.member_id = str_bytes("nobody");
+            RequestKind::SyncGroup(r)
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            r.member_id = str_bytes("nobody");
+            RequestKind::Heartbeat(r)
+        }
+        ApiKey::LeaveGroup => {
+            let mut m = leave_group_request::MemberIdentity::default();
+            m.member_id = str_bytes("nobody");
+            let mut r = LeaveGroupRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            r.member_id = str_bytes("nobody");
+            r.members = vec![m];
+            RequestKind::LeaveGroup(r)
+        }
+        ApiKey::OffsetCommit => {
+            let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+            p.committed_offset = 1;
+            p.committed_metadata = Some(str_bytes("m"));
+            let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+            topic.name = t();
+            topic.partitions = vec![p];
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            r.generation_id_or_member_epoch = -1;
+            r.topics = vec![topic];
+            RequestKind::OffsetCommit(r)
+        }
+        ApiKey::OffsetFetch => {
+            let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+            topic.name = t();
+            topic.partition_indexes = vec![0, 1];
+            let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
+            group.group_id = GroupId(str_bytes("compat-group"));
+            let mut r = OffsetFetchRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            if version >= 8 {
+                r.groups = vec![group];
+            } else {
+                r.topics = Some(vec![topic]);
+            }
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups = vec![
+                GroupId(str_bytes("compat-group")),
+                GroupId(str_bytes("join-9")),
+                GroupId(str_bytes("never-was")),
+            ];
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::DeleteGroups => {
+            let mut r = DeleteGroupsRequest::default();
+            r.groups_names = vec![GroupId(str_bytes("never-was"))];
+            RequestKind::DeleteGroups(r)
+        }
+        ApiKey::OffsetDelete => {
+            let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+            p.partition_index = 0;
+            let mut topic = offset_delete_request::OffsetDeleteRequestTopic::default();
+            topic.name = t();
+            topic.partitions = vec![p];
+            let mut r = OffsetDeleteRequest::default();
+            r.group_id = GroupId(str_bytes("compat-group"));
+            r.topics = vec![topic];
+            RequestKind::OffsetDelete(r)
+        }
         other => panic!("no request built for {other:?}: add one here"),
     }
 }
@@ -164,12 +260,15 @@ fn request_for(key: ApiKey, version: i16) -> RequestKind {
 #[tokio::test]
 async fn every_api_at_every_version_answers_and_encodes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(BrokerConfig::new(
+    let mut config = BrokerConfig::new(
         dir.path().to_path_buf(),
         "127.0.0.1:0".parse().expect("addr"),
-    ))
-    .await
-    .expect("start");
+    );
+    // JoinGroup before v4 joins at once (no member-id round trip): no initial delay, and
+    // few offsets partitions to keep the test quick.
+    config.groups.coordinator.group_initial_rebalance_delay_ms = 0;
+    config.groups.offsets_topic_partitions = 3;
+    let broker = Broker::start(config).await.expect("start");
     let ctx = broker.ctx();
     ctx.topics
         .create("compat", 1, Default::default(), false)
@@ -187,7 +286,8 @@ async fn every_api_at_every_version_answers_and_encodes() {
                 body,
                 trailing_bytes: 0,
             };
-            let response = handle(ctx.clone(), request)
+            let peer = "127.0.0.1:1".parse().expect("addr");
+            let response = handle(ctx.clone(), peer, request)
                 .await
                 .unwrap_or_else(|| panic!("{:?} v{version} gave no response", api.key));
             let frame = encode_response(7, api.key, version, &response)

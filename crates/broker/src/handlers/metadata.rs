@@ -127,6 +127,7 @@ fn describe(ctx: &Ctx, topic: &Topic, version: i16) -> MetadataResponseTopic {
     let node = BrokerId(ctx.config.node_id);
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
+    t.is_internal = topic.name == crate::groups::OFFSETS_TOPIC;
     if version >= 10 {
         t.topic_id = topic.id;
     }

@@ -6,11 +6,13 @@ mod admin;
 #[cfg(test)]
 mod compat_tests;
 mod fetch;
+pub(crate) mod groups;
 mod metadata;
 mod offsets;
 pub(crate) mod produce;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -28,17 +30,26 @@ pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>
 /// Starts a request, in request order: what must happen in the order the connection sent
 /// requests (queuing produced batches on their partitions) happens before this returns; the
 /// returned work (waiting for acknowledgements, long-polling) may overlap other requests'.
-pub(crate) async fn dispatch(ctx: Arc<Ctx>, request: Request) -> Work {
+pub(crate) async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, request: Request) -> Work {
     if let RequestKind::Produce(r) = request.body {
         let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
         return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
     }
-    Box::pin(handle(ctx, request))
+    Box::pin(handle(ctx, peer, request))
 }
 
-/// Answers one request; `None` for requests that get no response (Produce with acks=0).
-pub(crate) async fn handle(ctx: Arc<Ctx>, request: Request) -> Option<ResponseKind> {
+/// Answers one request from `peer`; `None` for requests that get no response (Produce with
+/// acks=0).
+pub(crate) async fn handle(
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    request: Request,
+) -> Option<ResponseKind> {
     let v = request.api_version;
+    let client = || groups::Client {
+        client_id: request.client_id.clone().unwrap_or_default(),
+        peer,
+    };
     tracing::trace!(api = ?request.api_key, version = v, correlation_id = request.correlation_id, "request");
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response(v)),
@@ -80,6 +91,30 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, request: Request) -> Option<ResponseKi
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(admin::describe_cluster(&ctx, v, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(&ctx, v, r).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            let client = client();
+            ResponseKind::JoinGroup(groups::join_group(&ctx, v, &client, r).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(&ctx, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(&ctx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(&ctx, v, r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(&ctx, v, r).await)
+        }
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(&ctx, v, r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(&ctx, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(&ctx, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(&ctx, r).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(&ctx, r).await)
         }
         other => {
             // parse_request only yields the APIs in the version table, each handled above.

@@ -145,6 +145,13 @@ fn prepare(
             Some("transactions are not supported yet".into()),
         ));
     }
+    if topic == crate::groups::OFFSETS_TOPIC {
+        // Kafka's rule: clients do not write the internal topics.
+        return Err((
+            ErrorCode::InvalidTopicException,
+            Some(format!("cannot append to the internal topic {topic}")),
+        ));
+    }
     let (t, handle) = partition(ctx, topic, index).map_err(|code| (code, None))?;
     let records = records.ok_or((ErrorCode::InvalidRecord, Some("null records".into())))?;
     let limits = RecordLimits {

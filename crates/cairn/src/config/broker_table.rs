@@ -19,6 +19,24 @@ pub struct BrokerSettings {
     pub socket_request_max_bytes: usize,
     /// `max.connections`: client connections served at once.
     pub max_connections: usize,
+    /// `group.min.session.timeout.ms`: the shortest session a group member may ask for.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`: the longest session a group member may ask for.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`: how long an empty group waits for more members
+    /// before its first rebalance completes.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.max.size`: members one group may have.
+    pub group_max_size: i32,
+    /// `offsets.retention.minutes`: how long the offsets of an empty group are kept.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (used when the
+    /// topic is created).
+    pub offsets_topic_num_partitions: u32,
+    /// `offset.metadata.max.bytes`: the longest metadata string of a committed offset.
+    pub offset_metadata_max_bytes: usize,
 }
 
 impl Default for BrokerSettings {
@@ -29,17 +47,33 @@ impl Default for BrokerSettings {
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: i32::MAX,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_num_partitions: 50,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
 
 /// The `[broker]` keys, in the order the README lists them.
-pub(super) const BROKER_KEYS: [&str; 5] = [
+pub(super) const BROKER_KEYS: [&str; 13] = [
     "node.id",
     "auto.create.topics.enable",
     "num.partitions",
     "socket.request.max.bytes",
     "max.connections",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.initial.rebalance.delay.ms",
+    "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offsets.topic.num.partitions",
+    "offset.metadata.max.bytes",
 ];
 
 /// `auto.create.topics.enable` -> `AUTO_CREATE_TOPICS_ENABLE`, after `CAIRN_BROKER_`.
@@ -75,6 +109,28 @@ impl BrokerSettings {
                 self.socket_request_max_bytes = int(value, 1024, i32::MAX as usize)?
             }
             "max.connections" => self.max_connections = int(value, 1, 1_000_000)?,
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = int(value, 0, i32::MAX)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = int(value, 0, i32::MAX)?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = int(value, 0, i32::MAX)?
+            }
+            "group.max.size" => self.group_max_size = int(value, 1, i32::MAX)?,
+            "offsets.retention.minutes" => {
+                self.offsets_retention_minutes = int(value, 1, i64::MAX / 60_000)?
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms = int(value, 1, u64::MAX / 2)?
+            }
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = int(value, 1, 10_000)?
+            }
+            "offset.metadata.max.bytes" => {
+                self.offset_metadata_max_bytes = int(value, 0, i32::MAX as usize)?
+            }
             _ => {
                 return Err(format!(
                     "is not a broker setting (known: {})",
@@ -143,6 +199,8 @@ mod tests {
             ("num.partitions", "6"),
             ("socket.request.max.bytes", "2048"),
             ("max.connections", "10"),
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("offsets.topic.num.partitions", "4"),
         ] {
             s.set(name, value).expect("valid");
         }
@@ -153,9 +211,13 @@ mod tests {
                 auto_create_topics: false,
                 num_partitions: 6,
                 socket_request_max_bytes: 2048,
-                max_connections: 10
+                max_connections: 10,
+                group_initial_rebalance_delay_ms: 0,
+                offsets_topic_num_partitions: 4,
+                ..BrokerSettings::default()
             }
         );
+        assert!(s.set("offsets.topic.num.partitions", "0").is_err());
         assert!(s.set("num.partitions", "0").is_err());
         assert!(s.set("auto.create.topics.enable", "yes").is_err());
         assert!(s.set("no.such", "1").is_err());

@@ -1,0 +1,494 @@
+//! The broker's side of consumer groups: the sans-I/O [`Coordinator`] behind a lock, the
+//! clock and timer that drive it, and the `__consumer_offsets` topic that makes it durable.
+//!
+//! ```text
+//! JoinGroup/SyncGroup ─► Groups::join/sync ─► Coordinator (answer later, by token) ─┐
+//! Heartbeat/LeaveGroup/... ─► Coordinator (answer now)                             │
+//! timer task: tick() at next_deadline() ─► expired sessions, finished rebalances ──┤
+//!                                   outputs ◄─────────────────────────────────────┘
+//!   Join/Sync answers ─► the waiting request       StoreGroup ─► writer task ─► __consumer_offsets
+//! OffsetCommit: validate ─► append records (acks=all) ─► apply   (acknowledged = durable)
+//! startup: replay every __consumer_offsets partition into the Coordinator before serving
+//! ```
+//!
+//! Records use Kafka's own `__consumer_offsets` layouts (`cairn_groups::records`); a group's
+//! records go to partition `abs(hash(group)) % offsets.topic.num.partitions`, as in Kafka,
+//! through the same partition/raft path as user data (so they replicate with the cluster).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use cairn_groups::records::{self, RecordKey};
+use cairn_groups::{Coordinator, CoordinatorConfig, Now, Output, Token};
+use cairn_partition::Acks;
+use cairn_protocol::kafka_protocol::protocol::StrBytes;
+use cairn_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use cairn_protocol::ErrorCode;
+use cairn_storage::batch;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::server::Ctx;
+use crate::topic_config::TopicConfigs;
+use crate::topics::{TopicError, TopicRegistry};
+use crate::BrokerError;
+
+/// Kafka's internal topic of committed offsets and group metadata.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Most bytes one replay read asks a partition for.
+const REPLAY_READ_BYTES: u32 = 8 << 20;
+
+/// One `__consumer_offsets` record: key and value (`None`: a tombstone).
+pub(crate) type Entry = (Vec<u8>, Option<Vec<u8>>);
+/// A group record to store: the group (which places it) and the record.
+type StoreRequest = (String, Vec<u8>, Option<Vec<u8>>);
+
+/// What a deferred request (JoinGroup, SyncGroup) is finally answered with.
+pub(crate) type Answer = Output;
+
+/// The coordinator and the requests waiting on it, under one lock so that an answer is
+/// never produced before its waiter is registered.
+#[derive(Debug)]
+struct Inner {
+    coordinator: Coordinator,
+    waiters: HashMap<Token, oneshot::Sender<Answer>>,
+}
+
+/// Consumer groups of this broker.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    inner: Mutex<Inner>,
+    next_token: AtomicU64,
+    /// Woken whenever the coordinator may have an earlier deadline.
+    wake: Notify,
+    /// Group records to persist, in the order the coordinator produced them.
+    store: mpsc::UnboundedSender<StoreRequest>,
+    store_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreRequest>>>,
+    clock: Instant,
+    /// Partitions of the offsets topic: `offsets.topic.num.partitions`, or the existing
+    /// topic's count (which is what records were placed by).
+    partitions: AtomicU32,
+    /// `offset.metadata.max.bytes`.
+    pub(crate) max_metadata_bytes: usize,
+    /// `offsets.retention.check.interval.ms`.
+    retention_check: Duration,
+    /// Serialises creation of the offsets topic.
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+/// The settings of [`Groups`] (from the broker configuration).
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    /// The coordinator's own settings (session bounds, initial rebalance delay, group size,
+    /// offsets retention).
+    pub coordinator: CoordinatorConfig,
+    /// `offsets.topic.num.partitions` (Kafka default 50).
+    pub offsets_topic_partitions: u32,
+    /// `offset.metadata.max.bytes` (Kafka default 4096).
+    pub offset_metadata_max_bytes: usize,
+    /// `offsets.retention.check.interval.ms` (Kafka default 600000).
+    pub retention_check_interval_ms: u64,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            coordinator: CoordinatorConfig::default(),
+            offsets_topic_partitions: 50,
+            offset_metadata_max_bytes: 4096,
+            retention_check_interval_ms: 600_000,
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (commit timestamps, retention).
+pub(crate) fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Groups {
+    pub(crate) fn new(settings: &GroupSettings) -> Groups {
+        let (store, store_rx) = mpsc::unbounded_channel();
+        Groups {
+            inner: Mutex::new(Inner {
+                coordinator: Coordinator::new(settings.coordinator.clone()),
+                waiters: HashMap::new(),
+            }),
+            next_token: AtomicU64::new(1),
+            wake: Notify::new(),
+            store,
+            store_rx: Mutex::new(Some(store_rx)),
+            clock: Instant::now(),
+            partitions: AtomicU32::new(settings.offsets_topic_partitions.max(1)),
+            max_metadata_bytes: settings.offset_metadata_max_bytes,
+            retention_check: Duration::from_millis(settings.retention_check_interval_ms.max(1)),
+            create_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The coordinator's clocks: monotonic milliseconds since the broker started (timeouts)
+    /// and wall-clock milliseconds (stored timestamps).
+    pub(crate) fn now(&self) -> Now {
+        Now::new(self.clock.elapsed().as_millis() as u64, wall_ms())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug; the state is still the best there is.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the coordinator, then routes what it produced.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Coordinator, Now) -> R) -> R {
+        let now = self.now();
+        let mut inner = self.lock();
+        let r = f(&mut inner.coordinator, now);
+        self.route(&mut inner);
+        drop(inner);
+        self.wake.notify_one();
+        r
+    }
+
+    /// Read-only access to the coordinator.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Coordinator) -> R) -> R {
+        f(&self.lock().coordinator)
+    }
+
+    fn route(&self, inner: &mut Inner) {
+        for out in inner.coordinator.take_outputs() {
+            match out {
+                Output::StoreGroup {
+                    group_id,
+                    key,
+                    value,
+                } => {
+                    let _ = self.store.send((group_id, key, value));
+                }
+                answer @ (Output::Join { .. } | Output::Sync { .. }) => {
+                    let token = match &answer {
+                        Output::Join { token, .. } | Output::Sync { token, .. } => *token,
+                        Output::StoreGroup { .. } => continue,
+                    };
+                    if let Some(tx) = inner.waiters.remove(&token) {
+                        // The client may have gone; nothing to do then.
+                        let _ = tx.send(answer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a deferred request: `start` hands the coordinator the token; the answer
+    /// arrives when the coordinator produces it.
+    pub(crate) async fn deferred(
+        &self,
+        start: impl FnOnce(&mut Coordinator, Now, Token),
+    ) -> Option<Answer> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let now = self.now();
+            let mut inner = self.lock();
+            inner.waiters.insert(token, tx);
+            start(&mut inner.coordinator, now, token);
+            self.route(&mut inner);
+        }
+        self.wake.notify_one();
+        rx.await.ok()
+    }
+
+    /// The offsets-topic partition of `group_id`.
+    pub(crate) fn partition_for(&self, group_id: &str) -> i32 {
+        records::partition_for(group_id, self.partitions.load(Ordering::Relaxed))
+    }
+}
+
+/// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on the first
+/// FindCoordinator).
+pub(crate) async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ErrorCode> {
+    if ctx.topics.get(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let _creating = ctx.groups.create_lock.lock().await;
+    if ctx.topics.get(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    // Kafka's settings for the topic: compacted (compaction arrives later; the policy is
+    // recorded now), 100 MiB segments (`offsets.topic.segment.bytes`).
+    let configs = TopicConfigs::from_pairs([
+        ("cleanup.policy", Some("compact")),
+        ("segment.bytes", Some("104857600")),
+    ])
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot configure the offsets topic");
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    match ctx
+        .topics
+        .create(
+            OFFSETS_TOPIC,
+            ctx.groups.partitions.load(Ordering::Relaxed) as i32,
+            configs,
+            false,
+        )
+        .await
+    {
+        Ok(_) | Err(TopicError::AlreadyExists(_)) => {
+            tracing::info!(
+                partitions = ctx.groups.partitions.load(Ordering::Relaxed),
+                "created the offsets topic {OFFSETS_TOPIC}"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot create the offsets topic {OFFSETS_TOPIC}");
+            Err(ErrorCode::CoordinatorNotAvailable)
+        }
+    }
+}
+
+/// One record batch (uncompressed, no producer id) of `__consumer_offsets` records.
+fn offsets_batch(entries: &[Entry]) -> Result<Bytes, ErrorCode> {
+    let now = wall_ms();
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now,
+            key: Some(Bytes::copy_from_slice(key)),
+            value: value.as_deref().map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot encode an offsets batch");
+        ErrorCode::UnknownServerError
+    })?;
+    Ok(buf.freeze())
+}
+
+/// Appends records to `__consumer_offsets` partition `partition` and waits until they are
+/// committed (acks=all): on `Ok` they survive a crash.
+pub(crate) async fn append(
+    ctx: &Ctx,
+    partition: i32,
+    entries: &[Entry],
+) -> Result<(), ErrorCode> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    ensure_offsets_topic(ctx).await?;
+    let (_, handle) = crate::handlers::partition(ctx, OFFSETS_TOPIC, partition)
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    let batch = offsets_batch(entries)?;
+    handle
+        .produce(vec![batch], Acks::All)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!(partition, error = %e, "cannot write to the offsets topic");
+            match e {
+                cairn_partition::PartitionError::NotLeader => ErrorCode::NotCoordinator,
+                _ => ErrorCode::CoordinatorNotAvailable,
+            }
+        })
+}
+
+/// Reads every record of the offsets topic (if it exists) into the coordinator. Runs before
+/// the listener accepts anything.
+pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), BrokerError> {
+    let Some(topic) = topics.get(OFFSETS_TOPIC) else {
+        return Ok(());
+    };
+    groups
+        .partitions
+        .store(topic.partitions.len().max(1) as u32, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut count = 0u64;
+    for (p, handle) in topic.partitions.iter().enumerate() {
+        let mut offset = handle.state().log_start_offset;
+        loop {
+            let data = match handle.fetch(offset, REPLAY_READ_BYTES).await {
+                Ok(d) => d,
+                Err(e) => {
+                    return Err(BrokerError::Config(format!(
+                        "cannot read {OFFSETS_TOPIC}-{p} at offset {offset}: {e}"
+                    )))
+                }
+            };
+            if offset >= data.high_watermark {
+                break;
+            }
+            let bytes = data.read.load()?;
+            if bytes.is_empty() {
+                break;
+            }
+            let mut next = offset;
+            for item in batch::iter_batches(&bytes, u32::MAX) {
+                let (at, header, b) = item.map_err(|e| {
+                    BrokerError::Config(format!("corrupt batch in {OFFSETS_TOPIC}-{p}: {e}"))
+                })?;
+                next = (header.base_offset + header.last_offset_delta as i64 + 1) as u64;
+                if header.is_control() {
+                    continue;
+                }
+                let mut one = bytes.slice(at..at + b.len());
+                let set = match RecordBatchDecoder::decode(&mut one) {
+                    Ok(set) => set,
+                    Err(e) => {
+                        tracing::warn!(partition = p, offset = header.base_offset, error = %e, "skipping an undecodable offsets batch");
+                        continue;
+                    }
+                };
+                for record in set.records {
+                    let Some(key) = record.key else { continue };
+                    let replayed =
+                        groups.with(|c, now| c.replay(now, &key, record.value.as_deref()));
+                    if let Err(e) = replayed {
+                        tracing::warn!(partition = p, offset = record.offset, error = %e, "skipping an unreadable offsets record");
+                    }
+                    count += 1;
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+    }
+    tracing::info!(
+        records = count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded consumer groups from {OFFSETS_TOPIC}"
+    );
+    Ok(())
+}
+
+/// The background tasks: the coordinator's timer, the group-record writer and offsets
+/// expiry. They end when the broker shuts down.
+pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+    let timer_ctx = Arc::clone(&ctx);
+    let mut timer_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let groups = &timer_ctx.groups;
+        loop {
+            let deadline = groups.read(|c| c.next_deadline());
+            let sleep = async {
+                match deadline {
+                    Some(at) => {
+                        let at = groups.clock + Duration::from_millis(at);
+                        tokio::time::sleep_until(at.into()).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = groups.wake.notified() => {}
+                _ = timer_shutdown.changed() => break,
+            }
+            // Not `with`: that would wake this loop again at once.
+            let now = groups.now();
+            let mut inner = groups.lock();
+            inner.coordinator.tick(now);
+            groups.route(&mut inner);
+        }
+    });
+
+    let store_rx = ctx
+        .groups
+        .store_rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(mut rx) = store_rx {
+        let writer_ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            while let Some((group_id, key, value)) = rx.recv().await {
+                let partition = writer_ctx.groups.partition_for(&group_id);
+                if let Err(code) = append(&writer_ctx, partition, &[(key, value)]).await {
+                    tracing::warn!(group = %group_id, ?code, "cannot store group metadata");
+                }
+            }
+        });
+    }
+
+    tokio::spawn(async move {
+        let period = ctx.groups.retention_check;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = shutdown.changed() => break,
+            }
+            expire_offsets(&ctx).await;
+        }
+    });
+}
+
+/// Writes tombstones for expired offsets (and emptied groups), then applies them.
+pub(crate) async fn expire_offsets(ctx: &Ctx) {
+    let expired = ctx.groups.read(|c| c.expired_offsets(wall_ms()));
+    if expired.is_empty() {
+        return;
+    }
+    let mut by_partition: HashMap<i32, Vec<Entry>> = HashMap::new();
+    for key in &expired {
+        let group = match key {
+            RecordKey::Offset { group, .. } | RecordKey::Group { group } => group,
+        };
+        let Some(key) = encoded(key) else { continue };
+        by_partition
+            .entry(ctx.groups.partition_for(group))
+            .or_default()
+            .push((key, None));
+    }
+    let mut removed = 0usize;
+    for (partition, entries) in by_partition {
+        if append(ctx, partition, &entries).await.is_ok() {
+            ctx.groups.with(|c, now| {
+                for (key, _) in &entries {
+                    let _ = c.replay(now, key, None);
+                }
+            });
+            removed += entries.len();
+        }
+    }
+    tracing::info!(removed, "expired committed offsets");
+}
+
+/// A record key's bytes; `None` (logged) for one that cannot be written, which only
+/// strings longer than Kafka's 32767-byte limit are.
+pub(crate) fn encoded(key: &RecordKey) -> Option<Vec<u8>> {
+    key.encode()
+        .map_err(|e| tracing::warn!(error = %e, "cannot encode an offsets record key"))
+        .ok()
+}
+
+/// `StrBytes` of a string.
+pub(crate) fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
