@@ -268,7 +268,9 @@ fn offsets_batch(entries: &[Entry]) -> Result<Bytes, ErrorCode> {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // No producer id: base sequence -1. kafka-protocol starts a new batch where
+            // `offset - sequence` changes, so the sequence follows the offset.
+            sequence: (i as i32).wrapping_sub(1),
             timestamp: now,
             key: Some(Bytes::copy_from_slice(key)),
             value: value.as_deref().map(Bytes::copy_from_slice),
@@ -293,11 +295,7 @@ fn offsets_batch(entries: &[Entry]) -> Result<Bytes, ErrorCode> {
 
 /// Appends records to `__consumer_offsets` partition `partition` and waits until they are
 /// committed (acks=all): on `Ok` they survive a crash.
-pub(crate) async fn append(
-    ctx: &Ctx,
-    partition: i32,
-    entries: &[Entry],
-) -> Result<(), ErrorCode> {
+pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Result<(), ErrorCode> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -491,4 +489,31 @@ pub(crate) fn encoded(key: &RecordKey) -> Option<Vec<u8>> {
 /// `StrBytes` of a string.
 pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several records make one valid batch (the partition appends exactly one per call),
+    /// and they read back as written, tombstones included.
+    #[test]
+    fn offsets_batch_is_one_valid_batch() {
+        let entries: Vec<Entry> = vec![
+            (b"k1".to_vec(), Some(b"v1".to_vec())),
+            (b"k2".to_vec(), None),
+            (b"k3".to_vec(), Some(b"v3".to_vec())),
+        ];
+        let bytes = offsets_batch(&entries).expect("encode");
+        let header = batch::validate(&bytes, u32::MAX).expect("one valid batch");
+        assert_eq!(header.total_len(), bytes.len() as u64);
+        assert_eq!((header.records_count, header.base_sequence), (3, -1));
+        let set = RecordBatchDecoder::decode(&mut bytes.clone()).expect("decode");
+        let read: Vec<Entry> = set
+            .records
+            .into_iter()
+            .map(|r| (r.key.expect("key").to_vec(), r.value.map(|v| v.to_vec())))
+            .collect();
+        assert_eq!(read, entries);
+    }
 }

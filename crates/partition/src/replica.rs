@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use cairn_storage::batch::{self, BatchHeader};
-use cairn_storage::{Log, LogConfig, LogRead, StorageError};
+use cairn_storage::{BatchError, Log, LogConfig, LogRead, StorageError};
 use raft::prelude::{Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tokio::sync::{oneshot, watch};
@@ -336,7 +336,18 @@ impl Replica {
         // before the next command is handled, so the state is never behind a proposal).
         let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
-            let h = match batch::parse_header(b) {
+            // A batch whose length disagrees with its header would fail the append after
+            // raft accepted it, which fails the partition: refuse it here instead.
+            let h = match batch::parse_header(b).and_then(|h| {
+                if h.total_len() == b.len() as u64 {
+                    Ok(h)
+                } else {
+                    Err(BatchError::LengthMismatch {
+                        declared: h.total_len(),
+                        actual: b.len() as u64,
+                    })
+                }
+            }) {
                 Ok(h) => h,
                 Err(e) => {
                     let _ = reply.send(Err(StorageError::InvalidBatch(e).into()));

@@ -118,6 +118,20 @@ async fn produce_fetch_and_high_watermark() {
         .expect("max");
     assert_eq!((max.timestamp, max.offset), (40, Some(5)));
     assert_eq!(p.epoch_end_offset(1).await.expect("epoch"), Some((1, 7)));
+
+    // Two batches passed as one (its length disagrees with its header) are refused before
+    // raft sees them; the partition keeps serving.
+    let mut glued = data_batch(50, &[b"g"]).to_vec();
+    glued.extend_from_slice(&data_batch(60, &[b"h"]));
+    assert!(matches!(
+        p.produce(vec![glued.into()], Acks::All).await,
+        Err(PartitionError::Storage(_))
+    ));
+    let after = p
+        .produce(vec![data_batch(70, &[b"i"])], Acks::All)
+        .await
+        .expect("still serving");
+    assert_eq!(after.base_offset, 7);
     p.close().await.expect("close");
     shards.shutdown();
 }
