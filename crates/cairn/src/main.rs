@@ -26,6 +26,8 @@ enum Command {
     Serve(config::ConfigArgs),
     /// Manage topics: create, list, describe, alter, add-partitions, delete.
     Topic(cli::TopicArgs),
+    /// Manage consumer groups: list, describe, reset-offsets, delete.
+    Group(cli::GroupArgs),
     /// Write stdin lines to a topic, one record per line.
     Produce(cli::ProduceArgs),
     /// Print a topic's records to stdout, one per line.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Topic(args) => cli::topic(&args),
+        Command::Group(args) => cli::group(&args),
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),
     };

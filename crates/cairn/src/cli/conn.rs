@@ -19,8 +19,10 @@ use bytes::BytesMut;
 use cairn_protocol::client::{decode_response, encode_request};
 use cairn_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
+    RequestKind, ResponseKind,
 };
 use cairn_protocol::kafka_protocol::protocol::{Request, StrBytes};
 use cairn_protocol::{decode_frame, ErrorCode};
@@ -64,6 +66,16 @@ pub(crate) const CLIENT_APIS: &[ClientApi] = &[
     api(ApiKey::ListOffsets, 1, 9),
     // v13 adds a top-level error code (KIP-1102) the CLI does not read.
     api(ApiKey::Metadata, 0, 12),
+    // v10 names topics by id.
+    api(ApiKey::OffsetCommit, 2, 9),
+    // v2 is the first that can ask for every topic (a null list); v10 names topics by id.
+    api(ApiKey::OffsetFetch, 2, 9),
+    // v4 batches keys (KIP-699); v5 only allows TRANSACTION_ABORTABLE; v6 share groups.
+    api(ApiKey::FindCoordinator, 0, 5),
+    // v6 (KIP-1043) answers an unknown group with GROUP_ID_NOT_FOUND: not needed.
+    api(ApiKey::DescribeGroups, 0, 5),
+    // v4 filters by state (KIP-518), v5 by type.
+    api(ApiKey::ListGroups, 0, 5),
     // v4 changes only which features may be listed; the CLI reads none.
     api(ApiKey::ApiVersions, 0, FIRST_API_VERSIONS_VERSION),
     api(ApiKey::CreateTopics, 2, 7),
@@ -71,6 +83,7 @@ pub(crate) const CLIENT_APIS: &[ClientApi] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
@@ -120,6 +133,12 @@ calls!(
     DescribeConfigsRequest => DescribeConfigs,
     CreatePartitionsRequest => CreatePartitions,
     IncrementalAlterConfigsRequest => IncrementalAlterConfigs,
+    FindCoordinatorRequest => FindCoordinator,
+    ListGroupsRequest => ListGroups,
+    DescribeGroupsRequest => DescribeGroups,
+    DeleteGroupsRequest => DeleteGroups,
+    OffsetCommitRequest => OffsetCommit,
+    OffsetFetchRequest => OffsetFetch,
 );
 
 /// A connection that has completed the ApiVersions handshake.

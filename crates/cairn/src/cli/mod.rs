@@ -1,11 +1,12 @@
-//! The client commands: `cairn topic ...`, `cairn produce`, `cairn consume`.
+//! The client commands: `cairn topic ...`, `cairn group ...`, `cairn produce`, `cairn consume`.
 //!
 //! A small Kafka client on `cairn-protocol`'s codecs and a tokio `TcpStream` (no external
 //! Kafka client library), so it speaks to Cairn and to Apache Kafka alike. Bottom up:
 //!
 //! ```text
-//! topic / produce / consume      the subcommands (one file each)
-//!        │            offsets    ListOffsets for a set of partitions
+//! topic / group / produce / consume   the subcommands (one file each; group speaks the
+//!        │            offsets         group APIs to the coordinator over its own connection)
+//!        │                            offsets: ListOffsets for a set of partitions
 //!        ▼
 //!     cluster        bootstrap connection, Metadata, connections to partition leaders
 //!        ▼
@@ -22,6 +23,7 @@ mod cluster;
 mod conn;
 mod consume;
 mod error_code;
+mod group;
 mod offsets;
 mod partitioner;
 mod produce;
@@ -132,6 +134,80 @@ enum TopicCommand {
     },
 }
 
+/// `cairn group`: consumer group administration.
+#[derive(Debug, clap::Args)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: GroupCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GroupCommand {
+    /// List groups: id, state, protocol type (ListGroups, asked of every broker).
+    List {
+        /// Only groups in this state: Empty, Stable, PreparingRebalance,
+        /// CompletingRebalance or Dead, any case (repeatable; the broker must speak
+        /// ListGroups v4)
+        #[arg(long = "state", value_name = "STATE", value_parser = group::parse_state)]
+        states: Vec<String>,
+    },
+    /// Show a group's state and members (with their assigned partitions), and for each
+    /// partition it has committed or been assigned: committed offset, log end offset, lag
+    /// and owner (DescribeGroups, OffsetFetch, ListOffsets).
+    Describe {
+        /// Group id
+        group: String,
+    },
+    /// Compute new committed offsets for one topic and show them; commit them with
+    /// --execute (OffsetCommit). The group must be inactive (Empty, or Dead: unknown).
+    ResetOffsets {
+        /// Group id
+        group: String,
+        /// Topic whose offsets to reset
+        #[arg(long)]
+        topic: String,
+        /// Reset only this partition (repeatable) [default: every partition]
+        #[arg(long = "partition", value_name = "P",
+              value_parser = clap::value_parser!(i32).range(0..))]
+        partitions: Vec<i32>,
+        #[command(flatten)]
+        to: ResetTo,
+        /// Commit the new offsets; without it nothing changes (a dry run)
+        #[arg(long)]
+        execute: bool,
+    },
+    /// Delete a group and its committed offsets (DeleteGroups); it must have no members.
+    Delete {
+        /// Group id
+        group: String,
+    },
+}
+
+/// Where `group reset-offsets` moves each partition: exactly one of these. Offsets are
+/// clamped to the partition's [log start, high watermark].
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+struct ResetTo {
+    /// The log start offset
+    #[arg(long)]
+    to_earliest: bool,
+    /// The high watermark (nothing left to read)
+    #[arg(long)]
+    to_latest: bool,
+    /// This offset
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    to_offset: Option<i64>,
+    /// The first record whose timestamp is at or after T (the high watermark if none):
+    /// milliseconds since the Unix epoch, or RFC 3339 such as 2024-05-01T12:00:00Z
+    #[arg(long, value_name = "T", value_parser = timestamp::parse_timestamp)]
+    to_datetime: Option<i64>,
+    /// The committed offset plus N (N may be negative)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    shift_by: Option<i64>,
+}
+
 /// `cairn produce`: stdin lines to records.
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -227,6 +303,11 @@ struct StartArgs {
 /// Runs `cairn topic ...`.
 pub fn topic(args: &TopicArgs) -> anyhow::Result<()> {
     run(topic::run(&args.client, &args.command))
+}
+
+/// Runs `cairn group ...`.
+pub fn group(args: &GroupArgs) -> anyhow::Result<()> {
+    run(group::run(&args.client, &args.command))
 }
 
 /// Runs `cairn produce`.

@@ -106,6 +106,13 @@ fn requests_at(key: ApiKey, v: i16) -> Vec<RequestKind> {
             &["cleanup.policy".to_string()],
         )
         .into()],
+        // The group APIs' builders live in `group`; its tests encode them at every version.
+        ApiKey::FindCoordinator
+        | ApiKey::ListGroups
+        | ApiKey::DescribeGroups
+        | ApiKey::DeleteGroups
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch => crate::cli::group::requests_for_tests(key, v),
         other => panic!("no builder for {other:?}"),
     }
 }
