@@ -425,8 +425,17 @@ pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
         .take();
     if let Some(mut rx) = store_rx {
         let writer_ctx = Arc::clone(&ctx);
+        let mut writer_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            while let Some((group_id, key, value)) = rx.recv().await {
+            loop {
+                // Ends with the broker (the sender lives in `Ctx`, which this task holds).
+                let next = tokio::select! {
+                    next = rx.recv() => next,
+                    _ = writer_shutdown.changed() => None,
+                };
+                let Some((group_id, key, value)) = next else {
+                    break;
+                };
                 let partition = writer_ctx.groups.partition_for(&group_id);
                 if let Err(code) = append(&writer_ctx, partition, &[(key, value)]).await {
                     tracing::warn!(group = %group_id, ?code, "cannot store group metadata");
@@ -494,6 +503,80 @@ pub(crate) fn sb(s: &str) -> StrBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Broker, BrokerConfig};
+    use cairn_groups::records::OffsetValue;
+
+    fn config(dir: &std::path::Path, retention_ms: i64) -> BrokerConfig {
+        let mut c = BrokerConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+        c.groups.offsets_topic_partitions = 2;
+        c.groups.coordinator.offsets_retention_ms = retention_ms;
+        c
+    }
+
+    async fn commit(ctx: &Ctx, group: &str, offset: i64) {
+        let key = RecordKey::Offset {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        let value = OffsetValue {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: wall_ms(),
+        };
+        let entries = [(
+            key.encode().expect("key"),
+            Some(value.encode().expect("value")),
+        )];
+        append(ctx, ctx.groups.partition_for(group), &entries)
+            .await
+            .expect("append");
+        ctx.groups
+            .with(|c, _| c.apply_offset_commit(group, "t", 0, value));
+    }
+
+    fn committed(ctx: &Ctx, group: &str) -> Option<i64> {
+        ctx.groups
+            .read(|c| c.committed_offset(group, "t", 0).map(|v| v.offset))
+    }
+
+    /// Commits are replayed from `__consumer_offsets` on restart; expired ones are
+    /// tombstoned, gone at once and still gone after the next restart.
+    #[tokio::test]
+    async fn commits_survive_restart_and_expiry_removes_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::start(config(dir.path(), 7 * 24 * 3_600_000))
+            .await
+            .expect("start");
+        let ctx = broker.ctx();
+        commit(&ctx, "kept", 41).await;
+        commit(&ctx, "kept", 42).await;
+        commit(&ctx, "expiring", 7).await;
+        drop(ctx);
+        broker.shutdown().await;
+
+        // Retention of 1 ms: after the restart, both groups' offsets are expired.
+        let broker = Broker::start(config(dir.path(), 1)).await.expect("restart");
+        let ctx = broker.ctx();
+        assert_eq!(committed(&ctx, "kept"), Some(42), "the last commit wins");
+        assert_eq!(committed(&ctx, "expiring"), Some(7));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        expire_offsets(&ctx).await;
+        assert_eq!(committed(&ctx, "kept"), None);
+        assert_eq!(committed(&ctx, "expiring"), None);
+        drop(ctx);
+        broker.shutdown().await;
+
+        let broker = Broker::start(config(dir.path(), 7 * 24 * 3_600_000))
+            .await
+            .expect("restart again");
+        let ctx = broker.ctx();
+        assert_eq!(committed(&ctx, "kept"), None, "tombstones are replayed too");
+        assert_eq!(committed(&ctx, "expiring"), None);
+        drop(ctx);
+        broker.shutdown().await;
+    }
 
     /// Several records make one valid batch (the partition appends exactly one per call),
     /// and they read back as written, tombstones included.
