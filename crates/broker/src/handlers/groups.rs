@@ -305,7 +305,16 @@ pub(crate) async fn offset_commit(
         ctx.groups
             .with(|c, now| c.validate_offset_commit(now, &group, generation, member, instance))
             .err()
-            .map(|e| e.code())
+            .map(|e| match e {
+                // Kafka's answer to a member commit for a group it does not know: v9
+                // (KIP-848) says so; older versions call the generation illegal.
+                GroupError::IllegalGeneration
+                    if version >= 9 && ctx.groups.read(|c| c.describe_group(&group).is_none()) =>
+                {
+                    GroupError::GroupIdNotFound.code()
+                }
+                e => e.code(),
+            })
     };
     let commit_ms = wall_ms();
     let mut entries = Vec::new();
