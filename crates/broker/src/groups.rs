@@ -219,11 +219,15 @@ pub(crate) async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ErrorCode> {
     if ctx.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    // Kafka's settings for the topic: compacted (compaction arrives later; the policy is
-    // recorded now), 100 MiB segments (`offsets.topic.segment.bytes`).
+    // Kafka's settings for the topic: compacted, 100 MiB segments
+    // (`offsets.topic.segment.bytes`). Cairn records the policy but does not compact yet,
+    // so time and size retention are off: deleting old segments would drop the only record
+    // of a commit that was never repeated (an idle group's offsets).
     let configs = TopicConfigs::from_pairs([
         ("cleanup.policy", Some("compact")),
         ("segment.bytes", Some("104857600")),
+        ("retention.ms", Some("-1")),
+        ("retention.bytes", Some("-1")),
     ])
     .map_err(|e| {
         tracing::error!(error = %e, "cannot configure the offsets topic");
