@@ -40,26 +40,31 @@
 //! Arguments (after `cargo bench --bench broker --`): `--reps N`, and workload ids to run only
 //! some workloads (see [`Options`]). docs/benchmarks.md explains the rows and records results.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Message};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
+
+use common::{
+    batch_stats, cairn_binary, cpu_cell, cpu_model, filesystem_type, median, producer, quantile_us,
+    render_table, sleep_until, target_dir, tcp_ping_pong, wait_for_topic, BenchProducer,
+    BrokerProcess, ConsumerLog, Cpu, CpuWindow, Payloads, ProducerStats, Row, MIB,
+};
 
 /// Partitions of every benchmark topic (the acceptance criterion names 8).
 const PARTITIONS: i32 = 8;
@@ -81,10 +86,6 @@ const LATENCY_RECORD: usize = 1024;
 const CHUNK: usize = 1 << 20;
 /// Longest any single run may take before the benchmark gives up (it must stop by itself).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest the broker may take to log `cairn ready`.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-const MIB: f64 = (1 << 20) as f64;
 
 /// A record size and how many records one timed run produces.
 #[derive(Debug, Clone, Copy)]
@@ -118,401 +119,9 @@ impl Shape {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Payloads and CPU accounting.
+// librdkafka clients (the producer, its statistics and the broker process are in `common`).
 
-/// Incompressible filler; record `i` is a slice at an offset that depends on `i`, so records
-/// differ from each other (nothing downstream compresses, but nothing can dedupe either).
-struct Payloads {
-    buf: Vec<u8>,
-}
-
-impl Payloads {
-    fn new() -> Payloads {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let buf = (0..4 << 20)
-            .map(|_| {
-                // xorshift64: cheap, deterministic filler.
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
-        Payloads { buf }
-    }
-
-    fn record(&self, i: u64, size: usize) -> &[u8] {
-        let span = (self.buf.len() - size) as u64;
-        let at = (i.wrapping_mul(4099) % span) as usize;
-        &self.buf[at..at + size]
-    }
-}
-
-/// CPU time (ns) used so far by each live thread of process `pid`, with the thread's name
-/// (`/proc/<pid>/task/*/{comm,schedstat}`). Threads must outlive the measured window to be
-/// counted, which the broker's and the clients' threads do.
-fn thread_cpu_ns(pid: u32) -> BTreeMap<u32, (String, u64)> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return BTreeMap::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| {
-            let tid = t.file_name().to_str()?.parse().ok()?;
-            let ns = fs::read_to_string(t.path().join("schedstat"))
-                .ok()?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            let comm = fs::read_to_string(t.path().join("comm")).ok()?;
-            Some((tid, (comm.trim().to_string(), ns)))
-        })
-        .collect()
-}
-
-/// CPU use of the broker and of this process over a window, in cores (CPU time / wall time).
-#[derive(Debug, Clone, Default)]
-struct Cpu {
-    broker: f64,
-    client: f64,
-    /// Per thread name (threads of one name summed), busiest first: (process, name, cores).
-    threads: Vec<(&'static str, String, f64)>,
-}
-
-impl Cpu {
-    /// The busiest threads, e.g. `broker tokio-runtime-w 0.41, client rdk:broker1 0.93`.
-    fn busiest(&self, n: usize) -> String {
-        self.threads
-            .iter()
-            .take(n)
-            .map(|(process, name, cores)| format!("{process} {name} {cores:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-struct CpuWindow {
-    broker_pid: u32,
-    broker0: BTreeMap<u32, (String, u64)>,
-    client0: BTreeMap<u32, (String, u64)>,
-}
-
-impl CpuWindow {
-    fn start(broker_pid: u32) -> CpuWindow {
-        CpuWindow {
-            broker_pid,
-            broker0: thread_cpu_ns(broker_pid),
-            client0: thread_cpu_ns(std::process::id()),
-        }
-    }
-
-    fn finish(&self, wall: Duration) -> Cpu {
-        let wall = wall.as_nanos().max(1) as f64;
-        let mut by_name: BTreeMap<(&'static str, String), f64> = BTreeMap::new();
-        let mut totals = [0.0f64; 2];
-        let sides = [
-            ("broker", self.broker_pid, &self.broker0),
-            ("client", std::process::id(), &self.client0),
-        ];
-        for (i, (process, pid, before)) in sides.into_iter().enumerate() {
-            for (tid, (name, ns)) in thread_cpu_ns(pid) {
-                let used = ns.saturating_sub(before.get(&tid).map_or(0, |(_, b)| *b));
-                let cores = used as f64 / wall;
-                totals[i] += cores;
-                *by_name.entry((process, name)).or_default() += cores;
-            }
-        }
-        let mut threads: Vec<_> = by_name
-            .into_iter()
-            .map(|((process, name), cores)| (process, name, cores))
-            .collect();
-        threads.sort_by(|a, b| b.2.total_cmp(&a.2));
-        Cpu {
-            broker: totals[0],
-            client: totals[1],
-            threads,
-        }
-    }
-}
-
-/// Record batches in the partitions of `topic` (count, bytes), from the batch headers of its
-/// segment files: what the broker's appends looked like (librdkafka decides the batching).
-fn batch_stats(data_dir: &Path, topic: &str) -> (u64, u64) {
-    let (mut count, mut bytes) = (0u64, 0u64);
-    for p in 0..PARTITIONS {
-        let Ok(entries) = fs::read_dir(data_dir.join(format!("{topic}-{p}"))) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "log") {
-                continue;
-            }
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            let len = file.metadata().map_or(0, |m| m.len());
-            let mut pos = 0u64;
-            let mut header = [0u8; 12];
-            // baseOffset (8 bytes), then batchLength (4): the batch is 12 + batchLength bytes.
-            while pos + 12 <= len && file.read_exact_at(&mut header, pos).is_ok() {
-                let batch_len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-                if batch_len == 0 || pos + 12 + u64::from(batch_len) > len {
-                    break;
-                }
-                count += 1;
-                bytes += 12 + u64::from(batch_len);
-                pos += 12 + u64::from(batch_len);
-            }
-        }
-    }
-    (count, bytes)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The broker process.
-
-/// A running `cairn serve`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct BrokerProcess {
-    child: Child,
-    bootstrap: String,
-    log_path: PathBuf,
-}
-
-impl BrokerProcess {
-    fn start(bin: &Path, data_dir: &Path, log_path: &Path) -> BrokerProcess {
-        let log = File::create(log_path)
-            .unwrap_or_else(|e| panic!("cannot create broker log {}: {e}", log_path.display()));
-        let log_err = log.try_clone().expect("clone the broker log handle");
-        // Port 0: the kernel picks a free port, and `cairn ready` names it (no race with
-        // another process taking a port we probed).
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .env("CAIRN_BROKER_NUM_PARTITIONS", PARTITIONS.to_string())
-            // The benchmark's own settings are not the broker's (it warns about unknown ones).
-            .env_remove("CAIRN_BIN")
-            .env_remove("CAIRN_BENCH_DIR")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut broker = BrokerProcess {
-            child,
-            bootstrap: String::new(),
-            log_path: log_path.to_path_buf(),
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let text = fs::read_to_string(log_path).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("cairn ready")) {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|field| field.strip_prefix("listen="))
-                    .unwrap_or_else(|| panic!("no listen= in the ready line: {line}"));
-                broker.bootstrap = addr.to_string();
-                return broker;
-            }
-            broker.check_alive("starting");
-            assert!(
-                Instant::now() < deadline,
-                "cairn did not log `cairn ready` within {START_TIMEOUT:?}; log {}:\n{text}",
-                log_path.display()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Panics with the log's tail if the broker has exited.
-    fn check_alive(&mut self, phase: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let text = fs::read_to_string(&self.log_path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!(
-                "cairn exited ({status}) while {phase}; last lines of {}:\n{}",
-                self.log_path.display(),
-                tail.join("\n")
-            );
-        }
-    }
-
-    /// Log lines at WARN or ERROR (a healthy run has none).
-    fn problems(&self) -> Vec<String> {
-        fs::read_to_string(&self.log_path)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SIGTERM is cairn's clean shutdown; `kill(1)` (procps) keeps `unsafe` out of the
-        // benchmark. Without it, SIGKILL: the data directory is thrown away anyway.
-        let termed = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !termed {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("cairn did not stop within 20 s of SIGTERM; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// librdkafka clients.
-
-/// Prints librdkafka's warnings and errors (its default goes to the `log` crate, which has no
-/// logger here, so they would vanish).
-fn print_client_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
-    use RDKafkaLogLevel::{Alert, Critical, Emerg, Error, Warning};
-    if matches!(level, Emerg | Alert | Critical | Error | Warning) {
-        eprintln!("librdkafka {level:?} {fac}: {message}");
-    }
-}
-
-/// Counts delivery reports; optionally records (record index, ack time) for latency.
-struct ProducerStats {
-    base: Instant,
-    acked: AtomicU64,
-    failed: AtomicU64,
-    /// ns since `base` of the latest successful delivery report.
-    last_ack_ns: AtomicU64,
-    first_error: Mutex<Option<String>>,
-    /// (record index, ack time in ns since `base`), when recording.
-    acks: Mutex<Vec<(usize, u64)>>,
-    record_acks: bool,
-}
-
-impl ProducerStats {
-    fn new(base: Instant, record_acks: bool) -> ProducerStats {
-        ProducerStats {
-            base,
-            acked: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            last_ack_ns: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-            acks: Mutex::new(Vec::new()),
-            record_acks,
-        }
-    }
-
-    fn done(&self) -> u64 {
-        self.acked.load(Ordering::Acquire) + self.failed.load(Ordering::Acquire)
-    }
-}
-
-impl ClientContext for ProducerStats {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        print_client_log(level, fac, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("librdkafka producer error: {error}: {reason}");
-    }
-}
-
-impl ProducerContext for ProducerStats {
-    /// The record's index in its run.
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
-        let now = self.base.elapsed().as_nanos() as u64;
-        match result {
-            Ok(_) => {
-                if self.record_acks {
-                    self.acks
-                        .lock()
-                        .expect("ack record mutex poisoned")
-                        .push((index, now));
-                }
-                self.last_ack_ns.fetch_max(now, Ordering::AcqRel);
-                self.acked.fetch_add(1, Ordering::AcqRel);
-            }
-            Err((e, _)) => {
-                self.first_error
-                    .lock()
-                    .expect("error record mutex poisoned")
-                    .get_or_insert_with(|| e.to_string());
-                self.failed.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-    }
-}
-
-/// Consumer context: only makes librdkafka's problems visible.
-struct ConsumerLog;
-
-impl ClientContext for ConsumerLog {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        print_client_log(level, fac, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("librdkafka consumer error: {error}: {reason}");
-    }
-}
-
-impl ConsumerContext for ConsumerLog {}
-
-type BenchProducer = ThreadedProducer<ProducerStats>;
 type BenchConsumer = BaseConsumer<ConsumerLog>;
-
-/// The producer settings. Throughput runs: linger.ms=5 and batches up to ~1 MB (librdkafka's
-/// own defaults, written out), with `batch.num.messages` raised so that `batch.size`, not the
-/// record count, closes a batch of 100 B records; no compression; a producer queue larger than
-/// a whole run so the sending loop never waits on it; idempotence off (librdkafka's default;
-/// acks=1 cannot use it anyway); Nagle off (librdkafka's default). Latency runs: linger.ms=0,
-/// so each record is sent as soon as possible.
-fn producer(bootstrap: &str, acks: &str, linger_ms: u32, stats: ProducerStats) -> BenchProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", linger_ms.to_string())
-        .set("batch.size", "1000000")
-        .set("batch.num.messages", "100000")
-        .set("compression.type", "none")
-        .set("queue.buffering.max.messages", "2000000")
-        .set("queue.buffering.max.kbytes", "2097151")
-        .set("enable.idempotence", "false")
-        .set("socket.nagle.disable", "true")
-        .set("message.timeout.ms", "60000")
-        .set("allow.auto.create.topics", "true")
-        .create_with_context(stats)
-        .expect("create the librdkafka producer")
-}
 
 /// The consumer settings: assign() only (no group membership, no commits), fetch up to 1 MiB per
 /// partition and 50 MiB per response (librdkafka's defaults), a 256 MiB prefetch queue,
@@ -536,38 +145,6 @@ fn consumer(bootstrap: &str) -> BenchConsumer {
         .set("socket.nagle.disable", "true")
         .create_with_context(ConsumerLog)
         .expect("create the librdkafka consumer")
-}
-
-/// Fetches metadata until `topic` has [`PARTITIONS`] partitions, each with a leader. The
-/// producer's Metadata request auto-creates the topic (the broker runs with
-/// `CAIRN_BROKER_NUM_PARTITIONS=8`).
-fn wait_for_topic<C: ClientContext>(client: &rdkafka::client::Client<C>, topic: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            Ok(md) => {
-                if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                    let ready = t.error().is_none()
-                        && t.partitions().len() == PARTITIONS as usize
-                        && t.partitions()
-                            .iter()
-                            .all(|p| p.error().is_none() && p.leader() >= 0);
-                    if ready {
-                        return;
-                    }
-                    last = format!(
-                        "topic error {:?}, {} partitions",
-                        t.error(),
-                        t.partitions().len()
-                    );
-                }
-            }
-            Err(e) => last = e.to_string(),
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("topic {topic} not ready with {PARTITIONS} partitions after 30 s: {last}");
 }
 
 /// Sends `count` records of `size` bytes, round-robin over the partitions (so every
@@ -727,47 +304,6 @@ fn tcp_throughput(payloads: &Payloads, bytes: u64) -> Duration {
     end.saturating_duration_since(start)
 }
 
-/// Loopback TCP ping-pong: 1 KiB messages echoed by a std thread, paced at
-/// [`LATENCY_RATE`] per second (the same pacing as the latency runs, so both sides wake up
-/// from idle alike). Returns round-trip times in ns.
-fn tcp_ping_pong(payloads: &Payloads, secs: u64) -> Vec<u64> {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the ping-pong listener");
-    let addr = listener.local_addr().expect("ping-pong listener address");
-    let echo = thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept the ping-pong client");
-        s.set_nodelay(true).expect("TCP_NODELAY");
-        let mut buf = [0u8; LATENCY_RECORD];
-        while s.read_exact(&mut buf).is_ok() {
-            s.write_all(&buf).expect("ping-pong echo");
-        }
-    });
-    let mut s = TcpStream::connect(addr).expect("connect to the ping-pong echo");
-    s.set_nodelay(true).expect("TCP_NODELAY");
-    let msg = payloads.record(7, LATENCY_RECORD);
-    let mut reply = [0u8; LATENCY_RECORD];
-    let count = secs * LATENCY_RATE;
-    let interval = Duration::from_nanos(1_000_000_000 / LATENCY_RATE);
-    let mut rtts = Vec::with_capacity(count as usize);
-    let t0 = Instant::now();
-    for i in 0..count {
-        sleep_until(t0 + interval * i as u32);
-        let sent = Instant::now();
-        s.write_all(msg).expect("ping-pong send");
-        s.read_exact(&mut reply).expect("ping-pong receive");
-        rtts.push(sent.elapsed().as_nanos() as u64);
-    }
-    drop(s);
-    echo.join().expect("ping-pong echo thread panicked");
-    rtts
-}
-
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        thread::sleep(t - now);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Measurements.
 
@@ -811,7 +347,7 @@ fn produce_throughput(
 ) -> (Vec<Pair>, u64) {
     let stats = ProducerStats::new(Instant::now(), false);
     let producer = producer(&broker.bootstrap, acks, 5, stats);
-    wait_for_topic(producer.client(), topic);
+    wait_for_topic(producer.client(), topic, PARTITIONS);
     let warmup = WARMUP_BYTES / shape.record_bytes as u64;
     produce_records(&producer, topic, payloads, shape.record_bytes, 0, warmup);
     let mut next = warmup;
@@ -862,7 +398,7 @@ fn produce_throughput(
 fn consume_all(broker: &BrokerProcess, topic: &str, records: u64) -> (Duration, u64, Cpu) {
     let consumer = consumer(&broker.bootstrap);
     // Connects and learns the topic before the timing starts.
-    wait_for_topic(consumer.client(), topic);
+    wait_for_topic(consumer.client(), topic, PARTITIONS);
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         assignment
@@ -950,12 +486,12 @@ fn latency_run(
     let warmup = (LATENCY_WARMUP_SECS * LATENCY_RATE) as usize;
     let total = ((LATENCY_WARMUP_SECS + LATENCY_SECS) * LATENCY_RATE) as usize;
     let producer = producer(&broker.bootstrap, "all", 0, ProducerStats::new(base, true));
-    wait_for_topic(producer.client(), topic);
+    wait_for_topic(producer.client(), topic, PARTITIONS);
 
     let stop = Arc::new(AtomicBool::new(false));
     let reader = with_consumer.then(|| {
         let consumer = consumer(&broker.bootstrap);
-        wait_for_topic(consumer.client(), topic);
+        wait_for_topic(consumer.client(), topic, PARTITIONS);
         let mut assignment = TopicPartitionList::new();
         for p in 0..PARTITIONS {
             assignment
@@ -1051,48 +587,6 @@ fn latency_run(
         e2e
     });
     Latencies { ack, e2e, cpu }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Summary.
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    })
-}
-
-/// The `q` quantile (0..=1) of `v` (nearest rank), in microseconds.
-fn quantile_us(v: &[u64], q: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1] as f64 / 1000.0
-}
-
-struct Row {
-    metric: String,
-    cairn: String,
-    baseline: String,
-    ratio: String,
-    target: String,
-    cpu: String,
-}
-
-fn cpu_cell<'a>(cpus: impl Iterator<Item = &'a Cpu> + Clone) -> String {
-    let broker = median(cpus.clone().map(|c| c.broker).collect()).unwrap_or(0.0);
-    let client = median(cpus.map(|c| c.client).collect()).unwrap_or(0.0);
-    format!("{broker:.2} / {client:.2}")
 }
 
 /// A throughput row: medians of the runs, and the median [min, max] of the paired ratios.
@@ -1214,83 +708,6 @@ fn latency_row(metric: String, samples: &[u64], rtts: &[u64], q: f64, cpu: &Cpu)
     }
 }
 
-fn render_table(rows: &[Row], header: &str) -> String {
-    let mut out = String::new();
-    out.push_str(header);
-    out.push_str(
-        "| metric | cairn | baseline | ratio cairn/baseline [min, max] | target | CPU cores: broker / client |\n\
-         |---|---:|---:|---:|---|---:|\n",
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            r.metric, r.cairn, r.baseline, r.ratio, r.target, r.cpu
-        ));
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Environment.
-
-/// The cargo target directory: `CARGO_TARGET_DIR`, else derived from this executable's path
-/// (`<target>/<profile>/deps/broker-<hash>`).
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
-/// The broker binary: `CAIRN_BIN`, else `<target>/release/cairn`.
-fn cairn_binary() -> PathBuf {
-    let bin = std::env::var_os("CAIRN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("release").join("cairn"));
-    if !bin.is_file() {
-        eprintln!(
-            "error: the broker binary {} does not exist.\n\
-             This benchmark does not build it: run `cargo build --release -p cairn` first \
-             (`scripts/bench broker` does), or point CAIRN_BIN at a cairn binary.",
-            bin.display()
-        );
-        std::process::exit(2);
-    }
-    bin
-}
-
-/// Filesystem type of `path`, from the longest matching mount point in `/proc/self/mounts`.
-fn filesystem_type(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, mount, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            let mount = mount.replace("\\040", " ");
-            path.starts_with(&mount)
-                .then(|| (mount.len(), fstype.to_string()))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "unknown".to_string(), |(_, fstype)| fstype)
-}
-
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
 /// Command-line options (after `cargo bench ... --`).
 struct Options {
     /// Run by `cargo bench` (which passes `--bench`).
@@ -1348,7 +765,7 @@ fn main() {
         println!("broker benchmark: not run (use `cargo bench --bench broker` or `scripts/bench broker`)");
         return;
     }
-    let bin = cairn_binary();
+    let bin = cairn_binary("broker");
     let out_dir = target_dir().join("cairn-bench");
     let bench_root = std::env::var_os("CAIRN_BENCH_DIR")
         .map(PathBuf::from)
@@ -1370,7 +787,12 @@ fn main() {
     let payloads = Payloads::new();
     let started = Instant::now();
 
-    let mut broker = BrokerProcess::start(&bin, &data_dir, &log_path);
+    let mut broker = BrokerProcess::start(
+        &bin,
+        &data_dir,
+        &log_path,
+        &[("CAIRN_BROKER_NUM_PARTITIONS", PARTITIONS.to_string())],
+    );
     println!(
         "cairn {} ready on {} (data {}, {fs_type}); log {}",
         bin.display(),
@@ -1406,7 +828,7 @@ fn main() {
                 &topic,
                 options.reps,
             );
-            let (batches, batch_bytes) = batch_stats(&data_dir, &topic);
+            let (batches, batch_bytes) = batch_stats(&data_dir, &topic, PARTITIONS);
             println!(
                 "  {batches} batches stored, {:.0} KiB on average",
                 batch_bytes as f64 / batches.max(1) as f64 / 1024.0
@@ -1505,7 +927,11 @@ fn main() {
     let latency_e2e = options.selected("latency-e2e");
     let rtts = if latency_ack || latency_e2e {
         println!("latency: TCP ping-pong baseline ...");
-        let rtts = tcp_ping_pong(&payloads, 5);
+        let rtts = tcp_ping_pong(
+            payloads.record(7, LATENCY_RECORD),
+            Some(Duration::from_nanos(1_000_000_000 / LATENCY_RATE)),
+            5 * LATENCY_RATE,
+        );
         println!(
             "  p50 {:.0} µs, p99 {:.0} µs",
             quantile_us(&rtts, 0.5),
