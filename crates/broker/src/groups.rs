@@ -45,8 +45,11 @@ const REPLAY_READ_BYTES: u32 = 8 << 20;
 
 /// One `__consumer_offsets` record: key and value (`None`: a tombstone).
 pub(crate) type Entry = (Vec<u8>, Option<Vec<u8>>);
-/// A group record to store: the group (which places it) and the record.
-type StoreRequest = (String, Vec<u8>, Option<Vec<u8>>);
+/// A group record to store: the group (which places it), the record, and the signal set once
+/// it is written (or given up on).
+type StoreRequest = (String, Vec<u8>, Option<Vec<u8>>, watch::Sender<bool>);
+/// An answer, and the group record that must be written before it is given out.
+type GatedAnswer = (Answer, Option<watch::Receiver<bool>>);
 
 /// What a deferred request (JoinGroup, SyncGroup) is finally answered with.
 pub(crate) type Answer = Output;
@@ -56,7 +59,7 @@ pub(crate) type Answer = Output;
 #[derive(Debug)]
 struct Inner {
     coordinator: Coordinator,
-    waiters: HashMap<Token, oneshot::Sender<Answer>>,
+    waiters: HashMap<Token, oneshot::Sender<GatedAnswer>>,
 }
 
 /// Consumer groups of this broker.
@@ -160,7 +163,11 @@ impl Groups {
         f(&self.lock().coordinator)
     }
 
+    /// Hands out what the coordinator produced. Its group records come before the answers
+    /// that depend on them (a SyncGroup answer carries the assignment the record stores), so
+    /// answers after a record wait until it is written, as Kafka's do.
     fn route(&self, inner: &mut Inner) {
+        let mut gate: Option<watch::Receiver<bool>> = None;
         for out in inner.coordinator.take_outputs() {
             match out {
                 Output::StoreGroup {
@@ -168,7 +175,9 @@ impl Groups {
                     key,
                     value,
                 } => {
-                    let _ = self.store.send((group_id, key, value));
+                    let (done, written) = watch::channel(false);
+                    let _ = self.store.send((group_id, key, value, done));
+                    gate = Some(written);
                 }
                 answer @ (Output::Join { .. } | Output::Sync { .. }) => {
                     let token = match &answer {
@@ -177,7 +186,7 @@ impl Groups {
                     };
                     if let Some(tx) = inner.waiters.remove(&token) {
                         // The client may have gone; nothing to do then.
-                        let _ = tx.send(answer);
+                        let _ = tx.send((answer, gate.clone()));
                     }
                 }
             }
@@ -200,7 +209,12 @@ impl Groups {
             self.route(&mut inner);
         }
         self.wake.notify_one();
-        rx.await.ok()
+        let (answer, gate) = rx.await.ok()?;
+        if let Some(mut written) = gate {
+            // Err: the writer is gone (shutdown); answer anyway.
+            let _ = written.wait_for(|done| *done).await;
+        }
+        Some(answer)
     }
 
     /// The offsets-topic partition of `group_id`.
@@ -437,13 +451,16 @@ pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                     next = rx.recv() => next,
                     _ = writer_shutdown.changed() => None,
                 };
-                let Some((group_id, key, value)) = next else {
+                let Some((group_id, key, value, done)) = next else {
                     break;
                 };
                 let partition = writer_ctx.groups.partition_for(&group_id);
                 if let Err(code) = append(&writer_ctx, partition, &[(key, value)]).await {
                     tracing::warn!(group = %group_id, ?code, "cannot store group metadata");
                 }
+                // Written or not, the answers waiting on it go out (a member that loses its
+                // group record to a crash rejoins; it must not wait forever).
+                let _ = done.send(true);
             }
         });
     }
@@ -543,6 +560,74 @@ mod tests {
     fn committed(ctx: &Ctx, group: &str) -> Option<i64> {
         ctx.groups
             .read(|c| c.committed_offset(group, "t", 0).map(|v| v.offset))
+    }
+
+    /// A SyncGroup answer goes out only once the generation's group record is written: a
+    /// broker stopped right after the answer (its record writer stops with it, dropping
+    /// anything unwritten) still knows the group, member and assignment after a restart.
+    #[tokio::test]
+    async fn sync_answers_after_the_group_record_is_written() {
+        use cairn_groups::{JoinRequest, SyncRequest};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = config(dir.path(), 7 * 24 * 3_600_000);
+        c.groups.coordinator.group_initial_rebalance_delay_ms = 0;
+        let broker = Broker::start(c.clone()).await.expect("start");
+        let ctx = broker.ctx();
+        ensure_offsets_topic(&ctx).await.expect("offsets topic");
+        let join = JoinRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 30_000,
+            require_known_member_id: false,
+            supports_skip_assignment: false,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            reason: None,
+        };
+        let Some(Output::Join { response, .. }) = ctx
+            .groups
+            .deferred(|co, now, token| co.join(now, token, join))
+            .await
+        else {
+            panic!("no join answer");
+        };
+        assert!(response.error.is_none(), "{:?}", response.error);
+        let member = response.member_id.clone();
+        let sync = SyncRequest {
+            group_id: "g".into(),
+            generation_id: response.generation_id,
+            member_id: member.clone(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![(member.clone(), Bytes::from_static(b"assignment"))],
+        };
+        let Some(Output::Sync {
+            response: synced, ..
+        }) = ctx
+            .groups
+            .deferred(|co, now, token| co.sync(now, token, sync))
+            .await
+        else {
+            panic!("no sync answer");
+        };
+        assert!(synced.error.is_none(), "{:?}", synced.error);
+        drop(ctx);
+        broker.shutdown().await;
+
+        let broker = Broker::start(c).await.expect("restart");
+        let ctx = broker.ctx();
+        let described = ctx.groups.read(|co| co.describe_group("g")).expect("group");
+        assert_eq!(described.generation_id, response.generation_id);
+        assert_eq!(described.members.len(), 1);
+        assert_eq!(described.members[0].member_id, member);
+        assert_eq!(&described.members[0].assignment[..], b"assignment");
+        drop(ctx);
+        broker.shutdown().await;
     }
 
     /// Commits are replayed from `__consumer_offsets` on restart; expired ones are
