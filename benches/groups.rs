@@ -620,6 +620,29 @@ fn wait_converged(
 /// After a convergence: waits [`SETTLE`], then checks that nothing rebalanced since, that
 /// each member's own `assignment()` agrees with its callbacks, and that DescribeGroups shows
 /// the group Stable with exactly these members and assignments. Panics otherwise.
+/// Prints a measured step and checks that the group stays as it converged (see
+/// [`verify_settled`]); returns the step for the table.
+fn settled(
+    s: Step,
+    live: &[Live<'_>],
+    since: Instant,
+    group: &str,
+    topic: &str,
+    step: &str,
+) -> Step {
+    s.print();
+    verify_settled(
+        live,
+        &s.converged,
+        since,
+        group,
+        topic,
+        REBALANCE_PARTITIONS,
+        step,
+    );
+    s
+}
+
 fn verify_settled(
     live: &[Live<'_>],
     converged: &Converged,
@@ -963,17 +986,7 @@ fn rebalance_steps(
         floor_name,
         cpu,
     };
-    s.print();
-    verify_settled(
-        &live,
-        &s.converged,
-        since,
-        group,
-        topic,
-        REBALANCE_PARTITIONS,
-        &step,
-    );
-    steps.push(s);
+    steps.push(settled(s, &live, since, group, topic, &step));
     broker.check_alive(&step);
 
     // 2. Some close (LeaveGroup).
@@ -1025,17 +1038,7 @@ fn rebalance_steps(
         floor_name,
         cpu,
     };
-    s.print();
-    verify_settled(
-        &live,
-        &s.converged,
-        since,
-        group,
-        topic,
-        REBALANCE_PARTITIONS,
-        &step,
-    );
-    steps.push(s);
+    steps.push(settled(s, &live, since, group, topic, &step));
     broker.check_alive(&step);
     drop(live);
     for m in &mut members[MEMBERS - LEAVERS..] {
@@ -1063,17 +1066,7 @@ fn rebalance_steps(
         floor_name,
         cpu,
     };
-    s.print();
-    verify_settled(
-        &live,
-        &s.converged,
-        since,
-        group,
-        topic,
-        REBALANCE_PARTITIONS,
-        &step,
-    );
-    steps.push(s);
+    steps.push(settled(s, &live, since, group, topic, &step));
     broker.check_alive(&step);
 
     // 4. The child is killed: no LeaveGroup, the broker must notice the silence.
@@ -1096,17 +1089,7 @@ fn rebalance_steps(
         floor_name,
         cpu,
     };
-    s.print();
-    verify_settled(
-        &live,
-        &s.converged,
-        since,
-        group,
-        topic,
-        REBALANCE_PARTITIONS,
-        &step,
-    );
-    steps.push(s);
+    steps.push(settled(s, &live, since, group, topic, &step));
     broker.check_alive(&step);
 
     drop(child);

@@ -380,15 +380,16 @@ pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), 
                         continue;
                     }
                 };
-                for record in set.records {
-                    let Some(key) = record.key else { continue };
-                    let replayed =
-                        groups.with(|c, now| c.replay(now, &key, record.value.as_deref()));
-                    if let Err(e) = replayed {
-                        tracing::warn!(partition = p, offset = record.offset, error = %e, "skipping an unreadable offsets record");
+                // One lock (and one routing of outputs) per batch, not per record.
+                groups.with(|c, now| {
+                    for record in &set.records {
+                        let Some(key) = &record.key else { continue };
+                        if let Err(e) = c.replay(now, key, record.value.as_deref()) {
+                            tracing::warn!(partition = p, offset = record.offset, error = %e, "skipping an unreadable offsets record");
+                        }
+                        count += 1;
                     }
-                    count += 1;
-                }
+                });
             }
             if next <= offset {
                 break;
