@@ -20,7 +20,8 @@ use bytes::BytesMut;
 use cairn_partition::StorageShards;
 use cairn_protocol::kafka_protocol::messages::ApiKey;
 use cairn_protocol::{
-    api_versions_unsupported, decode_frame, encode_response, parse_request, RequestError,
+    api_versions_unsupported, decode_frame, encode_response, missing_frame_bytes, parse_request,
+    RequestError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,6 +38,13 @@ use crate::{handlers, BrokerError};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Initial read buffer of a connection (it grows up to the largest frame being read).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Once a frame's size is known, the reader reserves room for the rest of it in one step, up
+/// to this much; a larger frame grows the buffer as its bytes arrive. One step means the
+/// socket reads land where the frame stays, instead of the buffer doubling and copying what
+/// it holds several times per large Produce request. Reserving is address space, not memory:
+/// pages are touched only as bytes arrive, so a client declaring a large frame and sending
+/// little still costs only what it sent.
+const FRAME_RESERVE_BYTES: usize = 8 << 20;
 
 /// What request handlers share.
 #[derive(Debug)]
@@ -277,6 +285,7 @@ async fn serve_connection(
                 }
             }
         }
+        buf.reserve(missing_frame_bytes(&buf, max_frame).min(FRAME_RESERVE_BYTES));
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => break,

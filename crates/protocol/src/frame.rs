@@ -76,6 +76,22 @@ pub fn decode_frame(
     Ok(Some(buf.split_to(size).freeze()))
 }
 
+/// How many more bytes the frame at the front of `buf` needs to be complete: 0 while its
+/// size prefix is not in, once it is complete, or when the prefix is invalid (negative or
+/// above `max_frame_bytes`, which [`decode_frame`] reports). The I/O shell uses it to reserve
+/// room for a large frame in one step.
+pub fn missing_frame_bytes(buf: &[u8], max_frame_bytes: usize) -> usize {
+    let Some(&prefix) = buf.first_chunk::<LENGTH_PREFIX_BYTES>() else {
+        return 0;
+    };
+    match usize::try_from(i32::from_be_bytes(prefix)) {
+        Ok(size) if size <= max_frame_bytes => {
+            (LENGTH_PREFIX_BYTES + size).saturating_sub(buf.len())
+        }
+        _ => 0,
+    }
+}
+
 /// Starts a frame at the end of `buf`: appends a 4-byte placeholder for the size and returns
 /// its position, to be passed to [`finish_frame`] once the body is written after it.
 pub fn begin_frame(buf: &mut BytesMut) -> usize {
@@ -116,6 +132,23 @@ pub fn encode_frame(body: &[u8]) -> Result<BytesMut, FrameError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn missing_frame_bytes_counts_what_the_frame_still_needs() {
+        assert_eq!(missing_frame_bytes(&[0, 0, 0], 100), 0, "no prefix yet");
+        assert_eq!(missing_frame_bytes(&[0, 0, 0, 10, 1, 2], 100), 8);
+        assert_eq!(
+            missing_frame_bytes(&[0, 0, 0, 2, 1, 2, 3], 100),
+            0,
+            "complete"
+        );
+        assert_eq!(missing_frame_bytes(&[0, 0, 1, 0], 100), 0, "over the limit");
+        assert_eq!(
+            missing_frame_bytes(&[0xff, 0xff, 0xff, 0xff], 100),
+            0,
+            "negative"
+        );
+    }
     use super::*;
     use proptest::prelude::*;
 

@@ -39,7 +39,9 @@ mod snappy;
 
 pub use apis::{supported, SupportedApi, SUPPORTED_APIS};
 pub use errors::ErrorCode;
-pub use frame::{decode_frame, encode_frame, FrameError, DEFAULT_MAX_FRAME_BYTES};
+pub use frame::{
+    decode_frame, encode_frame, missing_frame_bytes, FrameError, DEFAULT_MAX_FRAME_BYTES,
+};
 pub use kafka_protocol;
 pub use records::{validate_produce_records, ProducedBatch, RecordError, RecordLimits};
 pub use request::{parse_request, Request, RequestError, RequestLimits};
