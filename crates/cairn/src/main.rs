@@ -11,6 +11,10 @@ mod serve;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: see docs/architecture.md (memory).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
