@@ -29,7 +29,7 @@ use cairn_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use cairn_protocol::ErrorCode;
-use cairn_storage::batch;
+use cairn_storage::{batch, VerifiedBatch};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::server::Ctx;
@@ -320,7 +320,10 @@ pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Resu
     ensure_offsets_topic(ctx).await?;
     let (_, handle) = crate::handlers::partition(ctx, OFFSETS_TOPIC, partition)
         .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
-    let batch = offsets_batch(entries)?;
+    let batch = VerifiedBatch::new(offsets_batch(entries)?, u32::MAX).map_err(|e| {
+        tracing::error!(error = %e, "an offsets batch of our own is invalid");
+        ErrorCode::UnknownServerError
+    })?;
     handle
         .produce(vec![batch], Acks::All)
         .await

@@ -11,9 +11,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use bytes::Bytes;
 use cairn_storage::batch::{self, BatchHeader};
-use cairn_storage::{BatchError, Log, LogConfig, LogRead, StorageError};
+use cairn_storage::{Log, LogConfig, LogRead, StorageError, VerifiedBatch};
 use raft::prelude::{Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole};
 use tokio::sync::{oneshot, watch};
@@ -38,7 +37,7 @@ const RETENTION_EVERY_TICKS: u64 = 300;
 #[derive(Debug)]
 pub(crate) enum Command {
     Produce {
-        batches: Vec<Bytes>,
+        batches: Vec<VerifiedBatch>,
         acks: Acks,
         reply: oneshot::Sender<Result<ProduceAck>>,
     },
@@ -88,6 +87,9 @@ pub(crate) struct Replica {
     producers: ProducerStates,
     batches_since_snapshot: u64,
     pending: VecDeque<Pending>,
+    /// This leader's proposed batches not yet appended, in proposal order: their entries are
+    /// appended without checking their CRC again (see `append_entries`).
+    verified: VecDeque<VerifiedBatch>,
     /// Offset after the last committed entry: reads stop here.
     high_watermark: u64,
     /// Raft index and base offset of the first of the raft control batches at the end of the
@@ -220,6 +222,7 @@ impl Replica {
             producers,
             batches_since_snapshot: 0,
             pending: VecDeque::new(),
+            verified: VecDeque::new(),
             high_watermark,
             trailing_control,
             persisted_term_vote,
@@ -305,6 +308,7 @@ impl Replica {
     fn fail(&mut self, e: PartitionError) {
         tracing::error!(partition = %self.name, error = %e, "partition failed; refusing writes");
         self.failed = Some(e.to_string());
+        self.verified.clear();
         for p in self.pending.drain(..) {
             let _ = p.reply.send(Err(PartitionError::Storage(StorageError::Io {
                 op: "append",
@@ -316,7 +320,7 @@ impl Replica {
 
     fn produce(
         &mut self,
-        batches: Vec<Bytes>,
+        batches: Vec<VerifiedBatch>,
         acks: Acks,
         reply: oneshot::Sender<Result<ProduceAck>>,
     ) {
@@ -336,24 +340,9 @@ impl Replica {
         // before the next command is handled, so the state is never behind a proposal).
         let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
-            // A batch whose length disagrees with its header would fail the append after
-            // raft accepted it, which fails the partition: refuse it here instead.
-            let h = match batch::parse_header(b).and_then(|h| {
-                if h.total_len() == b.len() as u64 {
-                    Ok(h)
-                } else {
-                    Err(BatchError::LengthMismatch {
-                        declared: h.total_len(),
-                        actual: b.len() as u64,
-                    })
-                }
-            }) {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = reply.send(Err(StorageError::InvalidBatch(e).into()));
-                    return;
-                }
-            };
+            // Verified batches are whole (their length matches their header), so the append
+            // cannot refuse them after raft accepted them, which would fail the partition.
+            let h = *b.header();
             match self.producers.check(&h) {
                 Ok(SequenceCheck::Append) => headers.push(h),
                 Ok(SequenceCheck::Duplicate(meta)) if batches.len() == 1 => {
@@ -378,9 +367,9 @@ impl Replica {
         m.set_msg_type(MessageType::MsgPropose);
         m.from = self.node.raft.id;
         m.entries = batches
-            .into_iter()
-            .map(|data| Entry {
-                data,
+            .iter()
+            .map(|b| Entry {
+                data: b.bytes().clone(),
                 ..Default::default()
             })
             .collect::<Vec<_>>()
@@ -389,6 +378,7 @@ impl Replica {
             let _ = reply.send(Err(raft_err(e)));
             return;
         }
+        self.verified.extend(batches);
         let last_index = self.node.raft.raft_log.last_index();
         debug_assert_eq!(last_index + 1 - first_index, headers.len() as u64);
         let pending = Pending {
@@ -449,7 +439,23 @@ impl Replica {
                     core.log.truncate_to_ordinal(entry.index - 1)?;
                     self.producers.truncate_to(offset);
                 }
-                core.log.append(&bytes, epoch)?
+                // The entries of this leader's own proposals are the batches it was given,
+                // already verified: those skip a second CRC pass. Anything else (control
+                // entries, another leader's entries) is checked in full.
+                let own = match self.verified.front() {
+                    Some(v) if v.is_same(&entry.data) => self.verified.pop_front(),
+                    Some(_) if !entry.data.is_empty() => {
+                        // Not the proposal the queue expected: raft replaced it. Nothing
+                        // queued can be trusted to line up any more.
+                        self.verified.clear();
+                        None
+                    }
+                    _ => None,
+                };
+                match own {
+                    Some(v) => core.log.append_verified(&v, epoch)?,
+                    None => core.log.append(&bytes, epoch)?,
+                }
             };
             debug_assert_eq!(info.ordinal + 1, entry.index, "raft index = ordinal + 1");
             let is_control = entry.entry_type != EntryType::EntryNormal || entry.data.is_empty();

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
-use cairn_storage::LogConfig;
+use cairn_storage::{LogConfig, VerifiedBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{PartitionError, Result};
@@ -200,14 +199,18 @@ impl PartitionHandle {
     }
 
     /// Appends validated record batches; resolves per `acks` (see [`Acks`]).
-    pub async fn produce(&self, batches: Vec<Bytes>, acks: Acks) -> Result<ProduceAck> {
+    pub async fn produce(&self, batches: Vec<VerifiedBatch>, acks: Acks) -> Result<ProduceAck> {
         self.enqueue_produce(batches, acks).await?.wait().await
     }
 
     /// Queues a produce on the partition and returns what to wait on for its
     /// acknowledgement. Batches queued by one caller are appended in the order it queued
     /// them: a connection queues its requests in request order, then waits concurrently.
-    pub async fn enqueue_produce(&self, batches: Vec<Bytes>, acks: Acks) -> Result<PendingProduce> {
+    pub async fn enqueue_produce(
+        &self,
+        batches: Vec<VerifiedBatch>,
+        acks: Acks,
+    ) -> Result<PendingProduce> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Produce {

@@ -8,7 +8,7 @@ use cairn_partition::{
     ProducerError, StorageShards,
 };
 use cairn_storage::batch::{self, BatchHeader};
-use cairn_storage::LogConfig;
+use cairn_storage::{BatchError, LogConfig, VerifiedBatch};
 
 fn spec(dir: &Path) -> PartitionSpec {
     PartitionSpec {
@@ -23,19 +23,23 @@ fn spec(dir: &Path) -> PartitionSpec {
     }
 }
 
-fn data_batch(ts: i64, values: &[&[u8]]) -> Bytes {
-    Bytes::from(batch::build_batch(ts, values))
+fn data_batch(ts: i64, values: &[&[u8]]) -> VerifiedBatch {
+    verified(batch::build_batch(ts, values))
+}
+
+fn verified(b: Vec<u8>) -> VerifiedBatch {
+    VerifiedBatch::new(Bytes::from(b), u32::MAX).expect("a valid batch")
 }
 
 /// An idempotent producer's batch: producer id, epoch and base sequence set, CRC redone.
-fn idempotent_batch(pid: i64, epoch: i16, seq: i32, values: &[&[u8]]) -> Bytes {
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, values: &[&[u8]]) -> VerifiedBatch {
     let mut b = batch::build_batch(1_000, values);
     b[43..51].copy_from_slice(&pid.to_be_bytes());
     b[51..53].copy_from_slice(&epoch.to_be_bytes());
     b[53..57].copy_from_slice(&seq.to_be_bytes());
     let crc = batch::compute_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(b)
+    verified(b)
 }
 
 /// Every client-visible batch (Cairn's raft control batches filtered out) from `from`.
@@ -119,13 +123,13 @@ async fn produce_fetch_and_high_watermark() {
     assert_eq!((max.timestamp, max.offset), (40, Some(5)));
     assert_eq!(p.epoch_end_offset(1).await.expect("epoch"), Some((1, 7)));
 
-    // Two batches passed as one (its length disagrees with its header) are refused before
-    // raft sees them; the partition keeps serving.
-    let mut glued = data_batch(50, &[b"g"]).to_vec();
-    glued.extend_from_slice(&data_batch(60, &[b"h"]));
+    // Two batches passed as one (its length disagrees with its header) cannot even be
+    // handed to a partition: only whole, verified batches can.
+    let mut glued = data_batch(50, &[b"g"]).bytes().to_vec();
+    glued.extend_from_slice(data_batch(60, &[b"h"]).bytes());
     assert!(matches!(
-        p.produce(vec![glued.into()], Acks::All).await,
-        Err(PartitionError::Storage(_))
+        VerifiedBatch::new(glued.into(), u32::MAX),
+        Err(BatchError::LengthMismatch { .. })
     ));
     let after = p
         .produce(vec![data_batch(70, &[b"i"])], Acks::All)

@@ -53,7 +53,7 @@
 
 use bytes::Bytes;
 use cairn_storage::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
-use cairn_storage::BatchError;
+use cairn_storage::{BatchError, VerifiedBatch};
 
 pub use crate::decompress::Compression;
 use crate::decompress::{self, SliceSource, Source, SourceError};
@@ -98,14 +98,10 @@ impl Default for RecordLimits {
     }
 }
 
-/// One validated batch: the producer's bytes, untouched, and its parsed header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducedBatch {
-    /// The batch, a zero-copy slice of the request's records.
-    pub bytes: Bytes,
-    /// Its parsed header.
-    pub header: BatchHeader,
-}
+/// One validated batch: the producer's bytes, untouched (a zero-copy slice of the request's
+/// records), and its parsed header. Storage's [`VerifiedBatch`]: the log appends it without
+/// checking its CRC again.
+pub type ProducedBatch = VerifiedBatch;
 
 /// Which length of a record is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,17 +303,18 @@ pub fn validate_produce_records(
     while position < records.len() {
         let total = batch_extent(&records[position..], position)?;
         let bytes = records.slice(position..position + total);
-        let header = check_batch(&bytes, position, limits)?;
+        let batch = check_batch(bytes, position, limits)?;
+        let header = *batch.header();
         if let Some(first) = batches.first() {
-            let idempotent = [first.header.producer_id, header.producer_id]
+            let idempotent = [first.header().producer_id, header.producer_id]
                 .into_iter()
                 .find(|&id| id >= 0);
             if let Some(producer_id) = idempotent {
                 return Err(RecordError::MultipleBatches { producer_id });
             }
         }
-        check_records(&bytes, &header, position, limits)?;
-        batches.push(ProducedBatch { bytes, header });
+        check_records(batch.bytes(), &header, position, limits)?;
+        batches.push(batch);
         position += total;
     }
     Ok(batches)
@@ -332,7 +329,7 @@ pub fn check_produce_compression(
     const ZSTD_SINCE_PRODUCE_VERSION: i16 = 7;
     for b in batches {
         if api_version < ZSTD_SINCE_PRODUCE_VERSION
-            && Compression::from_id(b.header.compression()) == Some(Compression::Zstd)
+            && Compression::from_id(b.header().compression()) == Some(Compression::Zstd)
         {
             return Err(RecordError::CompressionNotAllowed {
                 codec: Compression::Zstd,
@@ -388,12 +385,13 @@ fn batch_extent(rest: &[u8], position: usize) -> Result<usize, RecordError> {
 
 /// Header-level checks of one whole batch.
 fn check_batch(
-    bytes: &[u8],
+    bytes: Bytes,
     position: usize,
     limits: &RecordLimits,
-) -> Result<BatchHeader, RecordError> {
-    let header = batch::validate(bytes, limits.max_batch_bytes)
+) -> Result<VerifiedBatch, RecordError> {
+    let batch = VerifiedBatch::new(bytes, limits.max_batch_bytes)
         .map_err(|source| RecordError::Batch { position, source })?;
+    let header = batch.header();
     if header.is_control() {
         return Err(RecordError::ControlBatch { position });
     }
@@ -413,7 +411,7 @@ fn check_batch(
             base_sequence: header.base_sequence,
         });
     }
-    Ok(header)
+    Ok(batch)
 }
 
 /// Walks the records of a batch whose header passed [`check_batch`].

@@ -32,6 +32,8 @@
 //! The parser never allocates: it reads fixed offsets of a borrowed slice. Callers bound the
 //! size they are willing to read *before* reading the body, from [`peek_total_len`].
 
+use bytes::Bytes;
+
 use crate::error::BatchError;
 
 /// Size of the fixed batch header, records excluded.
@@ -260,6 +262,46 @@ pub fn validate(batch: &[u8], max_bytes: u32) -> Result<BatchHeader, BatchError>
         });
     }
     Ok(h)
+}
+
+/// A batch that passed [`validate`] (framing, header, CRC-32C), with its parsed header.
+///
+/// Only [`VerifiedBatch::new`] makes one, and `Bytes` never change, so holding one proves
+/// that these very bytes were checked: [`crate::Log::append_verified`] appends it without
+/// computing the CRC a second time (the protocol layer checks every produced batch anyway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBatch {
+    bytes: Bytes,
+    header: BatchHeader,
+}
+
+impl VerifiedBatch {
+    /// Validates `bytes` as exactly one batch of at most `max_bytes`.
+    pub fn new(bytes: Bytes, max_bytes: u32) -> Result<VerifiedBatch, BatchError> {
+        let header = validate(&bytes, max_bytes)?;
+        Ok(VerifiedBatch { bytes, header })
+    }
+
+    /// The batch.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Its header, as received (base offset and leader epoch are the producer's).
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch, giving up the proof.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// Whether `other` is this batch's own bytes (same memory, same length), not merely equal
+    /// ones: how a caller finds that bytes it got back are the ones it verified.
+    pub fn is_same(&self, other: &Bytes) -> bool {
+        self.bytes.as_ptr() == other.as_ptr() && self.bytes.len() == other.len()
+    }
 }
 
 /// Splits a buffer holding one or more whole batches, validating each (header and CRC).

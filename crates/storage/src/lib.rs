@@ -69,6 +69,7 @@ mod retention;
 mod scan;
 mod segment;
 
+pub use batch::VerifiedBatch;
 pub use config::{LogConfig, KAFKA_NAMES};
 pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};

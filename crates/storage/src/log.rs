@@ -254,7 +254,29 @@ impl Log {
     /// which the flush policy or an explicit [`Log::flush`] ensures.
     pub fn append(&mut self, batch: &[u8], leader_epoch: i32) -> Result<AppendInfo> {
         self.check_usable()?;
-        let mut header = batch::validate(batch, self.config.max_batch_bytes)?;
+        let header = batch::validate(batch, self.config.max_batch_bytes)?;
+        self.append_checked(batch, header, leader_epoch)
+    }
+
+    /// [`Log::append`] for a batch whose framing and CRC-32C were already checked: only the
+    /// header checks that depend on this log (`max.message.bytes`) run again.
+    pub fn append_verified(
+        &mut self,
+        batch: &batch::VerifiedBatch,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        self.check_usable()?;
+        batch::check_header(batch.header(), self.config.max_batch_bytes)?;
+        self.append_checked(batch.bytes(), *batch.header(), leader_epoch)
+    }
+
+    /// The append itself, for a batch that passed validation.
+    fn append_checked(
+        &mut self,
+        batch: &[u8],
+        mut header: batch::BatchHeader,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
         if header.total_len() > self.config.segment_bytes as u64 {
             return Err(BatchError::TooLarge {
                 size: header.total_len(),

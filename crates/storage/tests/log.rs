@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::sync::atomic::Ordering;
 
-use cairn_storage::{batch, BatchError, Log, LogConfig, StorageError};
+use cairn_storage::{batch, BatchError, Log, LogConfig, StorageError, VerifiedBatch};
 use common::{as_stored, batch, manual_clock, read_all, small_config};
 
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
@@ -174,6 +174,37 @@ fn invalid_batches_are_rejected_and_nothing_is_written() {
     ));
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.size_bytes(), 0);
+}
+
+#[test]
+fn verified_batches_append_like_any_other_and_still_meet_the_logs_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plain = open(&dir.path().join("plain"), small_config());
+    let mut fast = open(
+        &dir.path().join("verified"),
+        LogConfig {
+            max_batch_bytes: 1000,
+            ..small_config()
+        },
+    );
+    for i in 0..5u8 {
+        let b = batch(i64::from(i), 3, 50, i);
+        let a = plain.append(&b, 1).expect("append");
+        let v = VerifiedBatch::new(b.into(), u32::MAX).expect("valid");
+        let f = fast.append_verified(&v, 1).expect("append verified");
+        assert_eq!(
+            (a.base_offset, a.last_offset),
+            (f.base_offset, f.last_offset)
+        );
+    }
+    assert_eq!(read_all(&mut plain, 0), read_all(&mut fast, 0));
+    // Verified against a larger limit than this log's: the log's own limit still holds.
+    let big = VerifiedBatch::new(batch(9, 1, 2000, 0).into(), u32::MAX).expect("valid");
+    assert!(matches!(
+        fast.append_verified(&big, 1),
+        Err(StorageError::InvalidBatch(BatchError::TooLarge { .. }))
+    ));
+    assert_eq!(fast.log_end_offset(), plain.log_end_offset());
 }
 
 #[test]

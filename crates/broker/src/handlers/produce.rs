@@ -8,7 +8,7 @@ use cairn_protocol::kafka_protocol::messages::produce_response::{
 };
 use cairn_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use cairn_protocol::records::check_produce_compression;
-use cairn_protocol::{validate_produce_records, ErrorCode, RecordLimits};
+use cairn_protocol::{validate_produce_records, ErrorCode, ProducedBatch, RecordLimits};
 
 use super::{partition, str_bytes};
 use crate::errors::partition_error;
@@ -134,7 +134,7 @@ fn prepare(
     records: Option<Bytes>,
     acks: Option<Acks>,
     transactional: bool,
-) -> Result<(PartitionHandle, Vec<Bytes>, Acks), Refusal> {
+) -> Result<(PartitionHandle, Vec<ProducedBatch>, Acks), Refusal> {
     let acks = acks.ok_or((
         ErrorCode::InvalidRequiredAcks,
         Some("acks must be 0, 1 or -1".into()),
@@ -162,11 +162,11 @@ fn prepare(
     let refuse = |e: cairn_protocol::RecordError| (ErrorCode::from(&e), Some(e.to_string()));
     let batches = validate_produce_records(&records, &limits).map_err(refuse)?;
     check_produce_compression(version, &batches).map_err(refuse)?;
-    if batches.iter().any(|b| b.header.is_transactional()) {
+    if batches.iter().any(|b| b.header().is_transactional()) {
         return Err((
             ErrorCode::InvalidRecord,
             Some("transactional batches are not supported yet".into()),
         ));
     }
-    Ok((handle, batches.into_iter().map(|b| b.bytes).collect(), acks))
+    Ok((handle, batches, acks))
 }

@@ -218,9 +218,13 @@ fn valid_batch_is_returned_zero_copy() {
     let input = Bytes::from(build_batch(5, &[b"a", b"bc", b""]));
     let out = validate_produce_records(&input, &limits()).expect("valid");
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].bytes, input);
-    assert_eq!(out[0].bytes.as_ptr(), input.as_ptr(), "a slice, not a copy");
-    assert_eq!(out[0].header.records_count, 3);
+    assert_eq!(out[0].bytes(), &input);
+    assert_eq!(
+        out[0].bytes().as_ptr(),
+        input.as_ptr(),
+        "a slice, not a copy"
+    );
+    assert_eq!(out[0].header().records_count, 3);
 }
 
 #[test]
@@ -228,13 +232,13 @@ fn kafka_protocol_batches_of_every_codec_pass() {
     for codec in CODECS {
         let b = kp_batch(codec, 25, -1);
         let out = validate(&b).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
-        assert_eq!(out[0].header.compression(), codec as u8);
-        assert_eq!(out[0].header.records_count, 25);
+        assert_eq!(out[0].header().compression(), codec as u8);
+        assert_eq!(out[0].header().records_count, 25);
         // Idempotent batches too.
         let idem = kp_batch(codec, 3, 7);
         let out = validate(&idem).unwrap_or_else(|e| panic!("{codec:?} idempotent: {e}"));
         assert_eq!(
-            (out[0].header.producer_id, out[0].header.base_sequence),
+            (out[0].header().producer_id, out[0].header().base_sequence),
             (7, 0)
         );
     }
@@ -263,9 +267,9 @@ fn several_batches_of_a_plain_producer_pass() {
     let input = Bytes::from(all);
     let out = validate_produce_records(&input, &limits()).expect("valid");
     assert_eq!(out.len(), 3);
-    let total: usize = out.iter().map(|b| b.bytes.len()).sum();
+    let total: usize = out.iter().map(|b| b.bytes().len()).sum();
     assert_eq!(total, input.len());
-    assert_eq!(out[2].header.records_count, 2);
+    assert_eq!(out[2].header().records_count, 2);
 }
 
 #[test]
