@@ -24,6 +24,10 @@
 //!   end-to-end p50/p99 (send time embedded in the value, read by a consumer running at the
 //!   same time). Baseline: a loopback TCP ping-pong of 1 KiB messages at the same rate
 //!   (round-trip p50/p99).
+//! - **ceilings** (diagnostics for the acceptance row, see `ceiling.rs`): librdkafka producing
+//!   to a null broker that reads, acknowledges and stores nothing (the client's ceiling on
+//!   this machine), and Cairn under a light pipelined producer of pre-encoded requests (the
+//!   broker's own capacity, with the client nearly free). Baseline: the raw disk write.
 //!
 //! Every throughput row runs [`REPS`] times, each time next to its own baseline run,
 //! alternating which goes first; the ratio column is the median of those paired ratios, with
@@ -40,6 +44,7 @@
 //! Arguments (after `cargo bench --bench broker --`): `--reps N`, and workload ids to run only
 //! some workloads (see [`Options`]). docs/benchmarks.md explains the rows and records results.
 
+mod ceiling;
 mod common;
 
 use std::fs::{self, File};
@@ -60,6 +65,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
 
+use ceiling::{light_produce, null_broker_main, NullBroker, NULL_BROKER_ARG};
 use common::{
     batch_stats, cairn_binary, cpu_cell, cpu_model, filesystem_type, median, producer, quantile_us,
     render_table, sleep_until, target_dir, tcp_ping_pong, wait_for_topic, BenchProducer,
@@ -110,6 +116,15 @@ const SMALL: Shape = Shape {
     tag: "100b",
     record_bytes: 100,
     records: 1_000_000,
+};
+
+/// The light producer's runs: 1 KiB records, 512 MiB per run. It moves 256 MiB in under 0.2 s,
+/// too short to measure on a shared machine.
+const LIGHT: Shape = Shape {
+    label: "1 KiB",
+    tag: "1k-light",
+    record_bytes: 1024,
+    records: 512 * 1024,
 };
 
 impl Shape {
@@ -351,23 +366,42 @@ fn produce_throughput(
     let warmup = WARMUP_BYTES / shape.record_bytes as u64;
     produce_records(&producer, topic, payloads, shape.record_bytes, 0, warmup);
     let mut next = warmup;
-    let mut pairs = Vec::new();
+    let pairs = paired_produce_runs(broker.pid(), raw_dir, payloads, shape, reps, || {
+        let elapsed = produce_records(
+            &producer,
+            topic,
+            payloads,
+            shape.record_bytes,
+            next,
+            shape.records,
+        );
+        next += shape.records;
+        elapsed
+    });
+    broker.check_alive(topic);
+    (pairs, next)
+}
+
+/// `reps` timed runs of `run` (one produce run of `shape`, against the server process
+/// `server_pid`), each next to a raw disk write of the same bytes, alternating which goes
+/// first; both sides write into recycled pages.
+fn paired_produce_runs(
+    server_pid: u32,
+    raw_dir: &Path,
+    payloads: &Payloads,
+    shape: Shape,
+    reps: usize,
+    mut run: impl FnMut() -> Duration,
+) -> Vec<Pair> {
     // More than one run stores: the payload plus record and batch overhead (about 1% for
     // 1 KiB records, 10% for 100 B ones).
     let stored = shape.bytes() + shape.bytes() / 4 + (16 << 20);
+    let mut pairs = Vec::new();
     for rep in 0..reps {
         let mut cairn = || {
             recycle_pages(raw_dir, payloads, stored);
-            let window = CpuWindow::start(broker.pid());
-            let elapsed = produce_records(
-                &producer,
-                topic,
-                payloads,
-                shape.record_bytes,
-                next,
-                shape.records,
-            );
-            next += shape.records;
+            let window = CpuWindow::start(server_pid);
+            let elapsed = run();
             (elapsed, window.finish(elapsed))
         };
         let baseline = || {
@@ -388,9 +422,73 @@ fn produce_throughput(
             baseline,
             cpu,
         });
-        broker.check_alive(topic);
     }
-    (pairs, next)
+    pairs
+}
+
+/// Diagnostic: librdkafka producing `shape` (acks=1) to the null broker, which reads and
+/// acknowledges every request and stores nothing: the fastest any broker could be under
+/// this client on this machine.
+fn client_ceiling(raw_dir: &Path, payloads: &Payloads, shape: Shape, reps: usize) -> Vec<Pair> {
+    let null = NullBroker::start(PARTITIONS);
+    let topic = "bench-null";
+    let stats = ProducerStats::new(Instant::now(), false);
+    let producer = producer(&null.bootstrap, "1", 5, stats);
+    wait_for_topic(producer.client(), topic, PARTITIONS);
+    let warmup = WARMUP_BYTES / shape.record_bytes as u64;
+    produce_records(&producer, topic, payloads, shape.record_bytes, 0, warmup);
+    let mut next = warmup;
+    paired_produce_runs(null.pid(), raw_dir, payloads, shape, reps, || {
+        let elapsed = produce_records(
+            &producer,
+            topic,
+            payloads,
+            shape.record_bytes,
+            next,
+            shape.records,
+        );
+        next += shape.records;
+        elapsed
+    })
+}
+
+/// Diagnostic: Cairn under the light producer ([`ceiling::light_produce`]), which sends
+/// pre-encoded requests and costs next to nothing: the broker's own produce capacity.
+fn broker_ceiling(
+    broker: &mut BrokerProcess,
+    raw_dir: &Path,
+    payloads: &Payloads,
+    shape: Shape,
+    reps: usize,
+) -> Vec<Pair> {
+    let topic = "bench-1k-light";
+    {
+        // Produce requests do not create topics; the Metadata request of a client does.
+        let stats = ProducerStats::new(Instant::now(), false);
+        let producer = producer(&broker.bootstrap, "1", 5, stats);
+        wait_for_topic(producer.client(), topic, PARTITIONS);
+    }
+    let produce = |records| {
+        let (elapsed, sent) = light_produce(
+            &broker.bootstrap,
+            topic,
+            PARTITIONS,
+            payloads,
+            shape.record_bytes,
+            records,
+        );
+        assert_eq!(
+            sent, records,
+            "the light producer sends whole requests only"
+        );
+        elapsed
+    };
+    produce(WARMUP_BYTES / shape.record_bytes as u64);
+    let pairs = paired_produce_runs(broker.pid(), raw_dir, payloads, shape, reps, || {
+        produce(shape.records)
+    });
+    broker.check_alive(topic);
+    pairs
 }
 
 /// Reads a whole topic (all partitions, from the beginning) with a fresh consumer; returns
@@ -708,6 +806,61 @@ fn latency_row(metric: String, samples: &[u64], rtts: &[u64], q: f64, cpu: &Cpu)
     }
 }
 
+/// The two ceiling diagnostics of the acceptance row ([`client_ceiling`], workload id
+/// `ceiling-client`, and [`broker_ceiling`], `ceiling-broker`), as selected.
+fn ceiling_rows(
+    options: &Options,
+    broker: &mut BrokerProcess,
+    raw_dir: &Path,
+    payloads: &Payloads,
+) -> Vec<Row> {
+    let reps = options.reps;
+    let mut rows = Vec::new();
+    for (what, id, shape) in [
+        (
+            "librdkafka to a null broker (reads and acks, stores nothing): the client's ceiling",
+            "ceiling-client",
+            KIB,
+        ),
+        (
+            "light pipelined producer to Cairn (pre-encoded requests): the broker's capacity",
+            "ceiling-broker",
+            LIGHT,
+        ),
+    ] {
+        if !options.selected(id) {
+            continue;
+        }
+        println!(
+            "{id}: {} x {}, acks=1, {what}, {reps} runs ...",
+            shape.records, shape.label
+        );
+        let pairs = if id == "ceiling-client" {
+            client_ceiling(raw_dir, payloads, shape, reps)
+        } else {
+            broker_ceiling(broker, raw_dir, payloads, shape, reps)
+        };
+        let (mut row, _) = throughput_row(
+            format!(
+                "↳ diagnostic: produce {}, acks=1, {what} (MiB/s)",
+                shape.label
+            ),
+            &pairs,
+            shape.bytes(),
+            Some(shape.records),
+            "raw disk write",
+            false,
+        );
+        row.target = "(diagnostic)".to_string();
+        println!(
+            "  {} MiB/s vs {} MiB/s: {}",
+            row.cairn, row.baseline, row.ratio
+        );
+        rows.push(row);
+    }
+    rows
+}
+
 /// Command-line options (after `cargo bench ... --`).
 struct Options {
     /// Run by `cargo bench` (which passes `--bench`).
@@ -716,8 +869,8 @@ struct Options {
     reps: usize,
     /// Words that select workloads by id (`produce-1k-acks1`, `consume-1k`,
     /// `produce-1k-acksall`, `produce-100b-acks1`, `consume-100b`, `produce-100b-acksall`,
-    /// `latency-ack`, `latency-e2e`): a workload runs if its id contains one of them. None:
-    /// everything runs.
+    /// `latency-ack`, `latency-e2e`, `ceiling-client`, `ceiling-broker`): a workload runs if
+    /// its id contains one of them. None: everything runs.
     filters: Vec<String>,
 }
 
@@ -760,6 +913,9 @@ impl Options {
 fn main() {
     // `cargo bench` passes `--bench`; anything else (e.g. `cargo test --benches`) only checks
     // that the program starts, since a run takes minutes and needs the release binary.
+    if std::env::args().nth(1).as_deref() == Some(NULL_BROKER_ARG) {
+        null_broker_main();
+    }
     let options = Options::parse();
     if !options.bench {
         println!("broker benchmark: not run (use `cargo bench --bench broker` or `scripts/bench broker`)");
@@ -922,6 +1078,7 @@ fn main() {
         }
     }
     rows.append(&mut consume_rows);
+    rows.extend(ceiling_rows(&options, &mut broker, work.path(), &payloads));
 
     let latency_ack = options.selected("latency-ack");
     let latency_e2e = options.selected("latency-e2e");
