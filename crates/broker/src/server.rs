@@ -12,18 +12,20 @@
 //! ApiVersions, which is answered per the protocol) or a malformed request closes only that
 //! connection, with a log line naming the peer and the reason.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use cairn_partition::StorageShards;
 use cairn_protocol::kafka_protocol::messages::ApiKey;
 use cairn_protocol::{
-    api_versions_unsupported, decode_frame, encode_response, missing_frame_bytes, parse_request,
-    RequestError,
+    api_versions_unsupported, decode_frame, encode_response_chunks, missing_frame_bytes,
+    parse_request, RequestError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -67,9 +69,42 @@ pub struct Broker {
     acceptor: tokio::task::JoinHandle<()>,
 }
 
-/// An answer slot: the encoded response, `None` when the request gets none (acks=0), or an
-/// error that closes the connection.
-type Answer = oneshot::Receiver<Result<Option<BytesMut>, ()>>;
+/// An answer slot: the encoded response frame as chunks to write back to back (see
+/// `encode_response_chunks`), `None` when the request gets none (acks=0), or an error that
+/// closes the connection.
+type Answer = oneshot::Receiver<Result<Option<Vec<Bytes>>, ()>>;
+
+/// Chunks handed to one `writev` at most.
+const MAX_WRITE_CHUNKS: usize = 64;
+
+/// Writes `chunks` in order, with vectored writes: a Fetch response's records go out from the
+/// buffers they were read into.
+async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
+    chunks.retain(|c| !c.is_empty());
+    let mut next = 0usize;
+    while next < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[next..]
+            .iter()
+            .take(MAX_WRITE_CHUNKS)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let chunk = &mut chunks[next];
+            if written >= chunk.len() {
+                written -= chunk.len();
+                next += 1;
+            } else {
+                chunk.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
 
 impl Broker {
     /// Opens the data directory (topics, partitions, metadata), binds the listener and starts
@@ -219,8 +254,8 @@ async fn serve_connection(
     let writer_task = tokio::spawn(async move {
         while let Some(answer) = pending.recv().await {
             match answer.await {
-                Ok(Ok(Some(bytes))) => {
-                    if writer.write_all(&bytes).await.is_err() {
+                Ok(Ok(Some(chunks))) => {
+                    if write_chunks(&mut writer, chunks).await.is_err() {
                         break;
                     }
                 }
@@ -259,7 +294,7 @@ async fn serve_connection(
                     tokio::spawn(async move {
                         let answer = match work.await {
                             None => Ok(None),
-                            Some(body) => encode_response(correlation_id, key, version, &body)
+                            Some(body) => encode_response_chunks(correlation_id, key, version, body)
                                 .map(Some)
                                 .map_err(|e| {
                                     tracing::error!(%peer, api = ?key, version, error = %e, "cannot encode response; closing connection");
@@ -276,7 +311,9 @@ async fn serve_connection(
                     // The protocol's rule: answer in the v0 format with error 35 and the
                     // supported versions; the client retries with one of them.
                     tracing::debug!(%peer, api_version, "ApiVersions version not supported; answering with v0");
-                    let _ = tx.send(Ok(Some(api_versions_unsupported(correlation_id))));
+                    let _ = tx.send(Ok(Some(vec![
+                        api_versions_unsupported(correlation_id).freeze()
+                    ])));
                 }
                 Err(e) => {
                     tracing::warn!(%peer, reason = %e, "closing connection: bad request");

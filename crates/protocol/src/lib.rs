@@ -45,7 +45,10 @@ pub use frame::{
 pub use kafka_protocol;
 pub use records::{validate_produce_records, ProducedBatch, RecordError, RecordLimits};
 pub use request::{parse_request, Request, RequestError, RequestLimits};
-pub use response::{api_versions_response, api_versions_unsupported, encode_response, EncodeError};
+pub use response::{
+    api_versions_response, api_versions_unsupported, encode_response, encode_response_chunks,
+    EncodeError,
+};
 
 #[cfg(test)]
 mod samples;

@@ -143,5 +143,8 @@ pub fn api_versions_unsupported(correlation_id: i32) -> BytesMut {
     buf
 }
 
+mod chunked;
 #[cfg(test)]
 mod tests;
+
+pub use chunked::encode_response_chunks;
