@@ -8,7 +8,10 @@
 //! session id is 0, which tells clients to send full fetches.
 //!
 //! Batches are copied out of the segment files (verified once per process, see storage's
-//! `LogRead`), and Cairn's raft control batches are cut out: clients never see them.
+//! `LogRead`), all partitions of a response at once, and Cairn's raft control batches are cut
+//! out: clients never see them, and a read that would hold nothing else moves on to the data
+//! after them. The response goes to the socket with the records in their read buffers
+//! (`encode_response_chunks`).
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,7 @@ use cairn_protocol::kafka_protocol::messages::fetch_response::{
 };
 use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use cairn_protocol::ErrorCode;
-use cairn_storage::batch;
+use cairn_storage::{batch, LogRead};
 use tokio::sync::watch;
 
 use super::{check_leader_epoch, partition};
@@ -30,6 +33,11 @@ use crate::server::Ctx;
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Loads larger than this run on the blocking pool rather than on a network thread.
 const BLOCKING_LOAD_BYTES: u64 = 256 * 1024;
+/// A read this small may be nothing but raft control batches (a few dozen bytes each).
+const CONTROL_ONLY_MAX_BYTES: u64 = 4096;
+/// Runs of control batches skipped before a fetch gives up looking for data (there is one
+/// per election, and elections follow one another only after restarts).
+const MAX_CONTROL_SKIPS: usize = 16;
 
 /// One requested partition.
 struct Wanted {
@@ -83,6 +91,11 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
 
 /// Reads every partition once; returns the answers, the bytes of records read, and whether
 /// any partition had an error (which ends the wait, as in Kafka).
+///
+/// Two steps: each partition's owner is asked, in request order, which batches to send (the
+/// response budget shrinks by each answer's size, so the order matters); then the batches of
+/// all partitions are loaded from the segment files at once, large loads on the blocking
+/// pool, so one response's reads overlap instead of queueing one behind the other.
 async fn read_all(
     wanted: &[Wanted],
     max_bytes: i32,
@@ -93,9 +106,8 @@ async fn read_all(
     } else {
         max_bytes as u64
     };
-    let mut total = 0u64;
-    let mut errors = false;
-    let mut out = Vec::with_capacity(wanted.len());
+    let mut planned = 0u64;
+    let mut located = Vec::with_capacity(wanted.len());
     for w in wanted {
         let mut d = PartitionData::default();
         d.partition_index = w.partition;
@@ -106,30 +118,56 @@ async fn read_all(
         d.aborted_transactions = Some(Vec::new());
         let result = match &w.handle {
             Err(code) => Err(*code),
-            Ok(handle) => read_partition(handle, w, &mut budget, total == 0, &mut d).await,
+            Ok(handle) => locate(handle, w, &mut budget, planned == 0, &mut d).await,
         };
-        match result {
-            Ok(n) => total += n,
-            Err(code) => {
-                errors = true;
-                d.error_code = code.code();
-            }
+        if let Ok(Some(read)) = &result {
+            planned += read.total_bytes();
         }
         if version < 5 {
             d.log_start_offset = -1;
         }
+        located.push((d, result, w));
+    }
+    let loaded =
+        futures_util::future::join_all(located.into_iter().map(|(mut d, result, w)| async move {
+            let result = match result {
+                Ok(Some(read)) => load(read, w).await.map(Some),
+                Ok(None) => Ok(None),
+                Err(code) => Err(code),
+            };
+            match result {
+                Ok(records) => {
+                    let n = records.as_ref().map_or(0, |r| r.len() as u64);
+                    d.records = Some(records.unwrap_or_default());
+                    (d, n, false)
+                }
+                Err(code) => {
+                    d.error_code = code.code();
+                    (d, 0, true)
+                }
+            }
+        }))
+        .await;
+    let mut total = 0u64;
+    let mut errors = false;
+    let mut out = Vec::with_capacity(loaded.len());
+    for (d, n, failed) in loaded {
+        total += n;
+        errors |= failed;
         out.push(d);
     }
     (out, total, errors)
 }
 
-async fn read_partition(
+/// Asks the partition's owner which batches to send (`None`: none, the budget is spent),
+/// and fills in the partition's offsets.
+async fn locate(
     handle: &PartitionHandle,
     w: &Wanted,
     budget: &mut u64,
     first: bool,
     d: &mut PartitionData,
-) -> Result<u64, ErrorCode> {
+) -> Result<Option<LogRead>, ErrorCode> {
     let state = handle.state();
     if let Some(code) = check_leader_epoch(w.leader_epoch, &state) {
         return Err(code);
@@ -141,17 +179,42 @@ async fn read_partition(
     // Past the response's budget only the first partition still gets a batch (KIP-74).
     let limit = (w.max_bytes.max(0) as u64).min(*budget);
     if limit == 0 && !first {
-        d.records = Some(Bytes::new());
-        return Ok(0);
+        return Ok(None);
     }
-    let data = handle
+    let mut offset = offset;
+    let mut data = handle
         .fetch(offset, limit.min(u32::MAX as u64) as u32)
         .await
         .map_err(|e| partition_error(&e))?;
+    // A read always holds at least one batch (KIP-74). If all it holds is Cairn's raft
+    // control batches (an election's no-op, which clients never see) because the next data
+    // batch is larger than the limit, the client would get nothing and ask again from the same
+    // offset forever: read on from after them, so the "at least one" is a data batch.
+    for _ in 0..MAX_CONTROL_SKIPS {
+        if data.read.total_bytes() > CONTROL_ONLY_MAX_BYTES {
+            break;
+        }
+        let Some(next) = data.read.next_offset() else {
+            break;
+        };
+        if next >= data.high_watermark || !only_raft_control(&data.read) {
+            break;
+        }
+        offset = next;
+        data = handle
+            .fetch(offset, limit.min(u32::MAX as u64) as u32)
+            .await
+            .map_err(|e| partition_error(&e))?;
+    }
     d.high_watermark = data.high_watermark as i64;
     d.last_stable_offset = data.high_watermark as i64;
     d.log_start_offset = data.log_start_offset as i64;
-    let read = data.read;
+    *budget = budget.saturating_sub(data.read.total_bytes());
+    Ok(Some(data.read))
+}
+
+/// Loads the located batches, without Cairn's raft control batches.
+async fn load(read: LogRead, w: &Wanted) -> Result<Bytes, ErrorCode> {
     let size = read.total_bytes();
     let loaded = if size > BLOCKING_LOAD_BYTES {
         tokio::task::spawn_blocking(move || read.load())
@@ -160,17 +223,20 @@ async fn read_partition(
     } else {
         read.load()
     };
-    let records = match loaded {
-        Ok(bytes) => strip_raft_control(bytes),
+    match loaded {
+        Ok(bytes) => Ok(strip_raft_control(bytes)),
         Err(e) => {
-            tracing::error!(partition = handle.name(), offset, error = %e, "fetch read failed");
-            return Err(ErrorCode::from(&e));
+            let name = w.handle.as_ref().map_or("?", |h| h.name());
+            tracing::error!(partition = name, offset = w.offset, error = %e, "fetch read failed");
+            Err(ErrorCode::from(&e))
         }
-    };
-    *budget = budget.saturating_sub(records.len() as u64);
-    let n = records.len() as u64;
-    d.records = Some(records);
-    Ok(n)
+    }
+}
+
+/// Whether a (small) read holds only Cairn's raft control batches.
+fn only_raft_control(read: &LogRead) -> bool {
+    read.load()
+        .is_ok_and(|bytes| !bytes.is_empty() && strip_raft_control(bytes).is_empty())
 }
 
 /// The batches of `bytes` without Cairn's raft control batches (a copy only when there is
