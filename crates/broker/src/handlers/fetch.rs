@@ -176,6 +176,13 @@ async fn locate(
     d.last_stable_offset = state.high_watermark as i64;
     d.log_start_offset = state.log_start_offset as i64;
     let offset = u64::try_from(w.offset).map_err(|_| ErrorCode::OffsetOutOfRange)?;
+    if state.is_leader && offset == state.high_watermark {
+        // Nothing to read yet, as the state says: no round trip to the partition's owner.
+        // A long-polling fetch re-reads every partition whenever one of them moves, so this
+        // is most of its reads. (The watch was marked seen before this state was read, so
+        // data arriving now still wakes the fetch.)
+        return Ok(None);
+    }
     // Past the response's budget only the first partition still gets a batch (KIP-74).
     let limit = (w.max_bytes.max(0) as u64).min(*budget);
     if limit == 0 && !first {
