@@ -16,7 +16,7 @@
 //!   must reach [`TARGET_RATIO`]. Two diagnostic rows follow it: the same throughput per core
 //!   of broker CPU, and against a durable (fsynced) raw write.
 //! - **consume throughput** of the data just produced (1 KiB and 100 B, a `BaseConsumer` with
-//!   `assign()`; consumer groups are not implemented yet), run right after its topic was
+//!   `assign()`, no group membership), run right after its topic was
 //!   produced. Baseline: **loopback TCP**, a plain std sender/receiver pair on 127.0.0.1
 //!   moving the same bytes in 1 MiB writes.
 //! - **latency** at a fixed, modest rate ([`LATENCY_RATE`] records/s of 1 KiB, acks=all,
