@@ -360,13 +360,31 @@ fn produce_throughput(
     topic: &str,
     reps: usize,
 ) -> (Vec<Pair>, u64) {
+    let server = (broker.bootstrap.clone(), broker.pid());
+    let result = librdkafka_runs(server, raw_dir, payloads, shape, acks, topic, reps);
+    broker.check_alive(topic);
+    result
+}
+
+/// librdkafka producing `shape` with `acks` to `topic` on the server (bootstrap address and
+/// process id): a warm-up, then [`paired_produce_runs`]. Returns the pairs and the number of
+/// records produced.
+fn librdkafka_runs(
+    (bootstrap, pid): (String, u32),
+    raw_dir: &Path,
+    payloads: &Payloads,
+    shape: Shape,
+    acks: &str,
+    topic: &str,
+    reps: usize,
+) -> (Vec<Pair>, u64) {
     let stats = ProducerStats::new(Instant::now(), false);
-    let producer = producer(&broker.bootstrap, acks, 5, stats);
+    let producer = producer(&bootstrap, acks, 5, stats);
     wait_for_topic(producer.client(), topic, PARTITIONS);
     let warmup = WARMUP_BYTES / shape.record_bytes as u64;
     produce_records(&producer, topic, payloads, shape.record_bytes, 0, warmup);
     let mut next = warmup;
-    let pairs = paired_produce_runs(broker.pid(), raw_dir, payloads, shape, reps, || {
+    let pairs = paired_produce_runs(pid, raw_dir, payloads, shape, reps, || {
         let elapsed = produce_records(
             &producer,
             topic,
@@ -378,7 +396,6 @@ fn produce_throughput(
         next += shape.records;
         elapsed
     });
-    broker.check_alive(topic);
     (pairs, next)
 }
 
@@ -431,25 +448,8 @@ fn paired_produce_runs(
 /// this client on this machine.
 fn client_ceiling(raw_dir: &Path, payloads: &Payloads, shape: Shape, reps: usize) -> Vec<Pair> {
     let null = NullBroker::start(PARTITIONS);
-    let topic = "bench-null";
-    let stats = ProducerStats::new(Instant::now(), false);
-    let producer = producer(&null.bootstrap, "1", 5, stats);
-    wait_for_topic(producer.client(), topic, PARTITIONS);
-    let warmup = WARMUP_BYTES / shape.record_bytes as u64;
-    produce_records(&producer, topic, payloads, shape.record_bytes, 0, warmup);
-    let mut next = warmup;
-    paired_produce_runs(null.pid(), raw_dir, payloads, shape, reps, || {
-        let elapsed = produce_records(
-            &producer,
-            topic,
-            payloads,
-            shape.record_bytes,
-            next,
-            shape.records,
-        );
-        next += shape.records;
-        elapsed
-    })
+    let server = (null.bootstrap.clone(), null.pid());
+    librdkafka_runs(server, raw_dir, payloads, shape, "1", "bench-null", reps).0
 }
 
 /// Diagnostic: Cairn under the light producer ([`ceiling::light_produce`]), which sends

@@ -51,31 +51,31 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// A batch of records with the given timestamps (values "v0", "v1", ...).
-fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Bytes {
-    let records: Vec<Record> = timestamps
-        .iter()
-        .enumerate()
-        .map(|(i, ts)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: *ts,
-            key: None,
-            value: Some(Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
+/// Record `i` of a batch: a plain producer's, with `sequence` (the encoder keeps records in
+/// one batch while `offset - sequence` stays the same).
+fn record(i: usize, timestamp: i64, value: Bytes, sequence: i32) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: i as i64,
+        sequence,
+        timestamp,
+        key: None,
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
+fn encode(records: &[Record], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,
@@ -83,6 +83,16 @@ fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Bytes 
     )
     .expect("encode batch");
     buf.freeze()
+}
+
+/// A batch of records with the given timestamps (values "v0", "v1", ...).
+fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| record(i, *ts, Bytes::from(format!("v{i}")), -1))
+        .collect();
+    encode(&records, compression)
 }
 
 async fn produce(c: &mut Client, topic: &str, records: Bytes) -> i64 {
@@ -279,37 +289,12 @@ async fn metadata_reports_authorized_operations_when_asked() {
     broker.shutdown().await;
 }
 
-/// A batch of `count` records of `size` bytes whose values start with `tag`.
+/// One batch of `count` records of `size` bytes whose values are all `tag`.
 fn big_batch(tag: u8, count: usize, size: usize) -> Bytes {
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Constant `offset - sequence`: one batch (base sequence -1).
-            sequence: i as i32 - 1,
-            timestamp: 1_000,
-            key: None,
-            value: Some(Bytes::from(vec![tag; size])),
-            headers: Default::default(),
-        })
+        .map(|i| record(i, 1_000, Bytes::from(vec![tag; size]), i as i32 - 1))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    encode(&records, Compression::None)
 }
 
 /// Fetches partitions 0..3 of `topic` from offset 0; returns each partition's records.
