@@ -20,6 +20,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod meta;
+mod read_buffers;
 mod server;
 mod topic_config;
 mod topics;

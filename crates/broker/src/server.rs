@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::groups::{self, Groups};
 use crate::meta::{self, ProducerIds};
+use crate::read_buffers::ReadBuffers;
 use crate::topics::TopicRegistry;
 use crate::{handlers, BrokerError};
 
@@ -57,6 +58,8 @@ pub(crate) struct Ctx {
     pub(crate) producer_ids: ProducerIds,
     pub(crate) groups: Groups,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Reused buffers for Fetch reads.
+    pub(crate) read_buffers: Arc<ReadBuffers>,
 }
 
 /// A running broker.
@@ -153,6 +156,7 @@ impl Broker {
             producer_ids,
             groups,
             shutdown: shutdown_rx.clone(),
+            read_buffers: Arc::default(),
         });
         groups::spawn_tasks(Arc::clone(&ctx), shutdown_rx.clone());
         let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&ctx), shutdown_rx));

@@ -13,6 +13,7 @@
 //! after them. The response goes to the socket with the records in their read buffers
 //! (`encode_response_chunks`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 
 use super::{check_leader_epoch, partition};
 use crate::errors::partition_error;
+use crate::read_buffers::ReadBuffers;
 use crate::server::Ctx;
 
 /// The longest a fetch waits, whatever it asks (clients ask for 500 ms by default).
@@ -74,7 +76,8 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let (partitions, bytes, errors) = read_all(&wanted, req.max_bytes, version).await;
+        let (partitions, bytes, errors) =
+            read_all(&wanted, req.max_bytes, version, &ctx.read_buffers).await;
         let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
         if done {
             return respond(&req, partitions);
@@ -100,6 +103,7 @@ async fn read_all(
     wanted: &[Wanted],
     max_bytes: i32,
     version: i16,
+    buffers: &Arc<ReadBuffers>,
 ) -> (Vec<PartitionData>, u64, bool) {
     let mut budget = if max_bytes <= 0 {
         i32::MAX as u64
@@ -131,7 +135,7 @@ async fn read_all(
     let loaded =
         futures_util::future::join_all(located.into_iter().map(|(mut d, result, w)| async move {
             let result = match result {
-                Ok(Some(read)) => load(read, w).await.map(Some),
+                Ok(Some(read)) => load(read, w, buffers).await.map(Some),
                 Ok(None) => Ok(None),
                 Err(code) => Err(code),
             };
@@ -220,15 +224,16 @@ async fn locate(
     Ok(Some(data.read))
 }
 
-/// Loads the located batches, without Cairn's raft control batches.
-async fn load(read: LogRead, w: &Wanted) -> Result<Bytes, ErrorCode> {
+/// Loads the located batches into a pooled buffer, without Cairn's raft control batches.
+async fn load(read: LogRead, w: &Wanted, buffers: &Arc<ReadBuffers>) -> Result<Bytes, ErrorCode> {
     let size = read.total_bytes();
     let loaded = if size > BLOCKING_LOAD_BYTES {
-        tokio::task::spawn_blocking(move || read.load())
+        let buffers = Arc::clone(buffers);
+        tokio::task::spawn_blocking(move || buffers.load(&read))
             .await
             .map_err(|_| ErrorCode::UnknownServerError)?
     } else {
-        read.load()
+        buffers.load(&read)
     };
     match loaded {
         Ok(bytes) => Ok(strip_raft_control(bytes)),
