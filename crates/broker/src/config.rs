@@ -31,6 +31,10 @@ pub struct BrokerConfig {
     /// `max.connections`: concurrent client connections; further ones wait in the accept
     /// queue (Kafka's default is unlimited; Cairn's is 10 000).
     pub max_connections: usize,
+    /// `fetch.max.bytes`: the most record bytes one Fetch answer carries, whatever the
+    /// client's `max_bytes` (Kafka default 55 MiB); as with a client's limit, the first
+    /// partition with data still gets one whole batch.
+    pub fetch_max_bytes: usize,
     /// Requests one connection may have in flight before the broker stops reading from it
     /// (responses are sent in request order).
     pub max_inflight_per_connection: usize,
@@ -56,6 +60,7 @@ impl BrokerConfig {
             num_partitions: 1,
             max_frame_bytes: cairn_protocol::DEFAULT_MAX_FRAME_BYTES,
             max_connections: 10_000,
+            fetch_max_bytes: 57_671_680,
             max_inflight_per_connection: 64,
             max_uncompressed_batch_bytes: 64 << 20,
             log: LogConfig::default(),

@@ -327,14 +327,15 @@ async fn fetch_three(c: &mut Client, topic: &str, version: i16, max_bytes: i32) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = BrokerConfig::new(
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().expect("addr"),
-    );
+/// A broker (with `fetch_max_bytes`) whose topic "multi" has three partitions of two ~20 KB
+/// batches each; returns the broker, a client and the batches as produced.
+async fn three_partitions(
+    dir: &std::path::Path,
+    fetch_max_bytes: usize,
+) -> (Broker, Client, Vec<(Bytes, Bytes)>) {
+    let mut config = BrokerConfig::new(dir.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
     config.num_partitions = 3;
+    config.fetch_max_bytes = fetch_max_bytes;
     let broker = Broker::start(config).await.expect("start");
     let mut c = Client::connect(broker.local_addr()).await;
     let mut meta = MetadataRequest::default();
@@ -344,7 +345,7 @@ async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
     meta.allow_auto_topic_creation = true;
     c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
         .await;
-    // Two batches of ~20 KB per partition: large enough to travel as their own chunks.
+    // Large enough to travel as their own chunks of the response.
     let mut stored = Vec::new();
     for p in 0..3u8 {
         let (a, b) = (big_batch(b'a' + p, 20, 1000), big_batch(b'A' + p, 20, 1000));
@@ -368,6 +369,34 @@ async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
         }
         stored.push((a, b));
     }
+    (broker, c, stored)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brokers_fetch_max_bytes_caps_what_a_client_asks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, mut c, stored) = three_partitions(dir.path(), 50_000).await;
+    // The client asks for 50 MiB; the broker's cap is 50 kB. Partition 0's two ~20 kB
+    // batches fit; ~9 kB are left, less than a batch, but a partition gets one whole batch
+    // while the budget is not spent (docs/architecture.md, deviations), so partition 1 gets
+    // one; then the budget is spent and partition 2 gets nothing.
+    let got = fetch_three(&mut c, "multi", 12, 50 << 20).await;
+    let total: usize = got.iter().map(Bytes::len).sum();
+    assert_eq!(got[0].len(), stored[0].0.len() + stored[0].1.len());
+    assert_eq!(
+        got[1].len(),
+        stored[1].0.len(),
+        "one batch while the budget lasts"
+    );
+    assert!(got[2].is_empty(), "budget spent");
+    assert!(total < 3 * 20_300, "far below the client's 50 MiB: {total}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, mut c, stored) = three_partitions(dir.path(), 57_671_680).await;
     // The records as stored: base offsets and leader epochs are the broker's, the rest the
     // producer's; compare values by the batch's tail (after the 61-byte header).
     let tail = |b: &Bytes| b.slice(61..);

@@ -88,6 +88,7 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.num_partitions = config.broker.num_partitions;
     b.max_frame_bytes = config.broker.socket_request_max_bytes;
     b.max_connections = config.broker.max_connections;
+    b.fetch_max_bytes = config.broker.fetch_max_bytes;
     let g = &config.broker;
     b.groups.coordinator.group_min_session_timeout_ms = g.group_min_session_timeout_ms;
     b.groups.coordinator.group_max_session_timeout_ms = g.group_max_session_timeout_ms;

@@ -66,6 +66,14 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as u64;
+    // The client's budget, capped by the broker's `fetch.max.bytes` (0 or less: no limit
+    // of the client's own).
+    let cap = ctx.config.fetch_max_bytes.min(i32::MAX as usize) as u64;
+    let budget = if req.max_bytes <= 0 {
+        cap
+    } else {
+        (req.max_bytes as u64).min(cap)
+    };
     // Subscribe before the first read, so a change between read and wait still wakes us.
     let mut watches: Vec<watch::Receiver<PartitionState>> = wanted
         .iter()
@@ -77,7 +85,7 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
             w.borrow_and_update();
         }
         let (partitions, bytes, errors) =
-            read_all(&wanted, req.max_bytes, version, &ctx.read_buffers).await;
+            read_all(&wanted, budget, version, &ctx.read_buffers).await;
         let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
         if done {
             return respond(&req, partitions);
@@ -101,15 +109,11 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
 /// pool, so one response's reads overlap instead of queueing one behind the other.
 async fn read_all(
     wanted: &[Wanted],
-    max_bytes: i32,
+    max_bytes: u64,
     version: i16,
     buffers: &Arc<ReadBuffers>,
 ) -> (Vec<PartitionData>, u64, bool) {
-    let mut budget = if max_bytes <= 0 {
-        i32::MAX as u64
-    } else {
-        max_bytes as u64
-    };
+    let mut budget = max_bytes;
     let mut planned = 0u64;
     let mut located = Vec::with_capacity(wanted.len());
     for w in wanted {

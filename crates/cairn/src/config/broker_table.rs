@@ -19,6 +19,9 @@ pub struct BrokerSettings {
     pub socket_request_max_bytes: usize,
     /// `max.connections`: client connections served at once.
     pub max_connections: usize,
+    /// `fetch.max.bytes`: the most record bytes one Fetch answer carries, whatever the
+    /// client asks.
+    pub fetch_max_bytes: usize,
     /// `group.min.session.timeout.ms`: the shortest session a group member may ask for.
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`: the longest session a group member may ask for.
@@ -47,6 +50,7 @@ impl Default for BrokerSettings {
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            fetch_max_bytes: 57_671_680,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -60,12 +64,13 @@ impl Default for BrokerSettings {
 }
 
 /// The `[broker]` keys, in the order the README lists them.
-pub(super) const BROKER_KEYS: [&str; 13] = [
+pub(super) const BROKER_KEYS: [&str; 14] = [
     "node.id",
     "auto.create.topics.enable",
     "num.partitions",
     "socket.request.max.bytes",
     "max.connections",
+    "fetch.max.bytes",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
@@ -109,6 +114,7 @@ impl BrokerSettings {
                 self.socket_request_max_bytes = int(value, 1024, i32::MAX as usize)?
             }
             "max.connections" => self.max_connections = int(value, 1, 1_000_000)?,
+            "fetch.max.bytes" => self.fetch_max_bytes = int(value, 1024, i32::MAX as usize)?,
             "group.min.session.timeout.ms" => {
                 self.group_min_session_timeout_ms = int(value, 0, i32::MAX)?
             }
