@@ -95,9 +95,25 @@ fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Bytes 
     encode(&records, compression)
 }
 
+/// Creates `topic` (with the broker's `num.partitions`) through a Metadata request.
+async fn create_topic(c: &mut Client, topic: &str) {
+    let mut meta = MetadataRequest::default();
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(name(topic));
+    meta.topics = Some(vec![t]);
+    meta.allow_auto_topic_creation = true;
+    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
+        .await;
+}
+
 async fn produce(c: &mut Client, topic: &str, records: Bytes) -> i64 {
+    produce_to(c, topic, 0, records).await
+}
+
+/// Produces `records` (acks=all) to one partition; returns the base offset.
+async fn produce_to(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> i64 {
     let mut p = produce_request::PartitionProduceData::default();
-    p.index = 0;
+    p.index = partition;
     p.records = Some(records);
     let mut t = produce_request::TopicProduceData::default();
     t.name = name(topic);
@@ -147,13 +163,7 @@ async fn list_offsets_by_time_finds_the_record_inside_the_batch() {
     .await
     .expect("start");
     let mut c = Client::connect(broker.local_addr()).await;
-    let mut meta = MetadataRequest::default();
-    let mut topic = metadata_request::MetadataRequestTopic::default();
-    topic.name = Some(name("times"));
-    meta.topics = Some(vec![topic]);
-    meta.allow_auto_topic_creation = true;
-    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
-        .await;
+    create_topic(&mut c, "times").await;
 
     let plain = produce(
         &mut c,
@@ -200,13 +210,7 @@ async fn pipelined_produces_are_appended_in_request_order() {
     .await
     .expect("start");
     let mut c = Client::connect(broker.local_addr()).await;
-    let mut meta = MetadataRequest::default();
-    let mut topic = metadata_request::MetadataRequestTopic::default();
-    topic.name = Some(name("piped"));
-    meta.topics = Some(vec![topic]);
-    meta.allow_auto_topic_creation = true;
-    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
-        .await;
+    create_topic(&mut c, "piped").await;
 
     // Send every request before reading any answer, as a client with many in flight does.
     const N: i32 = 200;
@@ -338,34 +342,13 @@ async fn three_partitions(
     config.fetch_max_bytes = fetch_max_bytes;
     let broker = Broker::start(config).await.expect("start");
     let mut c = Client::connect(broker.local_addr()).await;
-    let mut meta = MetadataRequest::default();
-    let mut topic = metadata_request::MetadataRequestTopic::default();
-    topic.name = Some(name("multi"));
-    meta.topics = Some(vec![topic]);
-    meta.allow_auto_topic_creation = true;
-    c.call(ApiKey::Metadata, 12, RequestKind::Metadata(meta))
-        .await;
+    create_topic(&mut c, "multi").await;
     // Large enough to travel as their own chunks of the response.
     let mut stored = Vec::new();
     for p in 0..3u8 {
         let (a, b) = (big_batch(b'a' + p, 20, 1000), big_batch(b'A' + p, 20, 1000));
         for batch in [&a, &b] {
-            let mut pd = produce_request::PartitionProduceData::default();
-            pd.index = i32::from(p);
-            pd.records = Some(batch.clone());
-            let mut t = produce_request::TopicProduceData::default();
-            t.name = name("multi");
-            t.partition_data = vec![pd];
-            let mut r = ProduceRequest::default();
-            r.acks = -1;
-            r.timeout_ms = 5000;
-            r.topic_data = vec![t];
-            let ResponseKind::Produce(resp) =
-                c.call(ApiKey::Produce, 9, RequestKind::Produce(r)).await
-            else {
-                panic!("not a produce response")
-            };
-            assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+            produce_to(&mut c, "multi", i32::from(p), batch.clone()).await;
         }
         stored.push((a, b));
     }

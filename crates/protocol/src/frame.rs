@@ -58,17 +58,9 @@ pub fn decode_frame(
     buf: &mut BytesMut,
     max_frame_bytes: usize,
 ) -> Result<Option<Bytes>, FrameError> {
-    let Some(prefix) = buf.get(..LENGTH_PREFIX_BYTES) else {
+    let Some(size) = declared_size(buf, max_frame_bytes)? else {
         return Ok(None);
     };
-    let declared = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-    let size = usize::try_from(declared).map_err(|_| FrameError::Negative { size: declared })?;
-    if size > max_frame_bytes {
-        return Err(FrameError::TooLarge {
-            size,
-            max: max_frame_bytes,
-        });
-    }
     if buf.len() - LENGTH_PREFIX_BYTES < size {
         return Ok(None);
     }
@@ -81,15 +73,27 @@ pub fn decode_frame(
 /// above `max_frame_bytes`, which [`decode_frame`] reports). The I/O shell uses it to reserve
 /// room for a large frame in one step.
 pub fn missing_frame_bytes(buf: &[u8], max_frame_bytes: usize) -> usize {
-    let Some(&prefix) = buf.first_chunk::<LENGTH_PREFIX_BYTES>() else {
-        return 0;
-    };
-    match usize::try_from(i32::from_be_bytes(prefix)) {
-        Ok(size) if size <= max_frame_bytes => {
-            (LENGTH_PREFIX_BYTES + size).saturating_sub(buf.len())
-        }
-        _ => 0,
+    match declared_size(buf, max_frame_bytes) {
+        Ok(Some(size)) => (LENGTH_PREFIX_BYTES + size).saturating_sub(buf.len()),
+        Ok(None) | Err(_) => 0,
     }
+}
+
+/// The body size the frame at the front of `buf` declares, checked against the limit;
+/// `None` while the prefix is not all in.
+fn declared_size(buf: &[u8], max_frame_bytes: usize) -> Result<Option<usize>, FrameError> {
+    let Some(&prefix) = buf.first_chunk::<LENGTH_PREFIX_BYTES>() else {
+        return Ok(None);
+    };
+    let declared = i32::from_be_bytes(prefix);
+    let size = usize::try_from(declared).map_err(|_| FrameError::Negative { size: declared })?;
+    if size > max_frame_bytes {
+        return Err(FrameError::TooLarge {
+            size,
+            max: max_frame_bytes,
+        });
+    }
+    Ok(Some(size))
 }
 
 /// Starts a frame at the end of `buf`: appends a 4-byte placeholder for the size and returns

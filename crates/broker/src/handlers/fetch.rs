@@ -136,34 +136,25 @@ async fn read_all(
         }
         located.push((d, result, w));
     }
-    let loaded =
+    let out =
         futures_util::future::join_all(located.into_iter().map(|(mut d, result, w)| async move {
-            let result = match result {
-                Ok(Some(read)) => load(read, w, buffers).await.map(Some),
-                Ok(None) => Ok(None),
+            let records = match result {
+                Ok(Some(read)) => load(read, w, buffers).await,
+                Ok(None) => Ok(Bytes::new()),
                 Err(code) => Err(code),
             };
-            match result {
-                Ok(records) => {
-                    let n = records.as_ref().map_or(0, |r| r.len() as u64);
-                    d.records = Some(records.unwrap_or_default());
-                    (d, n, false)
-                }
-                Err(code) => {
-                    d.error_code = code.code();
-                    (d, 0, true)
-                }
+            match records {
+                Ok(records) => d.records = Some(records),
+                Err(code) => d.error_code = code.code(),
             }
+            d
         }))
         .await;
-    let mut total = 0u64;
-    let mut errors = false;
-    let mut out = Vec::with_capacity(loaded.len());
-    for (d, n, failed) in loaded {
-        total += n;
-        errors |= failed;
-        out.push(d);
-    }
+    let total = out
+        .iter()
+        .map(|d| d.records.as_ref().map_or(0, |r| r.len() as u64))
+        .sum();
+    let errors = out.iter().any(|d| d.error_code != 0);
     (out, total, errors)
 }
 
@@ -196,11 +187,14 @@ async fn locate(
     if limit == 0 && !first {
         return Ok(None);
     }
-    let mut offset = offset;
-    let mut data = handle
-        .fetch(offset, limit.min(u32::MAX as u64) as u32)
-        .await
-        .map_err(|e| partition_error(&e))?;
+    let limit = limit.min(u32::MAX as u64) as u32;
+    let fetch_at = |offset| async move {
+        handle
+            .fetch(offset, limit)
+            .await
+            .map_err(|e| partition_error(&e))
+    };
+    let mut data = fetch_at(offset).await?;
     // A read always holds at least one batch (KIP-74). If all it holds is Cairn's raft
     // control batches (an election's no-op, which clients never see) because the next data
     // batch is larger than the limit, the client would get nothing and ask again from the same
@@ -215,11 +209,7 @@ async fn locate(
         if next >= data.high_watermark || !only_raft_control(&data.read) {
             break;
         }
-        offset = next;
-        data = handle
-            .fetch(offset, limit.min(u32::MAX as u64) as u32)
-            .await
-            .map_err(|e| partition_error(&e))?;
+        data = fetch_at(next).await?;
     }
     d.high_watermark = data.high_watermark as i64;
     d.last_stable_offset = data.high_watermark as i64;
