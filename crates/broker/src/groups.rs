@@ -371,7 +371,7 @@ pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), 
                 let (at, header, b) = item.map_err(|e| {
                     BrokerError::Config(format!("corrupt batch in {OFFSETS_TOPIC}-{p}: {e}"))
                 })?;
-                next = (header.base_offset + header.last_offset_delta as i64 + 1) as u64;
+                next = header.next_offset() as u64;
                 if header.is_control() {
                     continue;
                 }

@@ -7,10 +7,13 @@
 //! | raft entry | stored batch |
 //! |---|---|
 //! | normal, with data (a produced record batch) | that batch, byte for byte |
-//! | normal, empty (a new leader's first entry) | control batch, type `RAFT_NOOP` |
-//! | configuration change (v1 or v2) | control batch, type `RAFT_CONF_CHANGE`, value = entry type byte + encoded change |
+//! | normal, empty (a new leader's first entry) | marker batch, kind `RAFT_NOOP` |
+//! | configuration change (v1 or v2) | marker batch, kind `RAFT_CONF_CHANGE`, payload = entry type byte + encoded change |
 //!
-//! Control batches consume one offset each; Fetch never hands Cairn's own control types to
+//! Marker batches (see `cairn_storage::batch::marker`) take no Kafka offset, so Kafka offsets
+//! count records alone: a new partition's first record is at offset 0, and elections leave
+//! no gaps. Logs written before markers existed hold these entries as control batches of one
+//! record, which take an offset each; they are still read. Fetch never hands either to
 //! clients. Entries below the log's first batch are gone (retention); raft sees them as
 //! compacted, and a follower that needs them will need a snapshot (the cluster's business).
 
@@ -18,7 +21,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use cairn_storage::batch::{self, control};
+use cairn_storage::batch::{self, control, marker};
 use cairn_storage::Log;
 use raft::prelude::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, StorageError};
@@ -43,29 +46,32 @@ fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
 
-/// Timestamp of Cairn's control batches: none (Kafka's `NO_TIMESTAMP`), so they never
-/// count in time lookups, max-timestamp queries or time-based retention.
-const NO_TIMESTAMP: i64 = -1;
-
 /// The batch to append for a raft entry.
 pub(crate) fn entry_to_batch(entry: &Entry) -> Bytes {
     match entry.entry_type {
         EntryType::EntryNormal if !entry.data.is_empty() => entry.data.clone(),
-        EntryType::EntryNormal => Bytes::from(batch::build_control_batch(
-            NO_TIMESTAMP,
-            control::RAFT_NOOP,
-            &[],
-        )),
+        EntryType::EntryNormal => Bytes::from(marker::build(control::RAFT_NOOP, &[])),
         t @ (EntryType::EntryConfChange | EntryType::EntryConfChangeV2) => {
             let mut value = Vec::with_capacity(entry.data.len() + 1);
             value.push(t as u8);
             value.extend_from_slice(&entry.data);
-            Bytes::from(batch::build_control_batch(
-                NO_TIMESTAMP,
-                control::RAFT_CONF_CHANGE,
-                &value,
-            ))
+            Bytes::from(marker::build(control::RAFT_CONF_CHANGE, &value))
         }
+    }
+}
+
+/// The kind of raft entry a stored batch holds, and its payload: a marker batch, or (in
+/// logs written before markers) a one-record control batch of a raft type. `None` for
+/// record batches and Kafka's own control batches.
+fn raft_control(bytes: &[u8]) -> Option<(i16, &[u8])> {
+    if let Some(found) = marker::parse(bytes) {
+        return Some(found);
+    }
+    match batch::control_type(bytes)? {
+        kind @ (control::RAFT_NOOP | control::RAFT_CONF_CHANGE) => {
+            Some((kind, batch::first_record_value(bytes).unwrap_or(&[])))
+        }
+        _ => None,
     }
 }
 
@@ -76,10 +82,9 @@ pub(crate) fn batch_to_entry(bytes: Bytes, header: &batch::BatchHeader, index: u
         index,
         ..Default::default()
     };
-    match batch::control_type(&bytes) {
-        Some(control::RAFT_NOOP) => {}
-        Some(control::RAFT_CONF_CHANGE) => {
-            let value = batch::first_record_value(&bytes).unwrap_or(&[]);
+    match raft_control(&bytes) {
+        Some((control::RAFT_NOOP, _)) => {}
+        Some((control::RAFT_CONF_CHANGE, value)) => {
             if let Some((&kind, data)) = value.split_first() {
                 e.entry_type = if kind == EntryType::EntryConfChange as u8 {
                     EntryType::EntryConfChange
@@ -127,12 +132,10 @@ fn entries_without_data(
     Ok(entries)
 }
 
-/// Whether a stored batch is one of Cairn's raft control batches (never shown to clients).
+/// Whether a stored batch is one of Cairn's raft entries of its own (a marker batch, or a
+/// raft control batch of an older log), which clients never see.
 pub fn is_raft_control(batch_bytes: &[u8]) -> bool {
-    matches!(
-        batch::control_type(batch_bytes),
-        Some(control::RAFT_NOOP | control::RAFT_CONF_CHANGE)
-    )
+    raft_control(batch_bytes).is_some()
 }
 
 impl raft::Storage for RaftLog {

@@ -73,21 +73,21 @@ async fn produce_fetch_and_high_watermark() {
     let s = p.state();
     assert!(s.is_leader, "a group of one elects itself");
     assert_eq!(s.leader_epoch, 1);
-    // The new leader's no-op entry took offset 0 and is committed; clients are shown a high
-    // watermark before it (it holds no records).
-    assert_eq!((s.high_watermark, s.log_end_offset), (0, 1));
+    // The new leader's no-op entry is committed and took no offset: the first record will
+    // be at offset 0.
+    assert_eq!((s.high_watermark, s.log_end_offset), (0, 0));
 
     let a = p
         .produce(vec![data_batch(10, &[b"a", b"b"])], Acks::Leader)
         .await
         .expect("produce");
-    assert_eq!(a.base_offset, 1);
+    assert_eq!(a.base_offset, 0);
     let b = p
         .produce(vec![data_batch(20, &[b"c"])], Acks::All)
         .await
         .expect("produce");
-    assert_eq!(b.base_offset, 3);
-    assert_eq!(p.state().high_watermark, 4);
+    assert_eq!(b.base_offset, 2);
+    assert_eq!(p.state().high_watermark, 3);
     let two = p
         .produce(
             vec![data_batch(30, &[b"d"]), data_batch(40, &[b"e", b"f"])],
@@ -95,33 +95,33 @@ async fn produce_fetch_and_high_watermark() {
         )
         .await
         .expect("two batches");
-    assert_eq!(two.base_offset, 4);
-    assert_eq!(p.state().high_watermark, 7);
+    assert_eq!(two.base_offset, 3);
+    assert_eq!(p.state().high_watermark, 6);
 
     let batches = read_all(&p, 0).await;
     assert_eq!(batches.len(), 4);
-    assert_eq!(batches[0].0.base_offset, 1);
+    assert_eq!(batches[0].0.base_offset, 0);
     assert!(batches.iter().all(|(h, _)| h.partition_leader_epoch == 1));
     // Past the high watermark: out of range; at it: nothing.
-    assert!(p.fetch(7, 100).await.expect("fetch at hw").read.is_empty());
+    assert!(p.fetch(6, 100).await.expect("fetch at hw").read.is_empty());
     assert!(matches!(
-        p.fetch(8, 100).await,
+        p.fetch(7, 100).await,
         Err(PartitionError::OffsetOutOfRange { .. })
     ));
 
     let latest = p.list_offsets(OffsetQuery::Latest).await.expect("latest");
-    assert_eq!(latest.offset, Some(7));
+    assert_eq!(latest.offset, Some(6));
     let by_time = p
         .list_offsets(OffsetQuery::Timestamp(25))
         .await
         .expect("by time");
-    assert_eq!(by_time.offset, Some(4));
+    assert_eq!(by_time.offset, Some(3));
     let max = p
         .list_offsets(OffsetQuery::MaxTimestamp)
         .await
         .expect("max");
-    assert_eq!((max.timestamp, max.offset), (40, Some(5)));
-    assert_eq!(p.epoch_end_offset(1).await.expect("epoch"), Some((1, 7)));
+    assert_eq!((max.timestamp, max.offset), (40, Some(4)));
+    assert_eq!(p.epoch_end_offset(1).await.expect("epoch"), Some((1, 6)));
 
     // Two batches passed as one (its length disagrees with its header) cannot even be
     // handed to a partition: only whole, verified batches can.
@@ -135,7 +135,7 @@ async fn produce_fetch_and_high_watermark() {
         .produce(vec![data_batch(70, &[b"i"])], Acks::All)
         .await
         .expect("still serving");
-    assert_eq!(after.base_offset, 7);
+    assert_eq!(after.base_offset, 6);
     p.close().await.expect("close");
     shards.shutdown();
 }
@@ -154,31 +154,59 @@ async fn restart_keeps_data_and_bumps_the_epoch() {
     }
     let before = read_all(&p, 0).await;
     p.close().await.expect("close");
-    for round in 2..5 {
+    // Five restarts.
+    for round in 2..7 {
         let p = PartitionHandle::open(&shards, spec(dir.path()))
             .await
             .expect("reopen");
         let s = p.state();
         assert_eq!(s.leader_epoch, round, "each restart is a new term");
-        // Everything is committed again; the high watermark clients see stops before the
-        // raft no-op batches the restarts appended (one per restart, with no data after).
-        assert_eq!(s.high_watermark, 51, "round {round}");
-        assert_eq!(s.log_end_offset, 51 + (round as u64 - 1));
+        // Everything is committed again, and the raft entries the restarts appended (one per
+        // restart) took no offset: offsets still count records.
+        assert_eq!(
+            (s.log_start_offset, s.high_watermark, s.log_end_offset),
+            (0, 50, 50),
+            "round {round}"
+        );
         assert_eq!(
             p.list_offsets(OffsetQuery::Latest)
                 .await
                 .expect("latest")
                 .offset,
-            Some(51)
+            Some(50)
         );
         assert_eq!(read_all(&p, 0).await, before, "round {round}");
         assert_eq!(
             p.epoch_end_offset(1).await.expect("epoch"),
-            Some((1, 51)),
+            Some((1, 50)),
             "epoch 1 ended where the first restart began"
         );
         p.close().await.expect("close");
     }
+    // A record after the restarts continues the offsets without a gap, and the log start
+    // moved by DeleteRecords stays where it was put across one more restart.
+    let p = PartitionHandle::open(&shards, spec(dir.path()))
+        .await
+        .expect("reopen");
+    let ack = p
+        .produce(vec![data_batch(99, &[b"after"])], Acks::All)
+        .await
+        .expect("produce");
+    assert_eq!(ack.base_offset, 50);
+    assert_eq!(
+        p.delete_records(Some(50)).await.expect("delete records"),
+        50
+    );
+    p.close().await.expect("close");
+    let p = PartitionHandle::open(&shards, spec(dir.path()))
+        .await
+        .expect("reopen");
+    let s = p.state();
+    assert_eq!((s.log_start_offset, s.high_watermark), (50, 51));
+    let read = read_all(&p, 50).await;
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].0.base_offset, 50);
+    p.close().await.expect("close");
     shards.shutdown();
 }
 

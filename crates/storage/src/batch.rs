@@ -104,10 +104,28 @@ impl BatchHeader {
         LOG_OVERHEAD as u64 + self.batch_length.max(0) as u64
     }
 
-    /// Offset of the last record (`base_offset + last_offset_delta`).
+    /// Offset of the last record (`base_offset + last_offset_delta`); for a [marker
+    /// batch](BatchHeader::is_marker), which holds none, the offset before it.
     pub fn last_offset(&self) -> i64 {
         self.base_offset
             .saturating_add(self.last_offset_delta as i64)
+    }
+
+    /// The offset after the batch: the next batch's base offset. Equal to `base_offset` for
+    /// a [marker batch](BatchHeader::is_marker).
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
+    }
+
+    /// Number of offsets the batch takes: `lastOffsetDelta + 1`, 0 for a marker batch.
+    pub fn offset_span(&self) -> u64 {
+        (self.last_offset_delta as i64 + 1).max(0) as u64
+    }
+
+    /// Whether this is one of Cairn's marker batches: a control batch that takes no offset
+    /// (`lastOffsetDelta` -1, no records), see [`marker`].
+    pub fn is_marker(&self) -> bool {
+        self.is_control() && self.last_offset_delta == -1 && self.records_count == 0
     }
 
     /// The compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
@@ -201,7 +219,8 @@ pub fn check_header(h: &BatchHeader, max_bytes: u32) -> Result<(), BatchError> {
     if h.magic != 2 {
         return Err(BatchError::BadMagic { magic: h.magic });
     }
-    if h.last_offset_delta < 0 {
+    // -1 only for Cairn's own marker batches, which take no offset (see `marker`).
+    if h.last_offset_delta < 0 && !h.is_marker() {
         return Err(BatchError::NegativeLastOffsetDelta(h.last_offset_delta));
     }
     // Compaction may remove records but keeps lastOffsetDelta, so count <= span, not ==.
@@ -295,6 +314,36 @@ impl VerifiedBatch {
     /// The batch, giving up the proof.
     pub fn into_bytes(self) -> Bytes {
         self.bytes
+    }
+
+    /// This batch with `maxTimestamp` set to `max_timestamp` and the timestamp type set to
+    /// log-append time or create time, its CRC recomputed: what Kafka's validator does to
+    /// every produced batch (`setMaxTimestamp`), so the stored header states the records'
+    /// true maximum, or the broker's append time. A copy only when a field changes.
+    pub fn with_max_timestamp(self, max_timestamp: i64, log_append_time: bool) -> VerifiedBatch {
+        let h = self.header;
+        if h.max_timestamp == max_timestamp && h.is_log_append_time() == log_append_time {
+            return self;
+        }
+        let attributes = if log_append_time {
+            h.attributes | ATTR_LOG_APPEND_TIME
+        } else {
+            h.attributes & !ATTR_LOG_APPEND_TIME
+        };
+        let mut b = self.bytes.to_vec();
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        VerifiedBatch {
+            bytes: Bytes::from(b),
+            header: BatchHeader {
+                attributes,
+                max_timestamp,
+                crc,
+                ..h
+            },
+        }
     }
 
     /// Whether `other` is this batch's own bytes (same memory, same length), not merely equal
@@ -391,7 +440,9 @@ pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Control record types Cairn itself writes (Kafka uses 0 ABORT and 1 COMMIT for transaction
-/// markers and 2–6 for KRaft; these stay clear of them).
+/// markers and 2–6 for KRaft; these stay clear of them). Today they are the kinds of
+/// [`marker`] batches; logs written before markers existed hold them as control batches of
+/// one record, which take an offset each.
 pub mod control {
     /// The empty entry a raft leader appends when elected.
     pub const RAFT_NOOP: i16 = 16;
@@ -405,6 +456,67 @@ pub fn build_control_batch(timestamp: i64, control_type: i16, value: &[u8]) -> V
     let mut key = [0u8; 4];
     key[2..].copy_from_slice(&control_type.to_be_bytes());
     build_records_batch(timestamp, ATTR_CONTROL, &[(Some(&key), value)])
+}
+
+/// Cairn's marker batches: control batches that take no offset.
+///
+/// The partition log is also the raft log, and raft writes entries of its own: a new
+/// leader's empty entry, configuration changes. Stored as ordinary control batches they
+/// would take an offset each, and Kafka offsets would no longer count records (a new
+/// partition's first record would not be at 0, every election would leave a gap). A marker
+/// batch takes none:
+///
+/// ```text
+/// header   as any batch, with attributes = control (bit 5), lastOffsetDelta = -1,
+///          recordsCount = 0, baseTimestamp = maxTimestamp = -1, no producer
+/// 61  2    kind (i16): what the marker stands for (see [`control`])
+/// 63  -    payload (the kind's own bytes)
+/// ```
+///
+/// Its base offset is the offset of the next record, so `next_offset() == base_offset`;
+/// several markers and then a data batch can share one base offset, and the dense offset
+/// index tells them apart by position. The body after the header is covered by the CRC like
+/// any batch. Fetch never hands markers to clients; Kafka never sees one.
+pub mod marker {
+    use super::{compute_crc, ATTR_CONTROL, CRC_AT, HEADER_LEN, LOG_OVERHEAD};
+
+    /// Builds a marker batch of `kind` carrying `payload` (base offset and leader epoch are
+    /// set by the log on append).
+    pub fn build(kind: i16, payload: &[u8]) -> Vec<u8> {
+        let body_len = 2 + payload.len();
+        let mut b = Vec::with_capacity(HEADER_LEN + body_len);
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + body_len) as i32).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&[0; 4]); // crc, filled below
+        b.extend_from_slice(&ATTR_CONTROL.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // lastOffsetDelta: no offset taken
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // baseTimestamp
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // maxTimestamp
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+        b.extend_from_slice(&0i32.to_be_bytes()); // recordsCount
+        b.extend_from_slice(&kind.to_be_bytes());
+        b.extend_from_slice(payload);
+        let crc = compute_crc(&b);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// The kind and payload of a marker batch; `None` for any other batch (or a marker too
+    /// short to hold its kind). Does not check the CRC.
+    pub fn parse(batch: &[u8]) -> Option<(i16, &[u8])> {
+        let h = super::parse_header(batch).ok()?;
+        if !h.is_marker() {
+            return None;
+        }
+        let end = usize::try_from(h.total_len()).ok()?.min(batch.len());
+        let body = batch.get(HEADER_LEN..end)?;
+        let (kind, payload) = body.split_first_chunk::<2>()?;
+        Some((i16::from_be_bytes(*kind), payload))
+    }
 }
 
 /// The control type of a control batch (from its first record's key), `None` for a data
@@ -554,6 +666,62 @@ mod tests {
             let _ = control_type(&b[..cut]);
             let _ = first_record_value(&b[..cut]);
         }
+    }
+
+    #[test]
+    fn markers_take_no_offset_and_carry_their_payload() {
+        let m = marker::build(control::RAFT_CONF_CHANGE, b"change");
+        let h = validate(&m, MAX).expect("a marker is a valid batch");
+        assert!(h.is_marker() && h.is_control());
+        assert_eq!(
+            (h.offset_span(), h.records_count, h.max_timestamp),
+            (0, 0, -1)
+        );
+        let mut at_7 = m.clone();
+        at_7[..16].copy_from_slice(&patched_prefix(&m, 7, 3));
+        let h = validate(&at_7, MAX).expect("valid");
+        assert_eq!((h.base_offset, h.next_offset(), h.last_offset()), (7, 7, 6));
+        assert_eq!(
+            marker::parse(&m),
+            Some((control::RAFT_CONF_CHANGE, &b"change"[..]))
+        );
+        assert_eq!(marker::parse(&build_batch(1, &[b"x"])), None);
+        let legacy = build_control_batch(-1, control::RAFT_NOOP, &[]);
+        assert_eq!(
+            marker::parse(&legacy),
+            None,
+            "old raft control batches are not markers"
+        );
+        for cut in 0..m.len() {
+            let _ = marker::parse(&m[..cut]);
+        }
+        // Only a control batch without records may take no offset.
+        let mut data = build_batch(1, &[]);
+        data[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+        let crc = compute_crc(&data);
+        data[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate(&data, MAX),
+            Err(BatchError::NegativeLastOffsetDelta(-1))
+        );
+    }
+
+    #[test]
+    fn max_timestamp_is_rewritten_with_its_crc() {
+        let b =
+            VerifiedBatch::new(Bytes::from(build_batch(1000, &[b"a", b"b"])), MAX).expect("valid");
+        let same = b.clone().with_max_timestamp(1000, false);
+        assert!(same.is_same(b.bytes()), "nothing to change: no copy");
+        let fixed = b.clone().with_max_timestamp(1234, false);
+        let h = validate(fixed.bytes(), MAX).expect("CRC recomputed");
+        assert_eq!(h, *fixed.header());
+        assert_eq!((h.max_timestamp, h.is_log_append_time()), (1234, false));
+        assert_eq!(fixed.bytes()[61..], b.bytes()[61..], "records untouched");
+        let stamped = fixed.with_max_timestamp(99, true);
+        let h = validate(stamped.bytes(), MAX).expect("valid");
+        assert_eq!((h.max_timestamp, h.is_log_append_time()), (99, true));
+        let back = stamped.with_max_timestamp(1000, false);
+        assert_eq!(back.bytes(), b.bytes());
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(crate) fn last_where(entries: usize, mut le: impl FnMut(usize) -> bool) -> O
     lo.checked_sub(1)
 }
 
-/// Offset index: batch base offset → byte position, sparse.
+/// Offset index: batch base offset → byte position, dense (one entry per batch).
 #[derive(Debug)]
 pub(crate) struct OffsetIndex {
     file: MappedFile,
@@ -141,9 +141,9 @@ impl OffsetIndex {
             "offset index append past its preallocated size"
         );
         debug_assert!(
-            self.last().map_or(position == 0, |l| l.offset < offset
+            self.last().map_or(position == 0, |l| l.offset <= offset
                 && l.position < position),
-            "offset index entries must start at byte 0 and grow strictly"
+            "offset index entries must start at byte 0, grow in offset and strictly in position"
         );
         let rel = u32::try_from(offset - self.base).expect("relative offset fits u32 (roll)");
         let at = self.entries * OFFSET_ENTRY;
@@ -153,7 +153,8 @@ impl OffsetIndex {
         self.entries += 1;
     }
 
-    /// Number of the last batch whose base offset is at or before `offset`.
+    /// Number of the last batch whose base offset is at or before `offset` (after any
+    /// marker batches sharing that base offset: the batch that holds `offset`).
     pub(crate) fn lookup(&self, offset: u64) -> Option<usize> {
         last_where(self.entries, |i| self.entry(i).offset <= offset)
     }
@@ -187,7 +188,8 @@ impl OffsetIndex {
     }
 
     /// Sanity check of a loaded index against its log size: the first entry is the batch at
-    /// byte 0, entries strictly increase in offset and position, positions lie inside the log.
+    /// byte 0, entries increase in offset (marker batches, which take no offset, share the
+    /// next batch's) and strictly in position, positions lie inside the log.
     /// (That the last entry is the segment's last batch is checked by the segment, which can
     /// read that batch's header.)
     pub(crate) fn check(&self, log_size: u64) -> std::result::Result<(), String> {
@@ -204,7 +206,7 @@ impl OffsetIndex {
                 ));
             }
             match prev {
-                Some(p) if e.offset <= p.offset || e.position <= p.position => {
+                Some(p) if e.offset < p.offset || e.position <= p.position => {
                     return Err(format!(
                         "entry {i} ({}, {}) does not follow ({}, {})",
                         e.offset, e.position, p.offset, p.position

@@ -40,8 +40,8 @@ pub struct AppendInfo {
     pub ordinal: u64,
     /// Offset assigned to the batch's first record.
     pub base_offset: u64,
-    /// Offset of its last record.
-    pub last_offset: u64,
+    /// The offset after the batch (the new log end): `base_offset` for a marker batch.
+    pub next_offset: u64,
     /// The batch's `maxTimestamp`.
     pub max_timestamp: i64,
 }
@@ -203,6 +203,16 @@ impl Log {
             .collect()
     }
 
+    /// Ordinal of the first batch of every segment, in the order of [`Log::segment_bases`]
+    /// (for an empty active segment, the ordinal its first batch will get).
+    pub fn segment_base_ordinals(&self) -> Vec<u64> {
+        self.sealed
+            .values()
+            .map(|s| s.base_ordinal)
+            .chain([self.active_base_ordinal])
+            .collect()
+    }
+
     /// The leader-epoch history (oldest first).
     pub fn epochs(&self) -> &[EpochEntry] {
         self.epochs.entries()
@@ -306,7 +316,7 @@ impl Log {
         let base = self.active.next_offset();
         let ordinal = self.next_ordinal();
         if latest.is_none_or(|l| leader_epoch > l.epoch) {
-            self.epochs.assign(leader_epoch, base)?;
+            self.epochs.assign(leader_epoch, base, ordinal)?;
         }
         let prefix = batch::patched_prefix(batch, base, leader_epoch);
         header.base_offset = base as i64;
@@ -325,7 +335,8 @@ impl Log {
             self.active_since_ms = Some(now);
             self.rolling_ts = (header.max_timestamp >= 0).then_some(header.max_timestamp);
         }
-        self.unflushed_messages += header.last_offset_delta as u64 + 1;
+        // A marker counts as one: with `flush.messages = 1` every raft entry is fsynced.
+        self.unflushed_messages += header.offset_span().max(1);
         self.oldest_unflushed_ms.get_or_insert(now);
         if self
             .config
@@ -337,17 +348,17 @@ impl Log {
         Ok(AppendInfo {
             ordinal,
             base_offset: base,
-            last_offset: header.last_offset() as u64,
+            next_offset: base + header.offset_span(),
             max_timestamp: header.max_timestamp,
         })
     }
 
     fn should_roll(&self, header: &batch::BatchHeader) -> bool {
         let a = &self.active;
-        if a.size() == 0 {
+        if !self.active_can_roll() {
             return false;
         }
-        let last_rel = a.next_offset() - a.base() + header.last_offset_delta as u64;
+        let last_rel = (a.next_offset() - a.base() + header.offset_span()).saturating_sub(1);
         // Kafka: with timestamps, compare the incoming batch with the segment's first batch
         // (so replaying old data does not roll every append); without, use wall-clock age.
         let waited = match self.rolling_ts {
@@ -362,12 +373,20 @@ impl Log {
             || waited >= self.config.segment_ms as i64
     }
 
+    /// Whether the active segment may be sealed: only once it holds an offset. A segment of
+    /// nothing but marker batches ends at its own base offset, the name its successor would
+    /// get.
+    pub(crate) fn active_can_roll(&self) -> bool {
+        self.active.next_offset() > self.active.base()
+    }
+
     /// Seals the active segment and starts a new one at the log end offset (no-op if the
-    /// active segment is empty). The sealed segment is fsynced in the background; the
-    /// recovery point advances past it when that completes.
+    /// active segment holds no offset yet: empty, or only marker batches). The sealed
+    /// segment is fsynced in the background; the recovery point advances past it when that
+    /// completes.
     pub fn roll(&mut self) -> Result<()> {
         self.check_usable()?;
-        if self.active.size() == 0 {
+        if !self.active_can_roll() {
             return Ok(());
         }
         let new_base = self.active.next_offset();
@@ -524,7 +543,7 @@ impl Log {
     /// keep covering every stored batch, even below the log start: recovery checks each
     /// scanned batch's epoch against it.
     pub(crate) fn trim_epochs_to_disk(&mut self) -> Result<()> {
-        let first = self.first_segment_base();
+        let first = self.first_ordinal();
         self.epochs.truncate_from_start(first)
     }
 
@@ -708,7 +727,7 @@ impl Log {
     pub fn batch_at_ordinal(&mut self, ordinal: u64) -> Result<BatchInfo> {
         let (base, base_ordinal) = self.segment_for_ordinal(ordinal)?;
         let loc = self.segment(base)?.batch((ordinal - base_ordinal) as usize);
-        let leader_epoch = self.epochs.epoch_for(loc.base_offset).unwrap_or(-1);
+        let leader_epoch = self.epochs.epoch_for_ordinal(ordinal).unwrap_or(-1);
         Ok(BatchInfo {
             ordinal,
             base_offset: loc.base_offset,
@@ -801,6 +820,7 @@ impl Log {
 
     /// Removes the batch numbered `ordinal` and every later one (raft log truncation).
     pub fn truncate_to_ordinal(&mut self, ordinal: u64) -> Result<()> {
+        self.check_usable()?;
         if ordinal >= self.next_ordinal() {
             return Ok(());
         }
@@ -808,8 +828,10 @@ impl Log {
             let offset = self.first_segment_base();
             return self.truncate_fully_and_start_at(offset, ordinal);
         }
-        let offset = self.batch_at_ordinal(ordinal)?.base_offset;
-        self.truncate_to(offset)
+        // By position, not by offset: marker batches share their base offset with the
+        // batch after them.
+        let (base, base_ordinal) = self.segment_for_ordinal(ordinal)?;
+        self.truncate_at(base, (ordinal - base_ordinal) as usize)
     }
 
     /// Reads whole batches from the one holding `from_offset`, up to `max_bytes` (but always
@@ -842,13 +864,20 @@ impl Log {
             log_start_offset: self.log_start_offset,
         };
         let mut budget = max_bytes as u64;
-        let mut cursor = from_offset;
         let mut base = self.segment_base_for(from_offset);
         let active_base = self.active.base();
-        while cursor < end {
+        // The first segment is read from the batch holding `from_offset` (past any marker
+        // batches at that offset); the following ones from their first batch.
+        let mut from = Some(from_offset);
+        while from.unwrap_or(base) < end {
             let seg = self.segment(base)?;
-            if let Some(first) = seg.find_batch(cursor)? {
-                let end_pos = seg.position_of(end)?;
+            let first = match from.take() {
+                Some(offset) => seg.find_batch(offset)?,
+                None if seg.entries() > 0 => Some(seg.batch(0)),
+                None => None,
+            };
+            if let Some(first) = first {
+                let end_pos = seg.end_position(end)?;
                 if first.position >= end_pos {
                     break;
                 }
@@ -874,13 +903,11 @@ impl Log {
                 if stop < seg.size() || budget == 0 {
                     break;
                 }
-                cursor = next;
             }
             if base == active_base {
                 break;
             }
             base = self.next_base_after(base);
-            cursor = cursor.max(base);
         }
         Ok(out)
     }

@@ -171,7 +171,7 @@ impl LogRead {
                             ));
                             break;
                         }
-                        expected_min = Some(h.last_offset() as u64 + 1);
+                        expected_min = Some(h.next_offset() as u64);
                     }
                     // The iterator stops before a bad batch: its position is the failure's.
                     Err(e) => failure = Some((batches.position(), e.to_string())),

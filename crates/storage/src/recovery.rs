@@ -108,8 +108,8 @@ impl Log {
             index_bytes: config.segment_index_bytes as u64,
             index_interval_bytes: config.index_interval_bytes as u64,
         };
-        let listing = list_segments(&dir)?;
         let checkpoint = PartitionCheckpoint::read(&dir)?;
+        let listing = drop_segments_below_anchor(&dir, list_segments(&dir)?, checkpoint.as_ref())?;
         let epochs = LeaderEpochCache::load(&dir)?;
         let started = std::time::Instant::now();
 
@@ -247,13 +247,43 @@ impl Log {
             self.truncate_fully_and_start_at(wanted_start, ordinal)?;
         }
         self.log_start_offset = wanted_start.max(self.log_start_offset);
-        self.epochs.truncate_from_end(self.log_end_offset())?;
+        self.epochs.truncate_from_end(self.next_ordinal())?;
         self.trim_epochs_to_disk()?;
         self.reset_roll_clock()?;
         self.recovery_point = self.log_end_offset();
         self.write_checkpoint(None)?;
         sync_dir(&self.dir)
     }
+}
+
+/// Deletes the segments below the checkpoint's ordinal anchor (the oldest segment when it
+/// was written): a crash interrupted their deletion by retention, after the log start had
+/// moved past them. Numbering then always starts at the anchor.
+fn drop_segments_below_anchor(
+    dir: &Path,
+    listing: Vec<(u64, u64)>,
+    checkpoint: Option<&PartitionCheckpoint>,
+) -> Result<Vec<(u64, u64)>> {
+    let Some(c) = checkpoint else {
+        return Ok(listing);
+    };
+    let anchor = c.ordinal_anchor.0;
+    if !listing.iter().any(|(base, _)| *base == anchor) || anchor > c.log_start_offset {
+        return Ok(listing);
+    }
+    let mut kept = Vec::with_capacity(listing.len());
+    for (base, size) in listing {
+        if base < anchor {
+            tracing::info!(
+                base,
+                "deleting a segment below the log start left by a crash"
+            );
+            Segment::delete_files(dir, base)?;
+        } else {
+            kept.push((base, size));
+        }
+    }
+    Ok(kept)
 }
 
 /// Slots for sealed segments that stay closed until a read needs them. Their batch counts
@@ -358,6 +388,10 @@ fn recover(
     );
     let next_lazy = listing.get(first_scanned).map_or(0, |s| s.0);
     let mut sealed = lazy_slots(&dir, limits, &listing[..first_scanned], next_lazy)?;
+    // The ordinal of the first scanned batch, numbered as `Log::assemble` will number it:
+    // from the anchor (the first segment, see `drop_segments_below_anchor`) onwards.
+    let mut ordinal = checkpoint.map_or(0, |c| c.ordinal_anchor.1)
+        + sealed.values().map(|s| s.entries).sum::<u64>();
     let mut scanned: Vec<Segment> = Vec::new();
     let mut remaining = listing[first_scanned..].iter();
     for &(base, _) in remaining.by_ref() {
@@ -375,7 +409,7 @@ fn recover(
         }
         let mut check = |h: &BatchHeader| -> std::result::Result<(), String> {
             let epoch = h.partition_leader_epoch;
-            if rebuild_epochs {
+            let verdict = if rebuild_epochs {
                 match epochs.latest() {
                     Some(l) if epoch < l.epoch => Err(format!(
                         "leader epoch {epoch} after epoch {} in the log",
@@ -384,19 +418,23 @@ fn recover(
                     Some(l) if epoch == l.epoch => Ok(()),
                     _ if epoch < 0 => Err(format!("negative leader epoch {epoch}")),
                     _ => {
-                        epochs.push(epoch, h.base_offset as u64);
+                        epochs.push(epoch, h.base_offset as u64, ordinal);
                         Ok(())
                     }
                 }
             } else {
-                match epochs.epoch_for(h.base_offset as u64) {
+                match epochs.epoch_for_ordinal(ordinal) {
                     Some(e) if e == epoch => Ok(()),
                     known => Err(format!(
-                        "leader epoch {epoch} does not match the epoch history ({known:?}) at offset {}",
+                        "leader epoch {epoch} does not match the epoch history ({known:?}) at batch {ordinal} (offset {})",
                         h.base_offset
                     )),
                 }
+            };
+            if verdict.is_ok() {
+                ordinal += 1;
             }
+            verdict
         };
         let recovered = Segment::recover(&dir, base, limits, &mut check, true)?;
         let cut = recovered.truncated_at.is_some();

@@ -38,7 +38,7 @@ impl Log {
                     // Only the active segment is left: roll it if all of it has expired,
                     // so the next round deletes it.
                     match self.active.max_timestamp() {
-                        Some((max, _)) if max < expired_before => {
+                        Some((max, _)) if max < expired_before && self.active_can_roll() => {
                             self.roll()?;
                             continue;
                         }
@@ -153,7 +153,8 @@ impl Log {
     /// Removes every batch holding an offset at or after `offset` (the batch holding `offset`
     /// goes entirely), so the log end becomes the base offset of that batch. For a raft
     /// follower whose log diverged. Durable when it returns. An `offset` at or below the log
-    /// start empties the log and restarts it at `offset`.
+    /// start empties the log and restarts it at `offset`. Marker batches right before the
+    /// cut, which hold no offset, stay.
     pub fn truncate_to(&mut self, offset: u64) -> Result<()> {
         self.check_usable()?;
         if offset >= self.log_end_offset() {
@@ -163,9 +164,17 @@ impl Log {
             let ordinal = self.ordinal_of_offset(offset)?;
             return self.truncate_fully_and_start_at(offset, ordinal);
         }
+        let keep = self.segment_base_for(offset);
+        let Some(loc) = self.segment(keep)?.find_batch(offset)? else {
+            return Ok(());
+        };
+        self.truncate_at(keep, loc.entry)
+    }
+
+    /// Removes batch number `entry` of the segment based at `keep` and every later batch.
+    pub(crate) fn truncate_at(&mut self, keep: u64, entry: usize) -> Result<()> {
         // Finish background flushes first: they hold handles on segments about to change.
         self.poll_flushes(true)?;
-        let keep = self.segment_base_for(offset);
         if keep != self.active.base() {
             // Newest first, so a crash midway leaves a prefix of the log.
             let doomed: Vec<u64> = self.sealed.range(keep + 1..).map(|(b, _)| *b).collect();
@@ -199,7 +208,7 @@ impl Log {
             self.active_base_ordinal = keep_ordinal;
             self.dir_dirty = true;
         }
-        if let Err(e) = self.active.truncate_to(offset) {
+        if let Err(e) = self.active.truncate_to_entry(entry) {
             return self.fail(e);
         }
         if self.dir_dirty {
@@ -208,12 +217,12 @@ impl Log {
         }
         let end = self.log_end_offset();
         self.reset_roll_clock()?;
-        // The cut is at the base of the batch holding `offset`, which may lie below a log
-        // start inside that batch: the start follows the end down (as in Kafka's truncateTo).
+        // The cut is at the base of a batch, which may lie below a log start inside that
+        // batch: the start follows the end down (as in Kafka's truncateTo).
         self.log_start_offset = self.log_start_offset.min(end);
         self.recovery_point = self.recovery_point.min(end);
         self.write_checkpoint(None)?;
-        self.epochs.truncate_from_end(end)?;
+        self.epochs.truncate_from_end(self.next_ordinal())?;
         tracing::info!(dir = %self.dir.display(), log_end_offset = end, "log truncated");
         Ok(())
     }

@@ -518,7 +518,7 @@ impl Segment {
         }
         self.bytes_since_time_entry += h.total_len();
         self.size = position + h.total_len();
-        self.next_offset = h.last_offset() as u64 + 1;
+        self.next_offset = h.base_offset as u64 + h.offset_span();
     }
 
     /// Appends a validated batch, writing `prefix` in place of its first 16 bytes.
@@ -535,6 +535,11 @@ impl Segment {
             header.base_offset as u64, self.next_offset,
             "batch header must carry its assigned offset"
         );
+        // Appends roll the segment before its indexes fill, except while it holds only
+        // marker batches (a segment must take an offset before it rolls, or the next one
+        // would have the same name): then the index grows.
+        self.index.ensure_room()?;
+        self.time_index.ensure_room()?;
         let position = self.size;
         if let Err(e) = write_all_vectored(
             &self.log,
@@ -631,10 +636,25 @@ impl Segment {
         Ok(Some(loc))
     }
 
-    /// Byte position where the batch holding `offset` (or the first one after it) starts;
-    /// the segment size if there is none.
-    pub(crate) fn position_of(&self, offset: u64) -> Result<u64> {
-        Ok(self.find_batch(offset)?.map_or(self.size, |l| l.position))
+    /// Byte position where a read bounded by `end` stops: before the batch holding `end`
+    /// and before marker batches at `end` (they belong with what follows), i.e. after the
+    /// last batch whose offsets all lie below `end`; the segment size if every batch does.
+    pub(crate) fn end_position(&self, end: u64) -> Result<u64> {
+        // Reaching into damage fails as `find_batch` does.
+        self.find_batch(end)?;
+        let below =
+            crate::index::last_where(self.index.entries(), |i| self.index.entry(i).offset < end);
+        Ok(match below {
+            None => 0,
+            Some(j) => {
+                let loc = self.batch(j);
+                if loc.next_offset > end {
+                    loc.position
+                } else {
+                    loc.end
+                }
+            }
+        })
     }
 
     /// The end of the last whole batch that starts at or after `start` and ends at or before
@@ -668,22 +688,24 @@ impl Segment {
         fitting.map_or(1, |m| m + 1)
     }
 
-    /// Cuts the segment at the batch holding `offset` (that batch goes too) and makes the
-    /// cut durable. Returns whether anything was removed.
-    pub(crate) fn truncate_to(&mut self, offset: u64) -> Result<bool> {
+    /// Cuts the segment before batch number `entry` (that batch goes too) and makes the cut
+    /// durable. Returns whether anything was removed.
+    pub(crate) fn truncate_to_entry(&mut self, entry: usize) -> Result<bool> {
         debug_assert!(
             self.active,
             "truncate a sealed segment (reactivate it first)"
         );
-        let Some(loc) = self.find_batch(offset)? else {
+        if entry >= self.index.entries() {
             return Ok(false);
-        };
+        }
+        let loc = self.batch(entry);
         self.log
             .set_len(loc.position)
             .ctx("truncate", &self.paths.log)?;
         self.log.sync_all().ctx("fsync", &self.paths.log)?;
         self.size = loc.position;
         self.next_offset = loc.base_offset;
+        self.damage = None;
         self.index.truncate_entries(loc.entry);
         self.time_index.truncate_to_offset(loc.base_offset);
         self.recompute_running_state()?;

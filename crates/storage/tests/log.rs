@@ -23,7 +23,7 @@ fn append_assigns_offsets_and_reads_return_whole_batches() {
         let info = log.append(&b, 3).expect("append");
         let expected_base = originals.iter().map(|(_, n)| *n as u64).sum::<u64>();
         assert_eq!(info.base_offset, expected_base);
-        assert_eq!(info.last_offset, expected_base + (1 + i as u64 % 4) - 1);
+        assert_eq!(info.next_offset, expected_base + (1 + i as u64 % 4));
         originals.push((b, 1 + i as usize % 4));
     }
     let all = read_all(&mut log, 0);
@@ -193,8 +193,8 @@ fn verified_batches_append_like_any_other_and_still_meet_the_logs_limit() {
         let v = VerifiedBatch::new(b.into(), u32::MAX).expect("valid");
         let f = fast.append_verified(&v, 1).expect("append verified");
         assert_eq!(
-            (a.base_offset, a.last_offset),
-            (f.base_offset, f.last_offset)
+            (a.base_offset, a.next_offset),
+            (f.base_offset, f.next_offset)
         );
     }
     assert_eq!(read_all(&mut plain, 0), read_all(&mut fast, 0));
@@ -597,4 +597,117 @@ fn data_from_an_earlier_run_is_verified_where_reads_first_reach_it() {
         r.load_into(&mut [0u8; 10]),
         Err(StorageError::BufferTooSmall { .. })
     ));
+}
+
+/// Raft's own entries are marker batches: they take no offset, so record offsets stay dense
+/// across "elections" (a marker in a new epoch each), restarts and truncation by ordinal.
+#[test]
+fn marker_batches_take_no_offset() {
+    use cairn_storage::batch::{control, marker};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    let noop = marker::build(control::RAFT_NOOP, &[]);
+    // Epoch 1: a marker, then 3 records; epochs 2 and 3: only a marker each (two elections
+    // with no data); epoch 4: a marker and 2 records.
+    let m1 = log.append(&noop, 1).expect("marker");
+    assert_eq!((m1.ordinal, m1.base_offset, m1.next_offset), (0, 0, 0));
+    let d1 = log.append(&batch(1, 3, 10, 0), 1).expect("append");
+    assert_eq!((d1.ordinal, d1.base_offset, d1.next_offset), (1, 0, 3));
+    for epoch in [2, 3, 4] {
+        let m = log.append(&noop, epoch).expect("marker");
+        assert_eq!((m.base_offset, m.next_offset), (3, 3));
+    }
+    let d2 = log.append(&batch(1, 2, 10, 1), 4).expect("append");
+    assert_eq!((d2.ordinal, d2.base_offset, d2.next_offset), (5, 3, 5));
+    assert_eq!(log.log_end_offset(), 5, "offsets count records only");
+    // Every batch keeps its own epoch (the raft term), found by ordinal.
+    let epochs: Vec<i32> = (0..6)
+        .map(|o| log.batch_at_ordinal(o).expect("batch").leader_epoch)
+        .collect();
+    assert_eq!(epochs, [1, 1, 2, 3, 4, 4]);
+    assert_eq!(log.epoch_end_offset(2), Some((2, 3)));
+    assert_eq!(log.epoch_at(3), Some(4), "offset 3 is a record of epoch 4");
+    // A read from offset 3 starts at the record batch, past the markers sharing its offset;
+    // one from 0 includes the markers between the records (Fetch cuts them out).
+    let from3 = log.read(3, 1 << 20).expect("read").load().expect("load");
+    assert_eq!(batch::iter_batches(&from3, u32::MAX).count(), 1);
+    let all = log.read(0, 1 << 20).expect("read").load().expect("load");
+    assert_eq!(batch::iter_batches(&all, u32::MAX).count(), 5);
+    // Crash and reopen: the scan checks each batch's epoch against the history by ordinal.
+    drop(log);
+    let mut log = open(dir.path(), small_config());
+    assert_eq!((log.log_end_offset(), log.next_ordinal()), (5, 6));
+    let epochs: Vec<i32> = (0..6)
+        .map(|o| log.batch_at_ordinal(o).expect("batch").leader_epoch)
+        .collect();
+    assert_eq!(epochs, [1, 1, 2, 3, 4, 4]);
+    // Raft truncation cuts by ordinal: removing the epoch-3 marker keeps epoch 2's, though
+    // both lie at offset 3.
+    log.truncate_to_ordinal(3).expect("truncate");
+    assert_eq!((log.log_end_offset(), log.next_ordinal()), (3, 3));
+    assert_eq!(log.latest_epoch(), Some(2));
+    log.append(&batch(1, 1, 10, 2), 5).expect("new leader");
+    log.close().expect("close");
+    let mut log = open(dir.path(), small_config());
+    assert_eq!((log.log_end_offset(), log.next_ordinal()), (4, 4));
+    let epochs: Vec<i32> = (0..4)
+        .map(|o| log.batch_at_ordinal(o).expect("batch").leader_epoch)
+        .collect();
+    assert_eq!(epochs, [1, 1, 2, 5]);
+}
+
+/// A marker-only active segment never rolls (its successor would get its name); its index
+/// grows instead when a tiny `segment.index.bytes` fills.
+#[test]
+fn a_segment_of_markers_does_not_roll() {
+    use cairn_storage::batch::{control, marker};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_index_bytes: 64,
+        segment_ms: 1,
+        ..small_config()
+    };
+    let (clock, now) = manual_clock(1_000_000);
+    let mut log = open(dir.path(), config.clone());
+    log.set_clock(clock.clone());
+    for epoch in 0..40 {
+        now.fetch_add(10, Ordering::SeqCst);
+        log.append(&marker::build(control::RAFT_NOOP, &[]), epoch)
+            .expect("marker");
+        log.tick().expect("tick");
+        log.roll().expect("roll");
+    }
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.next_ordinal(), 40);
+    log.append(&batch(1, 1, 10, 0), 40).expect("append");
+    log.roll().expect("roll");
+    assert_eq!(log.segment_bases(), vec![0, 1]);
+    drop(log);
+    let mut log = open(dir.path(), config);
+    assert_eq!((log.log_end_offset(), log.next_ordinal()), (1, 41));
+    assert_eq!(log.batch_at_ordinal(39).expect("batch").leader_epoch, 39);
+}
+
+/// Logs written before epochs were numbered by ordinal (`cairn-leader-epochs 1`) rebuild the
+/// history with one scan.
+#[test]
+fn a_version_1_epoch_checkpoint_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for (i, epoch) in [0, 0, 3, 3, 7].into_iter().enumerate() {
+        log.append(&batch(1, 1 + i % 3, 100, i as u8), epoch)
+            .expect("append");
+    }
+    let history = log.epochs().to_vec();
+    log.close().expect("close");
+    let body = "cairn-leader-epochs 1\n3\n0 0\n3 3\n7 7\n";
+    let crc = crc32fast::hash(body.as_bytes());
+    std::fs::write(
+        dir.path().join("leader-epoch-checkpoint"),
+        format!("{body}crc32 {crc:08x}\n"),
+    )
+    .expect("write v1 file");
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.epochs(), &history[..]);
+    assert_eq!(log.log_end_offset(), 9);
 }

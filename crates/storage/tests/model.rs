@@ -3,6 +3,10 @@
 //! against a real [`Log`] in a temporary directory and against a plain in-memory model, and
 //! the two are compared after every operation.
 //!
+//! Besides record batches, the log is given marker batches (Cairn's raft entries, which take
+//! no offset and share their base offset with the batch after them), so the model checks
+//! that offsets stay dense and that batches are told apart by ordinal, not by offset.
+//!
 //! The model knows batches, offsets, the log start and end and the leader-epoch history. It
 //! does not predict where segments roll (that depends on index fill, `segment.ms` and
 //! `segment.bytes`); instead it reads the segment bases from the log and checks that they are
@@ -18,7 +22,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 
-use common::{as_stored, batch, manual_clock, read_all, small_config};
+use cairn_storage::batch;
+use common::{as_stored, manual_clock, read_all, small_config};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const DEFAULT_CASES: u32 = 1000;
@@ -58,6 +63,11 @@ enum Op {
         value_size: usize,
         /// Added to the model's current timestamp (clamped at 0).
         ts_step: i64,
+        epoch_bump: bool,
+    },
+    /// A marker batch (a raft entry of its own), usually in a new epoch: an election.
+    AppendMarker {
+        payload_size: usize,
         epoch_bump: bool,
     },
     Read {
@@ -114,6 +124,9 @@ fn op() -> impl Strategy<Value = Op> {
                 epoch_bump,
             }
         ),
+        4 => (0usize..40, prop::bool::weighted(0.8)).prop_map(|(payload_size, epoch_bump)| {
+            Op::AppendMarker { payload_size, epoch_bump }
+        }),
         6 => (
             pick(),
             prop_oneof![1 => 1u32..600, 2 => 1u32..20_000],
@@ -170,7 +183,9 @@ struct MBatch {
     /// The batch's number in the log (its raft entry number).
     ordinal: u64,
     base: u64,
-    last: u64,
+    /// The offset after the batch: `base` for a marker.
+    next: u64,
+    marker: bool,
     epoch: i32,
     max_ts: i64,
     /// The bytes as stored (`as_stored`).
@@ -223,19 +238,26 @@ impl Model {
             self.log_end = offset;
             self.epochs.clear();
         } else {
-            let new_end = self.batches[i].base;
-            self.batches.truncate(i);
-            self.log_end = new_end;
-            // The cut may fall below a log start inside the cut batch; the start then
-            // follows it down (as Kafka's truncateTo does).
-            self.log_start = self.log_start.min(new_end);
-            self.epochs_to_end(new_end);
+            self.cut_at(i);
         }
     }
 
-    /// Index of the batch holding `offset` (or the first one after it).
+    /// Removes batch `i` (of those on disk) and every later one.
+    fn cut_at(&mut self, i: usize) {
+        let new_end = self.batches[i].base;
+        self.next_ordinal = self.batches[i].ordinal;
+        self.batches.truncate(i);
+        self.log_end = new_end;
+        // The cut may fall below a log start inside the cut batch; the start then
+        // follows it down (as Kafka's truncateTo does).
+        self.log_start = self.log_start.min(new_end);
+        self.epochs_to_end(self.next_ordinal);
+    }
+
+    /// Index of the batch holding `offset` (or the first one after it), past the marker
+    /// batches at `offset`.
     fn containing(&self, offset: u64) -> usize {
-        self.batches.partition_point(|b| b.last < offset)
+        self.batches.partition_point(|b| b.next <= offset)
     }
 
     /// The readable batches: from the one holding the log start.
@@ -268,43 +290,46 @@ impl Model {
         }
     }
 
-    fn push_epoch(&mut self, epoch: i32, start_offset: u64) {
+    fn push_epoch(&mut self, epoch: i32, start_offset: u64, start_ordinal: u64) {
         if self.epochs.last().is_some_and(|l| epoch <= l.epoch) {
             return;
-        }
-        if self
-            .epochs
-            .last()
-            .is_some_and(|l| l.start_offset == start_offset)
-        {
-            self.epochs.pop();
         }
         self.epochs.push(EpochEntry {
             epoch,
             start_offset,
+            start_ordinal,
         });
     }
 
-    /// The oldest batch on disk is now at `start`: forget older epochs but the one in force
-    /// at `start`.
-    fn epochs_from_start(&mut self, start: u64) {
-        let first_kept = self.epochs.partition_point(|e| e.start_offset <= start);
+    /// The oldest batch on disk is now the one numbered `first_ordinal`: forget older epochs
+    /// but the one in force there.
+    fn epochs_from_start(&mut self, first_ordinal: u64) {
+        let first_kept = self
+            .epochs
+            .partition_point(|e| e.start_ordinal <= first_ordinal);
         if first_kept > 1 {
             self.epochs.drain(..first_kept - 1);
         }
     }
 
-    /// The log was cut at `end`: forget epochs starting at or after it.
-    fn epochs_to_end(&mut self, end: u64) {
-        self.epochs.retain(|e| e.start_offset < end);
+    /// The log was cut before batch `next_ordinal`: forget epochs starting there or later.
+    fn epochs_to_end(&mut self, next_ordinal: u64) {
+        self.epochs.retain(|e| e.start_ordinal < next_ordinal);
+    }
+
+    /// Ordinal of the oldest batch on disk.
+    fn first_ordinal(&self) -> u64 {
+        self.batches
+            .first()
+            .map_or(self.next_ordinal, |b| b.ordinal)
     }
 
     /// On open the log drops the epochs past its end and those that ended before its oldest
-    /// batch on disk (`first_base`, the first segment's base): the history covers exactly the
-    /// batches stored, which recovery checks against it.
-    fn reopened(&mut self, first_base: u64) {
-        self.epochs_to_end(self.log_end);
-        self.epochs_from_start(first_base);
+    /// batch on disk: the history covers exactly the batches stored, which recovery checks
+    /// against it.
+    fn reopened(&mut self, first_ordinal: u64) {
+        self.epochs_to_end(self.next_ordinal);
+        self.epochs_from_start(first_ordinal);
     }
 
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ended.
@@ -324,15 +349,16 @@ impl Model {
     }
 
     /// What `read_bounded(from, max_bytes, end)` returns for an in-range `from`: whole
-    /// batches from the one holding `from`, none holding an offset at or past `end`, as many
-    /// as fit in `max_bytes` but at least one (KIP-74).
+    /// batches from the one holding `from` (past markers at `from`), none holding an offset
+    /// at or past `end` and no marker at `end`, as many as fit in `max_bytes` but at least
+    /// one (KIP-74).
     fn expected_read(&self, from: u64, max_bytes: u32, end: u64) -> &[MBatch] {
         let end = end.min(self.log_end);
         let first = self.containing(from);
         let mut total = 0u64;
         let mut n = 0;
         for b in &self.batches[first..] {
-            if b.last >= end {
+            if b.next > end || b.base >= end {
                 break;
             }
             let len = b.bytes.len() as u64;
@@ -345,16 +371,17 @@ impl Model {
         &self.batches[first..first + n]
     }
 
-    /// Sizes of the segments based at `bases` (the log's), from the batches they hold.
-    fn segment_sizes(&self, bases: &[u64]) -> Vec<u64> {
-        bases
+    /// Sizes of the segments whose first batches are numbered `ordinals` (the log's), from
+    /// the batches they hold.
+    fn segment_sizes(&self, ordinals: &[u64]) -> Vec<u64> {
+        ordinals
             .iter()
             .enumerate()
-            .map(|(i, &base)| {
-                let next = bases.get(i + 1).copied().unwrap_or(u64::MAX);
+            .map(|(i, &first)| {
+                let next = ordinals.get(i + 1).copied().unwrap_or(u64::MAX);
                 self.batches
                     .iter()
-                    .filter(|b| b.base >= base && b.base < next)
+                    .filter(|b| b.ordinal >= first && b.ordinal < next)
                     .map(|b| b.bytes.len() as u64)
                     .sum()
             })
@@ -396,40 +423,57 @@ fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), T
     let live = m.live();
     let step = (live.len() / 8).max(1);
     for (i, b) in live.iter().enumerate() {
-        if i % step != 0 && i + 1 != live.len() {
+        if b.marker || (i % step != 0 && i + 1 != live.len()) {
             continue;
         }
-        for o in [b.base.max(m.log_start), b.last] {
+        for o in [b.base.max(m.log_start), b.next - 1] {
             prop_assert_eq!(log.epoch_at(o), Some(b.epoch), "epoch at {}", o);
             prop_assert_eq!(m.epoch_for(o), Some(b.epoch), "model epoch at {}", o);
         }
     }
 
     let bases = log.segment_bases();
+    let ordinals = log.segment_base_ordinals();
     prop_assert_eq!(bases.len(), log.segment_count());
+    prop_assert_eq!(ordinals.len(), bases.len());
     prop_assert!(bases.windows(2).all(|w| w[0] < w[1]), "bases {:?}", bases);
+    prop_assert!(
+        ordinals.windows(2).all(|w| w[0] < w[1]),
+        "ordinals {:?}",
+        ordinals
+    );
     prop_assert!(
         bases[0] <= m.log_start,
         "first segment {} starts past the log start {}",
         bases[0],
         m.log_start
     );
-    for (i, &base) in bases.iter().enumerate() {
-        let is_batch_base = m.batches.binary_search_by_key(&base, |b| b.base).is_ok();
+    // Batches of deleted segments leave the model; they all lay below the first segment.
+    let gone = m.batches.partition_point(|b| b.ordinal < ordinals[0]);
+    for b in &m.batches[..gone] {
         prop_assert!(
-            is_batch_base || (base == m.log_end && i + 1 == bases.len()),
-            "segment base {} is not a batch boundary ({:?})",
-            base,
-            bases
+            b.next <= bases[0],
+            "batch {} was deleted with its segment but reaches past {}",
+            b.ordinal,
+            bases[0]
         );
     }
-    let gone = m.batches.partition_point(|b| b.base < bases[0]);
     m.batches.drain(..gone);
-    prop_assert_eq!(
-        log.first_ordinal(),
-        m.batches.first().map_or(m.next_ordinal, |b| b.ordinal),
-        "first ordinal"
-    );
+    prop_assert_eq!(log.first_ordinal(), m.first_ordinal(), "first ordinal");
+    // Every segment starts with a batch and is named by its base offset (an empty active
+    // segment by the log end).
+    for (i, (&base, &ordinal)) in bases.iter().zip(&ordinals).enumerate() {
+        match m.batches.binary_search_by_key(&ordinal, |b| b.ordinal) {
+            Ok(j) => prop_assert_eq!(m.batches[j].base, base, "segment {} base", i),
+            Err(_) => prop_assert!(
+                i + 1 == bases.len() && ordinal == m.next_ordinal && base == m.log_end,
+                "segment {} (base {}, ordinal {}) starts at no batch",
+                i,
+                base,
+                ordinal
+            ),
+        }
+    }
     let step = (m.batches.len() / 6).max(1);
     for (i, b) in m.batches.iter().enumerate() {
         if i % step != 0 && i + 1 != m.batches.len() {
@@ -440,15 +484,17 @@ fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), T
             .map_err(|e| TestCaseError::fail(format!("batch_at_ordinal({}): {e}", b.ordinal)))?;
         prop_assert_eq!(
             (info.base_offset, info.next_offset, info.leader_epoch),
-            (b.base, b.last + 1, b.epoch),
+            (b.base, b.next, b.epoch),
             "batch_at_ordinal({})",
             b.ordinal
         );
-        prop_assert_eq!(
-            log.ordinal_of_offset(b.last)
-                .map_err(|e| TestCaseError::fail(e.to_string()))?,
-            b.ordinal
-        );
+        if !b.marker {
+            prop_assert_eq!(
+                log.ordinal_of_offset(b.next - 1)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
+                b.ordinal
+            );
+        }
     }
     prop_assert!(
         matches!(
@@ -457,7 +503,7 @@ fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), T
         ),
         "batch_at_ordinal past the end"
     );
-    let sizes = m.segment_sizes(&bases);
+    let sizes = m.segment_sizes(&ordinals);
     prop_assert_eq!(log.size_bytes(), sizes.iter().sum::<u64>(), "size_bytes");
     for (base, size) in bases.iter().zip(&sizes) {
         prop_assert!(
@@ -470,17 +516,54 @@ fn check_state(log: &mut Log, m: &mut Model, config: &LogConfig) -> Result<(), T
     Ok(())
 }
 
-/// Everything readable reads back as the model has it, batch by batch.
+/// Everything readable reads back as the model has it, batch by batch: every batch by
+/// ordinal, and the record batches by offset.
 fn check_content(log: &mut Log, m: &Model) -> Result<(), TestCaseError> {
-    let all = read_all(log, m.log_start);
     let live = m.live();
-    prop_assert_eq!(all.len(), live.len(), "number of readable batches");
-    for ((h, bytes), b) in all.iter().zip(live) {
+    let mut stored = Vec::new();
+    if let Some(first) = live.first() {
+        let mut ordinal = first.ordinal;
+        while ordinal < m.next_ordinal {
+            let r = log
+                .read_ordinals(ordinal, u64::MAX, 64 * 1024)
+                .map_err(|e| TestCaseError::fail(format!("read_ordinals({ordinal}): {e}")))?;
+            let bytes = r
+                .load()
+                .map_err(|e| TestCaseError::fail(format!("load: {e}")))?;
+            let before = stored.len();
+            for item in batch::iter_batches(&bytes, u32::MAX) {
+                let (_, h, b) = item.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                stored.push((h, b.to_vec()));
+            }
+            prop_assert!(
+                stored.len() > before,
+                "read_ordinals({}) read nothing",
+                ordinal
+            );
+            ordinal += (stored.len() - before) as u64;
+        }
+    }
+    prop_assert_eq!(stored.len(), live.len(), "number of stored batches");
+    for ((h, bytes), b) in stored.iter().zip(live) {
         prop_assert_eq!(h.base_offset as u64, b.base);
-        prop_assert_eq!(h.last_offset() as u64, b.last);
+        prop_assert_eq!(h.next_offset() as u64, b.next);
+        prop_assert_eq!(h.is_marker(), b.marker);
         prop_assert_eq!(h.partition_leader_epoch, b.epoch);
         prop_assert_eq!(h.max_timestamp, b.max_ts);
-        prop_assert!(bytes == &b.bytes, "bytes of batch {} differ", b.base);
+        prop_assert!(bytes == &b.bytes, "bytes of batch {} differ", b.ordinal);
+    }
+    let records: Vec<_> = read_all(log, m.log_start)
+        .into_iter()
+        .filter(|(h, _)| !h.is_marker())
+        .collect();
+    let want: Vec<&MBatch> = live.iter().filter(|b| !b.marker).collect();
+    prop_assert_eq!(
+        records.len(),
+        want.len(),
+        "number of record batches read by offset"
+    );
+    for ((_, bytes), b) in records.iter().zip(want) {
+        prop_assert!(bytes == &b.bytes, "bytes of batch {} differ", b.ordinal);
     }
     Ok(())
 }
@@ -525,7 +608,7 @@ fn check_read(
             .map(|b| (b.base, b.bytes.len()))
             .collect::<Vec<_>>()
     );
-    prop_assert_eq!(r.next_offset(), want.last().map(|b| b.last + 1));
+    prop_assert_eq!(r.next_offset(), want.last().map(|b| b.next));
     prop_assert_eq!(r.is_empty(), want.is_empty());
     if let Some(first) = r.slices.first() {
         prop_assert_eq!(first.first_offset(), want[0].base);
@@ -548,7 +631,7 @@ fn check_read(
     prop_assert!(loaded[..] == expected[..], "read({}) bytes differ", from);
     if let Some(end) = end {
         for b in want {
-            prop_assert!(b.last < end);
+            prop_assert!(b.next <= end && b.base < end);
         }
     }
     Ok(())
@@ -571,35 +654,74 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             if epoch_bump {
                 m.epoch += 1;
             }
-            let original = batch(m.ts, records, value_size, m.seed);
+            let original = common::batch(m.ts, records, value_size, m.seed);
             m.seed = m.seed.wrapping_add(37);
             let info = log
                 .append(&original, m.epoch)
                 .map_err(|e| TestCaseError::fail(format!("append: {e}")))?;
             let base = m.log_end;
-            let last = base + records as u64 - 1;
+            let next = base + records as u64;
             prop_assert_eq!(
                 (
                     info.ordinal,
                     info.base_offset,
-                    info.last_offset,
+                    info.next_offset,
                     info.max_timestamp
                 ),
-                (m.next_ordinal, base, last, m.ts)
+                (m.next_ordinal, base, next, m.ts)
             );
             if config.flush_messages.is_some_and(|n| records as u64 >= n) {
-                prop_assert_eq!(log.flushed_offset(), last + 1, "flush.messages");
+                prop_assert_eq!(log.flushed_offset(), next, "flush.messages");
             }
-            m.push_epoch(m.epoch, base);
+            m.push_epoch(m.epoch, base, m.next_ordinal);
             m.batches.push(MBatch {
                 ordinal: m.next_ordinal,
                 base,
-                last,
+                next,
+                marker: false,
                 epoch: m.epoch,
                 max_ts: m.ts,
                 bytes: as_stored(&original, base, m.epoch),
             });
-            m.log_end = last + 1;
+            m.log_end = next;
+            m.next_ordinal += 1;
+        }
+        Op::AppendMarker {
+            payload_size,
+            epoch_bump,
+        } => {
+            if epoch_bump {
+                m.epoch += 1;
+            }
+            let payload = vec![m.seed; payload_size];
+            m.seed = m.seed.wrapping_add(11);
+            let original = batch::marker::build(batch::control::RAFT_NOOP, &payload);
+            let info = log
+                .append(&original, m.epoch)
+                .map_err(|e| TestCaseError::fail(format!("append marker: {e}")))?;
+            let base = m.log_end;
+            prop_assert_eq!(
+                (
+                    info.ordinal,
+                    info.base_offset,
+                    info.next_offset,
+                    info.max_timestamp
+                ),
+                (m.next_ordinal, base, base, -1)
+            );
+            if config.flush_messages == Some(1) {
+                prop_assert_eq!(log.flushed_offset(), base, "flush.messages");
+            }
+            m.push_epoch(m.epoch, base, m.next_ordinal);
+            m.batches.push(MBatch {
+                ordinal: m.next_ordinal,
+                base,
+                next: base,
+                marker: true,
+                epoch: m.epoch,
+                max_ts: -1,
+                bytes: as_stored(&original, base, m.epoch),
+            });
             m.next_ordinal += 1;
         }
         Op::Read {
@@ -638,8 +760,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 m.epochs.clear();
                 m.next_ordinal = ordinal;
             } else {
-                let offset = m.batches[(ordinal - first) as usize].base;
-                m.truncate_to(offset);
+                m.cut_at((ordinal - first) as usize);
                 prop_assert_eq!(m.next_ordinal, ordinal);
             }
         }
@@ -678,7 +799,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             );
             if taken > 0 {
                 let last = &m.batches[(from - first + taken - 1) as usize];
-                prop_assert_eq!(read.next_offset(), Some(last.last + 1));
+                prop_assert_eq!(read.next_offset(), Some(last.next));
             }
         }
         Op::DeleteRecordsBefore(p) => {
@@ -717,7 +838,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 // The epoch history keeps covering every batch still on disk; it is trimmed
                 // when the oldest segment goes.
                 if after[0] != before[0] {
-                    m.epochs_from_start(after[0]);
+                    m.epochs_from_start(log.first_ordinal());
                 }
                 if offset > start_before {
                     prop_assert!(
@@ -733,7 +854,8 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             let size = log.size_bytes();
             let limit = i.index(size as usize + 1024) as u64;
             let bases = log.segment_bases();
-            let sizes = m.segment_sizes(&bases);
+            let ordinals = log.segment_base_ordinals();
+            let sizes = m.segment_sizes(&ordinals);
             // First, segments wholly below the log start hold nothing readable and go.
             // Then Kafka's rule: delete the oldest sealed segment while what would remain
             // is still at least retention.bytes.
@@ -773,7 +895,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             prop_assert_eq!(log.size_bytes(), total);
             if deleted > 0 {
                 m.log_start = m.log_start.max(bases[deleted]);
-                m.epochs_from_start(bases[deleted]);
+                m.epochs_from_start(ordinals[deleted]);
             }
         }
         Op::Flush => {
@@ -812,7 +934,7 @@ fn run(config: &LogConfig, ops: &[Op]) -> Result<(), TestCaseError> {
             }
         };
         if matches!(op, Op::CloseReopen | Op::CrashReopen) {
-            m.reopened(log.segment_bases()[0]);
+            m.reopened(log.first_ordinal());
         }
         check_state(&mut log, &mut m, config).map_err(context)?;
         if matches!(op, Op::CloseReopen | Op::CrashReopen) {
@@ -826,7 +948,7 @@ fn run(config: &LogConfig, ops: &[Op]) -> Result<(), TestCaseError> {
     log.close()
         .map_err(|e| TestCaseError::fail(format!("final close: {e}")))?;
     let mut log = open(dir.path(), config, &clock);
-    m.reopened(log.segment_bases()[0]);
+    m.reopened(log.first_ordinal());
     check_state(&mut log, &mut m, config)?;
     check_content(&mut log, &m)
 }
@@ -850,8 +972,10 @@ proptest! {
 fn recovery_keeps_batches_below_log_start_of_a_trimmed_epoch() {
     let dir = common::tempdir();
     let mut log = Log::open(dir.path(), small_config()).expect("open");
-    log.append(&batch(1_000, 1, 0, 0), 0).expect("append"); // offset 0, epoch 0
-    log.append(&batch(1_000, 1, 0, 1), 1).expect("append"); // offset 1, epoch 1
+    log.append(&common::batch(1_000, 1, 0, 0), 0)
+        .expect("append"); // offset 0, epoch 0
+    log.append(&common::batch(1_000, 1, 0, 1), 1)
+        .expect("append"); // offset 1, epoch 1
     log.delete_records_before(1).expect("delete records"); // epoch history: [(1, 1)]
     log.flush().expect("flush"); // offset 1 is even fsynced
     drop(log); // process crash
@@ -868,8 +992,10 @@ fn recovery_keeps_batches_below_log_start_of_a_trimmed_epoch() {
 fn truncate_into_the_batch_holding_the_log_start() {
     let dir = common::tempdir();
     let mut log = Log::open(dir.path(), small_config()).expect("open");
-    log.append(&batch(1_000, 1, 0, 0), 0).expect("append"); // offset 0
-    log.append(&batch(1_000, 3, 0, 1), 0).expect("append"); // offsets 1..=3
+    log.append(&common::batch(1_000, 1, 0, 0), 0)
+        .expect("append"); // offset 0
+    log.append(&common::batch(1_000, 3, 0, 1), 0)
+        .expect("append"); // offsets 1..=3
     log.delete_records_before(2).expect("delete records"); // log start 2, inside 1..=3
     log.truncate_to(3).expect("truncate"); // 3 > log start: not the "empty the log" case
     assert!(
@@ -878,7 +1004,9 @@ fn truncate_into_the_batch_holding_the_log_start() {
         log.log_start_offset(),
         log.log_end_offset()
     );
-    let info = log.append(&batch(1_000, 1, 0, 2), 0).expect("append");
+    let info = log
+        .append(&common::batch(1_000, 1, 0, 2), 0)
+        .expect("append");
     let r = log
         .read(info.base_offset, 1 << 20)
         .expect("the new batch is readable");
