@@ -43,6 +43,17 @@ const STORED: &[(&str, Kind, &str)] = &[
         Kind::Long { min: 1 },
         "9223372036854775807",
     ),
+    // KIP-937; Kafka 4's defaults (KIP-1030 bounded the future side to one hour).
+    (
+        "message.timestamp.after.max.ms",
+        Kind::Long { min: 0 },
+        "3600000",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        Kind::Long { min: 0 },
+        "9223372036854775807",
+    ),
     (
         "message.timestamp.type",
         Kind::OneOf(&["CreateTime", "LogAppendTime"]),
@@ -54,6 +65,27 @@ const STORED: &[(&str, Kind, &str)] = &[
     ("preallocate", Kind::Bool, "false"),
     ("unclean.leader.election.enable", Kind::Bool, "false"),
 ];
+
+/// Stored settings the broker acts on (the produce path reads them through
+/// [`TopicConfigs::produce_policy`]); the others are only kept and described.
+const ACTED_ON: &[&str] = &[
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.type",
+];
+
+/// The rules a produced batch must meet on a topic, from its configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducePolicy {
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch.
+    pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`: how far in the past a record's timestamp may be.
+    pub before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future.
+    pub after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    pub keys_required: bool,
+}
 
 /// Log settings a topic may override (`max.open.segments` is the broker's alone).
 fn is_log_setting(name: &str) -> bool {
@@ -248,11 +280,39 @@ impl TopicConfigs {
                 name,
                 value: overridden.cloned().unwrap_or_else(|| default.to_string()),
                 overridden: overridden.is_some(),
-                effective: false,
+                effective: ACTED_ON.contains(name),
             });
         }
         out.sort_by_key(|d| d.name);
         out
+    }
+
+    /// The value of a stored setting: the override, else Kafka's default.
+    fn stored(&self, name: &str) -> &str {
+        self.overrides.get(name).map_or_else(
+            || {
+                STORED
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map_or("", |(_, _, default)| default)
+            },
+            String::as_str,
+        )
+    }
+
+    /// What the produce path enforces on this topic.
+    pub fn produce_policy(&self) -> ProducePolicy {
+        // Values were checked when set; a default never fails to parse.
+        let long = |name: &str| self.stored(name).trim().parse::<i64>().unwrap_or(i64::MAX);
+        ProducePolicy {
+            log_append_time: self.stored("message.timestamp.type") == "LogAppendTime",
+            before_max_ms: long("message.timestamp.before.max.ms"),
+            after_max_ms: long("message.timestamp.after.max.ms"),
+            keys_required: self
+                .stored("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "compact"),
+        }
     }
 }
 
@@ -305,5 +365,32 @@ mod tests {
             .describe(&defaults)
             .iter()
             .any(|d| d.name == "max.open.segments"));
+    }
+
+    #[test]
+    fn produce_policy_follows_the_configs() {
+        let plain = TopicConfigs::default().produce_policy();
+        assert_eq!(
+            plain,
+            ProducePolicy {
+                log_append_time: false,
+                before_max_ms: i64::MAX,
+                after_max_ms: 3_600_000,
+                keys_required: false,
+            }
+        );
+        let c = TopicConfigs::from_pairs([
+            ("message.timestamp.type", Some("LogAppendTime")),
+            ("message.timestamp.before.max.ms", Some("1000")),
+            ("cleanup.policy", Some("delete,compact")),
+        ])
+        .expect("valid");
+        let p = c.produce_policy();
+        assert!(p.log_append_time && p.keys_required);
+        assert_eq!((p.before_max_ms, p.after_max_ms), (1000, 3_600_000));
+        assert!(c
+            .describe(&LogConfig::default())
+            .iter()
+            .any(|d| d.name == "message.timestamp.type" && d.effective));
     }
 }

@@ -98,10 +98,83 @@ impl Default for RecordLimits {
     }
 }
 
+/// Keyless records listed by index in a [`RecordSummary`], at most (the count goes on).
+pub const MAX_LISTED_KEYLESS: usize = 1000;
+
+/// What the walk over a batch's records learned, for the rules that depend on the topic
+/// (timestamps, keys) and for the header fields the broker computes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// The largest record timestamp (`baseTimestamp + timestampDelta`), as Kafka computes it
+    /// while validating: the header's own `maxTimestamp` is a producer's claim (librdkafka
+    /// and Sarama have sent 0 and -1 there). -1 for a batch without records.
+    pub max_timestamp: i64,
+    /// `offsetDelta` of the first record with [`Self::max_timestamp`].
+    pub max_timestamp_delta: i32,
+    /// Smallest and largest record timestamps other than -1 (Kafka's `NO_TIMESTAMP`), which
+    /// `message.timestamp.before/after.max.ms` bound; `None` when every record has none.
+    pub timestamp_range: Option<(i64, i64)>,
+    /// Indexes of records with a null key (at most [`MAX_LISTED_KEYLESS`]).
+    pub keyless: Vec<i32>,
+    /// Number of records with a null key.
+    pub keyless_count: u32,
+}
+
+impl Default for RecordSummary {
+    fn default() -> Self {
+        RecordSummary {
+            max_timestamp: -1,
+            max_timestamp_delta: 0,
+            timestamp_range: None,
+            keyless: Vec::new(),
+            keyless_count: 0,
+        }
+    }
+}
+
+impl RecordSummary {
+    fn note(&mut self, index: i32, timestamp: i64, null_key: bool) {
+        if timestamp > self.max_timestamp {
+            self.max_timestamp = timestamp;
+            self.max_timestamp_delta = index;
+        }
+        if timestamp != -1 {
+            self.timestamp_range = Some(match self.timestamp_range {
+                None => (timestamp, timestamp),
+                Some((lo, hi)) => (lo.min(timestamp), hi.max(timestamp)),
+            });
+        }
+        if null_key {
+            if self.keyless.len() < MAX_LISTED_KEYLESS {
+                self.keyless.push(index);
+            }
+            self.keyless_count += 1;
+        }
+    }
+}
+
 /// One validated batch: the producer's bytes, untouched (a zero-copy slice of the request's
-/// records), and its parsed header. Storage's [`VerifiedBatch`]: the log appends it without
-/// checking its CRC again.
-pub type ProducedBatch = VerifiedBatch;
+/// records) as storage's [`VerifiedBatch`] (the log appends it without checking its CRC
+/// again), and what its records say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedBatch {
+    /// The batch.
+    pub batch: VerifiedBatch,
+    /// Its records' timestamps and keys.
+    pub records: RecordSummary,
+}
+
+impl ProducedBatch {
+    /// The batch's header, as received.
+    pub fn header(&self) -> &BatchHeader {
+        self.batch.header()
+    }
+
+    /// The batch's bytes, as received.
+    pub fn bytes(&self) -> &Bytes {
+        self.batch.bytes()
+    }
+}
 
 /// Which length of a record is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,8 +386,8 @@ pub fn validate_produce_records(
                 return Err(RecordError::MultipleBatches { producer_id });
             }
         }
-        check_records(batch.bytes(), &header, position, limits)?;
-        batches.push(batch);
+        let records = check_records(batch.bytes(), &header, position, limits)?;
+        batches.push(ProducedBatch { batch, records });
         position += total;
     }
     Ok(batches)
@@ -420,21 +493,33 @@ fn check_records(
     header: &BatchHeader,
     position: usize,
     limits: &RecordLimits,
-) -> Result<(), RecordError> {
+) -> Result<RecordSummary, RecordError> {
     let data = bytes.get(HEADER_LEN..).unwrap_or_default();
     let codec = header.compression();
     let Some(codec) = Compression::from_id(codec) else {
         return Err(RecordError::UnknownCompression { position, codec });
     };
+    let mut summary = RecordSummary::default();
+    let base_timestamp = header.base_timestamp;
     let result = if codec == Compression::None {
-        walk(&mut SliceSource::new(data), header.records_count)
+        walk(
+            &mut SliceSource::new(data),
+            header.records_count,
+            base_timestamp,
+            &mut summary,
+        )
     } else {
         match decompress::open(codec, data, limits) {
-            Ok(mut source) => walk(&mut source, header.records_count),
+            Ok(mut source) => walk(
+                &mut source,
+                header.records_count,
+                base_timestamp,
+                &mut summary,
+            ),
             Err(e) => Err(Stop::Source(e)),
         }
     };
-    result.map_err(|stop| match stop {
+    result.map(|()| summary).map_err(|stop| match stop {
         Stop::Source(SourceError::Budget { limit }) => RecordError::DecompressionBomb {
             position,
             codec,
@@ -475,13 +560,24 @@ impl From<SourceError> for Fail {
     }
 }
 
-/// Reads exactly `count` records from `src` and checks nothing follows them.
-fn walk<S: Source>(src: &mut S, count: i32) -> Result<(), Stop> {
+/// Reads exactly `count` records from `src` and checks nothing follows them, noting each
+/// record's timestamp and key in `summary`.
+fn walk<S: Source>(
+    src: &mut S,
+    count: i32,
+    base_timestamp: i64,
+    summary: &mut RecordSummary,
+) -> Result<(), Stop> {
     for index in 0..count {
-        walk_record(src, index).map_err(|f| match f {
+        let (timestamp_delta, null_key) = walk_record(src, index).map_err(|f| match f {
             Fail::Source(e) => Stop::Source(e),
             Fail::Fault(fault) => Stop::Fault { index, fault },
         })?;
+        summary.note(
+            index,
+            base_timestamp.saturating_add(timestamp_delta),
+            null_key,
+        );
     }
     if src.at_end().map_err(Stop::Source)? {
         Ok(())
@@ -490,21 +586,22 @@ fn walk<S: Source>(src: &mut S, count: i32) -> Result<(), Stop> {
     }
 }
 
-fn walk_record<S: Source>(src: &mut S, index: i32) -> Result<(), Fail> {
+/// Walks one record; returns its `timestampDelta` and whether its key is null.
+fn walk_record<S: Source>(src: &mut S, index: i32) -> Result<(i64, bool), Fail> {
     let length = read_varint(|| src.byte()?.ok_or(Fail::Fault(RecordFault::Truncated)))?;
     let Ok(left) = u64::try_from(length) else {
         return Err(Fail::Fault(RecordFault::NegativeLength { length }));
     };
     let mut rec = Record { src, length, left };
     rec.byte()?; // attributes: unused
-    read_varlong(|| rec.byte())?; // timestampDelta
+    let timestamp_delta = read_varlong(|| rec.byte())?;
     let offset_delta = read_varint(|| rec.byte())?;
     if offset_delta != index {
         return Err(Fail::Fault(RecordFault::OffsetDelta {
             found: offset_delta,
         }));
     }
-    rec.sized(RecordField::Key, -1)?;
+    let key = rec.sized(RecordField::Key, -1)?;
     rec.sized(RecordField::Value, -1)?;
     let headers = read_varint(|| rec.byte())?;
     if headers < 0 {
@@ -525,7 +622,7 @@ fn walk_record<S: Source>(src: &mut S, index: i32) -> Result<(), Fail> {
             used: u64::try_from(length).unwrap_or(0) - rec.left,
         }));
     }
-    Ok(())
+    Ok((timestamp_delta, key < 0))
 }
 
 /// One record's bytes: reads fail past its declared length.
@@ -550,8 +647,8 @@ impl<S: Source> Record<'_, S> {
         Ok(b)
     }
 
-    /// A varint size (>= `min`; -1 means null) and that many bytes, skipped.
-    fn sized(&mut self, field: RecordField, min: i32) -> Result<(), Fail> {
+    /// A varint size (>= `min`; -1 means null) and that many bytes, skipped; returns the size.
+    fn sized(&mut self, field: RecordField, min: i32) -> Result<i32, Fail> {
         let size = read_varint(|| self.byte())?;
         if size < min {
             return Err(Fail::Fault(RecordFault::BadSize { field, size }));
@@ -566,7 +663,7 @@ impl<S: Source> Record<'_, S> {
             return Err(Fail::Fault(RecordFault::Truncated));
         }
         self.left -= n;
-        Ok(())
+        Ok(size)
     }
 }
 

@@ -119,8 +119,13 @@ async fn find_record(
 ) -> Option<(i64, i64)> {
     let data = handle.fetch(batch_offset, 1).await.ok()?;
     let bytes = data.read.load().ok()?;
-    let (_, len) = cairn_storage::batch::peek_total_len(&bytes)?;
-    let mut first = bytes.slice(..usize::try_from(len).ok()?.min(bytes.len()));
+    let header = cairn_storage::batch::parse_header(&bytes).ok()?;
+    if header.is_log_append_time() {
+        // Every record of a LogAppendTime batch has the batch's time.
+        return wanted(header.max_timestamp).then_some((header.max_timestamp, header.base_offset));
+    }
+    let len = usize::try_from(header.total_len()).ok()?;
+    let mut first = bytes.slice(..len.min(bytes.len()));
     let set = RecordBatchDecoder::decode(&mut first).ok()?;
     set.records
         .iter()
