@@ -312,10 +312,11 @@ fn offsets_batch(entries: &[Entry]) -> Result<Bytes, ErrorCode> {
 }
 
 /// Appends records to `__consumer_offsets` partition `partition` and waits until they are
-/// committed (acks=all): on `Ok` they survive a crash.
-pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Result<(), ErrorCode> {
+/// committed (acks=all): on `Ok` they survive a crash. Answers the offset of the first record
+/// (the others follow it in order); 0 when there was nothing to write.
+pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Result<u64, ErrorCode> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     ensure_offsets_topic(ctx).await?;
     let (_, handle) = crate::handlers::partition(ctx, OFFSETS_TOPIC, partition)
@@ -327,7 +328,7 @@ pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Resu
     handle
         .produce(vec![batch], Acks::All)
         .await
-        .map(|_| ())
+        .map(|ack| ack.base_offset)
         .map_err(|e| {
             tracing::warn!(partition, error = %e, "cannot write to the offsets topic");
             match e {
@@ -558,7 +559,7 @@ mod tests {
             .await
             .expect("append");
         ctx.groups
-            .with(|c, _| c.apply_offset_commit(group, "t", 0, value));
+            .with(|c, _| c.apply_offset_commit(group, "t", 0, value, None));
     }
 
     fn committed(ctx: &Ctx, group: &str) -> Option<i64> {

@@ -11,6 +11,13 @@
 //! A frame over `socket.request.max.bytes`, an unknown API, an unsupported version (except
 //! ApiVersions, which is answered per the protocol) or a malformed request closes only that
 //! connection, with a log line naming the peer and the reason.
+//!
+//! Requests that change state (`handlers::changes_state`: commits, group and admin APIs,
+//! DeleteRecords, InitProducerId) take effect in the order the connection sent them: each
+//! starts only once the previous one has finished, and any other request (except Produce,
+//! ordered on its partitions, and ApiVersions) starts after the state changes sent before
+//! it, so a client reads its own writes. Reads do not wait for each other: a long-polling
+//! Fetch holds up nothing but its own answer slot.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -271,6 +278,9 @@ async fn serve_connection(
     });
     let max_frame = ctx.config.max_frame_bytes;
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    // Finished when the last state-changing request sent so far has taken effect: its task
+    // holds the sender and drops it when done, which ends the receivers' `changed()`.
+    let mut last_change: Option<watch::Receiver<()>> = None;
     'connection: loop {
         loop {
             let frame = match decode_frame(&mut buf, max_frame) {
@@ -292,11 +302,26 @@ async fn serve_connection(
                     }
                     let (key, version, correlation_id) =
                         (request.api_key, request.api_version, request.correlation_id);
+                    let after = match key {
+                        ApiKey::Produce | ApiKey::ApiVersions => None,
+                        _ => last_change.clone(),
+                    };
+                    let done = handlers::changes_state(key).then(|| {
+                        let (done, finished) = watch::channel(());
+                        last_change = Some(finished);
+                        done
+                    });
                     // Ordered part here, on the reader (see `handlers::dispatch`); the rest
                     // in its own task so a slow request does not hold up the next.
                     let work = handlers::dispatch(Arc::clone(&ctx), peer, request).await;
                     tokio::spawn(async move {
-                        let answer = match work.await {
+                        if let Some(mut previous) = after {
+                            // Err once the previous change's sender is dropped: it is done.
+                            let _ = previous.changed().await;
+                        }
+                        let body = work.await;
+                        drop(done);
+                        let answer = match body {
                             None => Ok(None),
                             Some(body) => encode_response_chunks(correlation_id, key, version, body)
                                 .map(Some)

@@ -404,3 +404,123 @@ async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
     }
     broker.shutdown().await;
 }
+
+/// An OffsetCommit (v8, a simple commit: no generation or member) of `offset` for partition
+/// 0 of `topic`.
+fn offset_commit(group: &str, topic: &str, offset: i64) -> RequestKind {
+    let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = offset;
+    p.committed_leader_epoch = -1;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut r = OffsetCommitRequest::default();
+    r.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    r.generation_id_or_member_epoch = -1;
+    r.topics = vec![t];
+    RequestKind::OffsetCommit(r)
+}
+
+fn offset_fetch(group: &str, topic: &str) -> RequestKind {
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = name(topic);
+    t.partition_indexes = vec![0];
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    r.topics = Some(vec![t]);
+    RequestKind::OffsetFetch(r)
+}
+
+fn fetched_offset(resp: ResponseKind) -> i64 {
+    let ResponseKind::OffsetFetch(resp) = resp else {
+        panic!("not an OffsetFetch response: {resp:?}")
+    };
+    assert_eq!(resp.error_code, 0);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.committed_offset
+}
+
+/// Two OffsetCommits sent back to back on one connection take effect in the order sent,
+/// and an OffsetFetch pipelined after them sees the later one; after a restart the later
+/// one is still the committed offset. (Each request used to run in its own task: the
+/// earlier commit could be applied last and win, in memory and in the log.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_offset_commits_take_effect_in_request_order() {
+    let rounds: i64 = std::env::var("CAIRN_COMMIT_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = BrokerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    let broker = Broker::start(config.clone()).await.expect("start");
+    let mut c = Client::connect(broker.local_addr()).await;
+    create_topic(&mut c, "committed").await;
+    let mut id = 10_000;
+    for round in 0..rounds {
+        let mut frames = BytesMut::new();
+        let requests = [
+            (
+                ApiKey::OffsetCommit,
+                8,
+                offset_commit("g", "committed", 2 * round),
+            ),
+            (
+                ApiKey::OffsetCommit,
+                8,
+                offset_commit("g", "committed", 2 * round + 1),
+            ),
+            (ApiKey::OffsetFetch, 7, offset_fetch("g", "committed")),
+        ];
+        for (key, version, body) in &requests {
+            frames.extend_from_slice(
+                &client::encode_request(*key, *version, id, None, body).expect("encode"),
+            );
+            id += 1;
+        }
+        c.stream.write_all(&frames).await.expect("send");
+        let mut answers = Vec::new();
+        while answers.len() < requests.len() {
+            if let Some(frame) = decode_frame(&mut c.buf, 1 << 20).expect("frame") {
+                let (key, version, _) = &requests[answers.len()];
+                let (_, resp) = client::decode_response(frame, *key, *version).expect("decode");
+                answers.push(resp);
+                continue;
+            }
+            assert!(
+                c.stream.read_buf(&mut c.buf).await.expect("read") > 0,
+                "closed"
+            );
+        }
+        for commit in &answers[..2] {
+            let ResponseKind::OffsetCommit(resp) = commit else {
+                panic!("not an OffsetCommit response")
+            };
+            assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+        }
+        let seen = fetched_offset(answers.pop().expect("three answers"));
+        assert_eq!(
+            seen,
+            2 * round + 1,
+            "round {round}: the later commit must win"
+        );
+    }
+    drop(c);
+    broker.shutdown().await;
+    let broker = Broker::start(config).await.expect("restart");
+    let mut c = Client::connect(broker.local_addr()).await;
+    let after = fetched_offset(
+        c.call(ApiKey::OffsetFetch, 7, offset_fetch("g", "committed"))
+            .await,
+    );
+    assert_eq!(
+        after,
+        2 * rounds - 1,
+        "the later commit wins after a restart too"
+    );
+    broker.shutdown().await;
+}

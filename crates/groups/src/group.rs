@@ -147,6 +147,10 @@ pub(crate) struct Group {
     /// Topics the members subscribe to, for consumer groups whose metadata parsed.
     pub subscribed_topics: Option<BTreeSet<String>>,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Where in `__consumer_offsets` the record of each committed offset lies, when the
+    /// broker said: a commit written before another is never applied after it (Kafka keeps
+    /// the newer by `appendedBatchOffset` too).
+    pub offset_positions: BTreeMap<(String, i32), u64>,
 }
 
 impl Group {
@@ -168,6 +172,7 @@ impl Group {
             new_member_added: false,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            offset_positions: BTreeMap::new(),
         }
     }
 

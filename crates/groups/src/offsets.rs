@@ -113,19 +113,37 @@ impl Coordinator {
 
     /// Stores a committed offset (after the broker wrote it, or when replaying). A group that
     /// does not exist is created, Empty and without protocol type.
+    ///
+    /// `position` is where the commit's record lies in `__consumer_offsets` (`None` when
+    /// replaying, which goes in log order anyway): commits are applied in the order they
+    /// were written, so a commit whose record precedes the one already applied is dropped,
+    /// however late its acknowledgement arrives. Returns whether it was applied.
     pub fn apply_offset_commit(
         &mut self,
         group_id: &str,
         topic: &str,
         partition: i32,
         value: OffsetValue,
-    ) {
+        position: Option<u64>,
+    ) -> bool {
         let group = self
             .groups
             .entry(group_id.to_owned())
             .or_insert_with(|| Group::new(group_id.to_owned(), value.commit_timestamp_ms));
-        group.offsets.insert((topic.to_owned(), partition), value);
+        let key = (topic.to_owned(), partition);
+        let newer = match (position, group.offset_positions.get(&key)) {
+            (Some(p), Some(&applied)) => p > applied,
+            _ => true,
+        };
+        if newer {
+            match position {
+                Some(p) => group.offset_positions.insert(key.clone(), p),
+                None => group.offset_positions.remove(&key),
+            };
+            group.offsets.insert(key, value);
+        }
         self.settle(group_id);
+        newer
     }
 
     /// The committed offset of a partition.
@@ -219,7 +237,9 @@ impl Coordinator {
         partition: i32,
     ) -> Option<i32> {
         let group = self.groups.get_mut(group_id)?;
-        group.offsets.remove(&(topic.to_owned(), partition));
+        let key = (topic.to_owned(), partition);
+        group.offsets.remove(&key);
+        group.offset_positions.remove(&key);
         let gone = group.is_disposable().then_some(group.generation);
         if gone.is_some() {
             self.groups.remove(group_id);

@@ -37,7 +37,7 @@ impl Coordinator {
                 Some(value),
             ) => {
                 let value = OffsetValue::decode(value)?;
-                self.apply_offset_commit(&group, &topic, partition, value);
+                self.apply_offset_commit(&group, &topic, partition, value, None);
             }
             (
                 RecordKey::Offset {
@@ -68,6 +68,7 @@ impl Coordinator {
             // it is answered as by a coordinator that lost the group.
             old.fail_all_waiting(&mut self.outputs, GroupError::CoordinatorNotAvailable);
             loaded.offsets = old.offsets;
+            loaded.offset_positions = old.offset_positions;
         }
         self.groups.insert(id.clone(), loaded);
         let max_size = usize::try_from(self.config.group_max_size.max(0)).unwrap_or(usize::MAX);
@@ -91,8 +92,10 @@ impl Coordinator {
             self.groups.remove(group_id);
         } else {
             let offsets = std::mem::take(&mut group.offsets);
+            let positions = std::mem::take(&mut group.offset_positions);
             *group = Group::new(group_id.to_owned(), now.wall_ms);
             group.offsets = offsets;
+            group.offset_positions = positions;
         }
         self.settle(group_id);
     }

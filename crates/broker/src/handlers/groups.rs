@@ -367,9 +367,11 @@ pub(crate) async fn offset_commit(
     } else if !entries.is_empty() {
         let partition = ctx.groups.partition_for(&group);
         match groups::append(ctx, partition, &entries).await {
-            Ok(()) => ctx.groups.with(|c, _| {
-                for (topic, partition, value) in applied {
-                    c.apply_offset_commit(&group, &topic, partition, value);
+            // Applied by the records' positions: a commit written after this one and
+            // acknowledged first is not overwritten by it.
+            Ok(first) => ctx.groups.with(|c, _| {
+                for (position, (topic, partition, value)) in (first..).zip(applied) {
+                    c.apply_offset_commit(&group, &topic, partition, value, Some(position));
                 }
             }),
             Err(e) => codes
@@ -677,7 +679,7 @@ pub(crate) async fn offset_delete(ctx: &Ctx, r: OffsetDeleteRequest) -> OffsetDe
     if !entries.is_empty() {
         let partition = ctx.groups.partition_for(&group);
         match groups::append(ctx, partition, &entries).await {
-            Ok(()) => ctx.groups.with(|c, _| {
+            Ok(_) => ctx.groups.with(|c, _| {
                 for (topic, p) in &deleted {
                     c.apply_offset_delete(&group, topic, *p);
                 }

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_partition::{PartitionHandle, PartitionState};
-use cairn_protocol::kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use cairn_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::{api_versions_response, ErrorCode, Request};
 
@@ -36,6 +36,30 @@ pub(crate) async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, request: Request) 
         return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
     }
     Box::pin(handle(ctx, peer, request))
+}
+
+/// Whether a request changes state, so that it must take effect in the order its connection
+/// sent it, after the state changes sent before it (Kafka handles a connection's requests one
+/// at a time). Two pipelined OffsetCommits applied out of order lost the later commit.
+/// Produce is not listed: the reader queues its batches on their partitions in order.
+pub(crate) fn changes_state(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::OffsetCommit
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetDelete
+            | ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::CreatePartitions
+            | ApiKey::AlterConfigs
+            | ApiKey::IncrementalAlterConfigs
+            | ApiKey::DeleteRecords
+            | ApiKey::InitProducerId
+    )
 }
 
 /// Answers one request from `peer`; `None` for requests that get no response (Produce with

@@ -623,6 +623,7 @@ fn list_describe_and_delete_groups() {
             metadata: String::new(),
             commit_timestamp_ms: h.now.wall_ms,
         },
+        None,
     );
     let all = h.c.list_groups(&[]);
     let names: Vec<_> = all.iter().map(|g| (g.group_id.as_str(), g.state)).collect();

@@ -524,6 +524,7 @@ impl Model {
                             "t",
                             i32::try_from(partition).unwrap_or(0),
                             value,
+                            None,
                         );
                     }
                     self.deliver();

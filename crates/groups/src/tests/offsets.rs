@@ -41,7 +41,7 @@ fn commit_validation_follows_kafka() {
         h.c.validate_offset_commit(now, "simple", 3, "m", None),
         Err(GroupError::IllegalGeneration)
     );
-    h.c.apply_offset_commit("simple", "t", 0, offset(10, now.wall_ms));
+    h.c.apply_offset_commit("simple", "t", 0, offset(10, now.wall_ms), None);
     assert_eq!(
         h.c.validate_offset_commit(now, "simple", -1, "", None),
         Ok(())
@@ -126,8 +126,8 @@ fn offset_delete_follows_kafka() {
 
     // A consumer group with members subscribed to "t".
     let (_, _) = h.stable_group("g", 1);
-    h.c.apply_offset_commit("g", "t", 0, offset(1, 0));
-    h.c.apply_offset_commit("g", "other", 1, offset(2, 0));
+    h.c.apply_offset_commit("g", "t", 0, offset(1, 0), None);
+    h.c.apply_offset_commit("g", "other", 1, offset(2, 0), None);
     assert_eq!(
         h.c.validate_offset_delete("g", &parts),
         Ok(vec![
@@ -144,14 +144,14 @@ fn offset_delete_follows_kafka() {
     req.protocol_type = "connect".into();
     req.require_known_member_id = false;
     let _ = h.join(req);
-    h.c.apply_offset_commit("connect", "t", 0, offset(1, 0));
+    h.c.apply_offset_commit("connect", "t", 0, offset(1, 0), None);
     assert_eq!(
         h.c.validate_offset_delete("connect", &parts),
         Err(GroupError::NonEmptyGroup)
     );
 
     // An Empty group: anything goes; the last offset takes the group with it.
-    h.c.apply_offset_commit("simple", "t", 0, offset(1, 0));
+    h.c.apply_offset_commit("simple", "t", 0, offset(1, 0), None);
     assert_eq!(
         h.c.validate_offset_delete("simple", &parts),
         Ok(vec![vec![Ok(()), Ok(())], vec![Ok(())]])
@@ -163,7 +163,7 @@ fn offset_delete_follows_kafka() {
 
     // A consumer group that emptied: its record is tombstoned with its last offset.
     let (ids, _) = h.stable_group("gone", 1);
-    h.c.apply_offset_commit("gone", "t", 0, offset(1, 0));
+    h.c.apply_offset_commit("gone", "t", 0, offset(1, 0), None);
     let leave = [crate::LeavingMember {
         member_id: ids[0].clone(),
         group_instance_id: None,
@@ -196,7 +196,7 @@ fn retention_of_a_consumer_group_counts_from_when_it_became_empty() {
         h.c.validate_offset_commit(h.now, "g", generation, &ids[0], None),
         Ok(())
     );
-    h.c.apply_offset_commit("g", "t", 0, offset(5, committed_at));
+    h.c.apply_offset_commit("g", "t", 0, offset(5, committed_at), None);
     // Long after the commit, but the group has a member: nothing expires.
     assert!(h
         .c
@@ -239,8 +239,8 @@ fn retention_of_simple_and_stable_groups() {
     let retention = config().offsets_retention_ms;
     let t0 = h.now.wall_ms;
     // Offsets only: each offset from its own commit.
-    h.c.apply_offset_commit("simple", "t", 0, offset(1, t0));
-    h.c.apply_offset_commit("simple", "t", 1, offset(1, t0 + 100));
+    h.c.apply_offset_commit("simple", "t", 0, offset(1, t0), None);
+    h.c.apply_offset_commit("simple", "t", 1, offset(1, t0 + 100), None);
     assert_eq!(
         h.c.expired_offsets(t0 + retention),
         vec![offset_key("simple", "t", 0)]
@@ -255,8 +255,8 @@ fn retention_of_simple_and_stable_groups() {
     );
     // A stable consumer group loses only the offsets of topics it no longer subscribes to.
     let (_, _) = h.stable_group("g", 1);
-    h.c.apply_offset_commit("g", "t", 0, offset(1, t0));
-    h.c.apply_offset_commit("g", "gone", 0, offset(1, t0));
+    h.c.apply_offset_commit("g", "t", 0, offset(1, t0), None);
+    h.c.apply_offset_commit("g", "gone", 0, offset(1, t0), None);
     let keys: Vec<RecordKey> =
         h.c.expired_offsets(t0 + retention)
             .into_iter()
@@ -287,7 +287,7 @@ fn an_empty_group_without_offsets_is_retired() {
 fn replayed_group_records_restore_members_who_must_then_heartbeat() {
     let mut h = Harness::new();
     let (ids, generation) = h.stable_group("g", 2);
-    h.c.apply_offset_commit("g", "t", 3, offset(30, h.now.wall_ms));
+    h.c.apply_offset_commit("g", "t", 3, offset(30, h.now.wall_ms), None);
     let log: Vec<(Vec<u8>, Option<Vec<u8>>)> = h
         .stored
         .iter()
