@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_storage::{LogConfig, KAFKA_NAMES};
+use cairn_storage::{LogConfig, BROKER_ONLY_NAMES, KAFKA_NAMES};
 
 /// How a stored setting's value is checked.
 #[derive(Debug, Clone, Copy)]
@@ -87,9 +87,10 @@ pub struct ProducePolicy {
     pub keys_required: bool,
 }
 
-/// Log settings a topic may override (`max.open.segments` is the broker's alone).
+/// Log settings a topic may override (`max.open.segments` and the retention check interval
+/// are the broker's alone).
 fn is_log_setting(name: &str) -> bool {
-    KAFKA_NAMES.contains(&name) && name != "max.open.segments"
+    KAFKA_NAMES.contains(&name) && !BROKER_ONLY_NAMES.contains(&name)
 }
 
 /// An invalid topic config: which key and why.

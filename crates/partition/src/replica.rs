@@ -29,9 +29,6 @@ const SNAPSHOT_EVERY_BATCHES: u64 = 8192;
 /// Raft timing in ticks of [`crate::TICK_MS`]: 1 s election timeout, 300 ms heartbeats.
 const ELECTION_TICKS: usize = 10;
 const HEARTBEAT_TICKS: usize = 3;
-/// Apply retention every this many ticks (Kafka's `log.retention.check.interval.ms` is
-/// 5 minutes; Cairn checks every 30 s, which costs a few stats).
-const RETENTION_EVERY_TICKS: u64 = 300;
 
 /// Commands from the rest of the broker to a partition's owner task.
 #[derive(Debug)]
@@ -608,7 +605,9 @@ impl Replica {
         let result = (|| -> Result<()> {
             let mut core = self.core.borrow_mut();
             core.log.tick()?;
-            if self.ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
+            // `retention.check.interval.ms`, in ticks.
+            let every = (core.log.config().retention_check_interval_ms / crate::TICK_MS).max(1);
+            if self.ticks.is_multiple_of(every) {
                 core.log.apply_retention()?;
             }
             if self.batches_since_snapshot >= SNAPSHOT_EVERY_BATCHES {

@@ -40,6 +40,10 @@ pub struct LogConfig {
     /// How many sealed segments may hold open file handles and index mappings at once;
     /// the least recently used beyond this are closed (reopened lazily on the next read).
     pub max_open_segments: usize,
+    /// `retention.check.interval.ms` (Kafka's broker setting
+    /// `log.retention.check.interval.ms`): how often the log's owner applies retention.
+    /// Kafka default 5 minutes.
+    pub retention_check_interval_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -56,6 +60,7 @@ impl Default for LogConfig {
             flush_ms: None,
             max_batch_bytes: 1_048_588,
             max_open_segments: 64,
+            retention_check_interval_ms: 300_000,
         }
     }
 }
@@ -90,6 +95,9 @@ impl LogConfig {
         if self.segment_ms == 0 {
             return invalid("segment.ms must be positive".to_string());
         }
+        if self.retention_check_interval_ms == 0 {
+            return invalid("retention.check.interval.ms must be positive".to_string());
+        }
         Ok(())
     }
 
@@ -99,10 +107,11 @@ impl LogConfig {
     }
 }
 
-/// The settings by their Kafka topic-config names (plus `max.open.segments`, Cairn's own, in
-/// the same style), in a fixed order. Used for `cairn.toml`'s `[log]` table, `CAIRN_LOG_*`
-/// variables and topic configs alike, so the three cannot drift apart.
-pub const KAFKA_NAMES: [&str; 10] = [
+/// The settings by their Kafka topic-config names (plus `max.open.segments`, Cairn's own, and
+/// `retention.check.interval.ms`, a broker setting in Kafka, in the same style), in a fixed
+/// order. Used for `cairn.toml`'s `[log]` table, `CAIRN_LOG_*` variables and topic configs
+/// alike, so the three cannot drift apart.
+pub const KAFKA_NAMES: [&str; 11] = [
     "segment.bytes",
     "segment.ms",
     "segment.index.bytes",
@@ -113,7 +122,11 @@ pub const KAFKA_NAMES: [&str; 10] = [
     "flush.ms",
     "max.message.bytes",
     "max.open.segments",
+    "retention.check.interval.ms",
 ];
+
+/// Names in [`KAFKA_NAMES`] that are the broker's alone: topics cannot override them.
+pub const BROKER_ONLY_NAMES: [&str; 2] = ["max.open.segments", "retention.check.interval.ms"];
 
 /// A value that must be a non-negative integer fitting the field's type.
 fn non_negative<T: TryFrom<i64>>(value: i64) -> Result<T, String> {
@@ -152,6 +165,9 @@ impl LogConfig {
             "flush.ms" => self.flush_ms = limit(value)?,
             "max.message.bytes" => self.max_batch_bytes = non_negative(value)?,
             "max.open.segments" => self.max_open_segments = non_negative(value)?,
+            "retention.check.interval.ms" => {
+                self.retention_check_interval_ms = non_negative(value)?
+            }
             _ => {
                 return Err(format!(
                     "is not a log setting (known: {})",
@@ -178,6 +194,7 @@ impl LogConfig {
             flush_ms,
             max_batch_bytes,
             max_open_segments,
+            retention_check_interval_ms,
         } = self;
         let limit = |value: &Option<u64>| value.map_or(-1, i128::from);
         vec![
@@ -192,6 +209,10 @@ impl LogConfig {
             ("max.message.bytes", i128::from(*max_batch_bytes)),
             // usize always fits i128 on the targets Rust supports.
             ("max.open.segments", *max_open_segments as i128),
+            (
+                "retention.check.interval.ms",
+                i128::from(*retention_check_interval_ms),
+            ),
         ]
     }
 }

@@ -70,7 +70,7 @@ mod scan;
 mod segment;
 
 pub use batch::VerifiedBatch;
-pub use config::{LogConfig, KAFKA_NAMES};
+pub use config::{LogConfig, BROKER_ONLY_NAMES, KAFKA_NAMES};
 pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};
 pub use log::{system_clock, AppendInfo, BatchInfo, Clock, Log, TimestampOffset};

@@ -34,7 +34,7 @@ impl fmt::Debug for LogKey {
 }
 
 /// The `[log]` settings: storage's Kafka names.
-pub(super) static LOG_KEYS: [LogKey; 10] = {
+pub(super) static LOG_KEYS: [LogKey; 11] = {
     let n = cairn_storage::KAFKA_NAMES;
     [
         LogKey { name: n[0] },
@@ -47,6 +47,7 @@ pub(super) static LOG_KEYS: [LogKey; 10] = {
         LogKey { name: n[7] },
         LogKey { name: n[8] },
         LogKey { name: n[9] },
+        LogKey { name: n[10] },
     ]
 };
 
