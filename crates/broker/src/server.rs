@@ -281,6 +281,7 @@ async fn serve_connection(
     // Finished when the last state-changing request sent so far has taken effect: its task
     // holds the sender and drops it when done, which ends the receivers' `changed()`.
     let mut last_change: Option<watch::Receiver<()>> = None;
+    let conn = handlers::Conn::new(peer);
     'connection: loop {
         loop {
             let frame = match decode_frame(&mut buf, max_frame) {
@@ -313,7 +314,8 @@ async fn serve_connection(
                     });
                     // Ordered part here, on the reader (see `handlers::dispatch`); the rest
                     // in its own task so a slow request does not hold up the next.
-                    let work = handlers::dispatch(Arc::clone(&ctx), peer, request).await;
+                    let work =
+                        handlers::dispatch(Arc::clone(&ctx), Arc::clone(&conn), request).await;
                     tokio::spawn(async move {
                         if let Some(mut previous) = after {
                             // Err once the previous change's sender is dropped: it is done.

@@ -360,19 +360,22 @@ async fn the_brokers_fetch_max_bytes_caps_what_a_client_asks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (broker, mut c, stored) = three_partitions(dir.path(), 50_000).await;
     // The client asks for 50 MiB; the broker's cap is 50 kB. Partition 0's two ~20 kB
-    // batches fit; ~9 kB are left, less than a batch, but a partition gets one whole batch
-    // while the budget is not spent (docs/architecture.md, deviations), so partition 1 gets
-    // one; then the budget is spent and partition 2 gets nothing.
+    // batches fit; ~9 kB are left, less than a batch: only the first partition with data may
+    // go over the budget (KIP-74), so partitions 1 and 2 get nothing this time, and the
+    // answer stays within the cap.
     let got = fetch_three(&mut c, "multi", 12, 50 << 20).await;
     let total: usize = got.iter().map(Bytes::len).sum();
     assert_eq!(got[0].len(), stored[0].0.len() + stored[0].1.len());
-    assert_eq!(
-        got[1].len(),
-        stored[1].0.len(),
-        "one batch while the budget lasts"
-    );
-    assert!(got[2].is_empty(), "budget spent");
-    assert!(total < 3 * 20_300, "far below the client's 50 MiB: {total}");
+    assert!(got[1].is_empty() && got[2].is_empty(), "no budget left");
+    assert!(total <= 50_000, "within the broker's cap: {total}");
+    // The same fetch again (the client did not move): the partitions left out are read
+    // first, so each gets its turn and none starves behind partition 0.
+    let got = fetch_three(&mut c, "multi", 12, 50 << 20).await;
+    assert_eq!(got[1].len(), stored[1].0.len() + stored[1].1.len());
+    assert!(got[0].is_empty() && got[2].is_empty());
+    let got = fetch_three(&mut c, "multi", 12, 50 << 20).await;
+    assert_eq!(got[2].len(), stored[2].0.len() + stored[2].1.len());
+    assert!(got[0].is_empty() && got[1].is_empty());
     broker.shutdown().await;
 }
 
@@ -396,11 +399,16 @@ async fn a_fetch_of_several_partitions_returns_each_whole_and_in_order() {
                 "v{version} partition {p}"
             );
         }
-        // KIP-74: a budget smaller than one batch still returns the first partition's first
-        // batch, whole; the budget is then spent, and the others get nothing this time.
+    }
+    // KIP-74: a budget smaller than one batch still returns the first partition's first
+    // batch, whole; the budget is then spent, and the others get nothing this time, but
+    // they come first in the connection's next fetch.
+    for (turn, version) in [4, 11, 12].into_iter().enumerate() {
         let tiny = fetch_three(&mut c, "multi", version, 10).await;
-        assert_eq!(tiny[0].len(), stored[0].0.len(), "v{version}");
-        assert!(tiny[1].is_empty() && tiny[2].is_empty(), "v{version}");
+        for (p, got) in tiny.iter().enumerate() {
+            let want = if p == turn { stored[p].0.len() } else { 0 };
+            assert_eq!(got.len(), want, "v{version} partition {p}");
+        }
     }
     broker.shutdown().await;
 }

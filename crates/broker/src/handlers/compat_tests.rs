@@ -286,8 +286,8 @@ async fn every_api_at_every_version_answers_and_encodes() {
                 body,
                 trailing_bytes: 0,
             };
-            let peer = "127.0.0.1:1".parse().expect("addr");
-            let response = handle(ctx.clone(), peer, request)
+            let conn = super::Conn::new("127.0.0.1:1".parse().expect("addr"));
+            let response = handle(ctx.clone(), conn, request)
                 .await
                 .unwrap_or_else(|| panic!("{:?} v{version} gave no response", api.key));
             let frame = encode_response(7, api.key, version, &response)

@@ -1,11 +1,20 @@
 //! Fetch: whole batches below the high watermark, long-polled.
 //!
-//! A fetch reads every requested partition (each up to its `partition_max_bytes`, the whole
-//! response up to `max_bytes`, but always at least one batch — KIP-74). If fewer than
-//! `min_bytes` came back it waits, for at most `max_wait_ms`, on the partitions' state
-//! watches, and reads again as soon as any of them moves: a waiting fetch completes when
-//! data arrives, not when the wait ends. Fetch sessions (KIP-227) are not kept: the answer's
-//! session id is 0, which tells clients to send full fetches.
+//! A fetch reads every requested partition, each up to its `partition_max_bytes` and all of
+//! them together up to the response's budget (`max_bytes`, capped by `fetch.max.bytes`).
+//! Kafka's rule (KIP-74): the first partition with data gets at least one whole batch, even
+//! one larger than its limit or the budget, so a large batch can never block a consumer;
+//! every other partition gets only batches that fit, or nothing this time. An answer is so
+//! at most one batch over the budget, which clients allow for (librdkafka refuses a response
+//! larger than `receive.message.max.bytes`, which only has to exceed `fetch.max.bytes` by 512
+//! bytes, and reconnects). Partitions left out for lack of budget are read first by the
+//! connection's next fetch, so none starves (Kafka rotates partitions through its fetch
+//! sessions; Cairn keeps no sessions, see below).
+//!
+//! If fewer than `min_bytes` came back the fetch waits, for at most `max_wait_ms`, on the
+//! partitions' state watches, and reads again as soon as any of them moves: a waiting fetch
+//! completes when data arrives, not when the wait ends. Fetch sessions (KIP-227) are not
+//! kept: the answer's session id is 0, which tells clients to send full fetches.
 //!
 //! Batches are copied out of the segment files (verified once per process, see storage's
 //! `LogRead`), all partitions of a response at once, and Cairn's raft control batches are cut
@@ -13,7 +22,7 @@
 //! after them. The response goes to the socket with the records in their read buffers
 //! (`encode_response_chunks`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -41,8 +50,47 @@ const CONTROL_ONLY_MAX_BYTES: u64 = 4096;
 /// per election, and elections follow one another only after restarts).
 const MAX_CONTROL_SKIPS: usize = 16;
 
+/// The partitions a connection's last fetch left out for lack of budget (topic, partition):
+/// its next fetch reads them first.
+#[derive(Debug, Default)]
+pub(crate) struct LeftOut(Mutex<Vec<(String, i32)>>);
+
+impl LeftOut {
+    /// The order in which to read `wanted`: the partitions left out last time first (in the
+    /// order they were left out, which is the order they were read in), then the others in
+    /// request order.
+    fn order(&self, wanted: &[Wanted]) -> Vec<usize> {
+        let left = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut order = Vec::with_capacity(wanted.len());
+        let mut taken = vec![false; wanted.len()];
+        if !left.is_empty() {
+            let index: std::collections::HashMap<(&str, i32), usize> = wanted
+                .iter()
+                .enumerate()
+                .map(|(i, w)| ((w.topic.as_str(), w.partition), i))
+                .collect();
+            for (t, p) in &left {
+                if let Some(&i) = index.get(&(t.as_str(), *p)) {
+                    if !std::mem::replace(&mut taken[i], true) {
+                        order.push(i);
+                    }
+                }
+            }
+        }
+        order.extend((0..wanted.len()).filter(|&i| !taken[i]));
+        order
+    }
+
+    fn remember(&self, left: Vec<(String, i32)>) {
+        if let Ok(mut l) = self.0.lock() {
+            *l = left;
+        }
+    }
+}
+
 /// One requested partition.
 struct Wanted {
+    topic: String,
     partition: i32,
     handle: Result<PartitionHandle, ErrorCode>,
     offset: i64,
@@ -50,11 +98,17 @@ struct Wanted {
     leader_epoch: i32,
 }
 
-pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchResponse {
+pub(super) async fn fetch(
+    ctx: &Ctx,
+    left_out: &LeftOut,
+    version: i16,
+    req: FetchRequest,
+) -> FetchResponse {
     let mut wanted = Vec::new();
     for topic in &req.topics {
         for p in &topic.partitions {
             wanted.push(Wanted {
+                topic: topic.topic.0.as_str().to_string(),
                 partition: p.partition,
                 handle: partition(ctx, topic.topic.0.as_str(), p.partition).map(|(_, h)| h),
                 offset: p.fetch_offset,
@@ -80,14 +134,21 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
         .filter_map(|w| w.handle.as_ref().ok().map(|h| h.watch()))
         .collect();
     let mut shutdown = ctx.shutdown.clone();
+    let order = left_out.order(&wanted);
     loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let (partitions, bytes, errors) =
-            read_all(&wanted, budget, version, &ctx.read_buffers).await;
+        let (partitions, bytes, errors, skipped) =
+            read_all(&wanted, &order, budget, version, &ctx.read_buffers).await;
         let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
         if done {
+            left_out.remember(
+                skipped
+                    .into_iter()
+                    .map(|i| (wanted[i].topic.clone(), wanted[i].partition))
+                    .collect(),
+            );
             return respond(&req, partitions);
         }
         let changed =
@@ -100,23 +161,27 @@ pub(super) async fn fetch(ctx: &Ctx, version: i16, req: FetchRequest) -> FetchRe
     }
 }
 
-/// Reads every partition once; returns the answers, the bytes of records read, and whether
-/// any partition had an error (which ends the wait, as in Kafka).
+/// Reads every partition once; returns the answers (in request order), the bytes of records
+/// read, whether any partition had an error (which ends the wait, as in Kafka), and the
+/// partitions (indexes in `wanted`) that had data but no budget left.
 ///
-/// Two steps: each partition's owner is asked, in request order, which batches to send (the
+/// Two steps: each partition's owner is asked, in `order`, which batches to send (the
 /// response budget shrinks by each answer's size, so the order matters); then the batches of
 /// all partitions are loaded from the segment files at once, large loads on the blocking
 /// pool, so one response's reads overlap instead of queueing one behind the other.
 async fn read_all(
     wanted: &[Wanted],
+    order: &[usize],
     max_bytes: u64,
     version: i16,
     buffers: &Arc<ReadBuffers>,
-) -> (Vec<PartitionData>, u64, bool) {
+) -> (Vec<PartitionData>, u64, bool, Vec<usize>) {
     let mut budget = max_bytes;
     let mut planned = 0u64;
     let mut located = Vec::with_capacity(wanted.len());
-    for w in wanted {
+    let mut skipped = Vec::new();
+    for &i in order {
+        let w = &wanted[i];
         let mut d = PartitionData::default();
         d.partition_index = w.partition;
         d.high_watermark = -1;
@@ -128,16 +193,26 @@ async fn read_all(
             Err(code) => Err(*code),
             Ok(handle) => locate(handle, w, &mut budget, planned == 0, &mut d).await,
         };
-        if let Ok(Some(read)) = &result {
-            planned += read.total_bytes();
-        }
+        let result = match result {
+            Ok(Located::Read(read)) => {
+                planned += read.total_bytes();
+                Ok(Some(read))
+            }
+            Ok(Located::Nothing) => Ok(None),
+            Ok(Located::LeftOut) => {
+                skipped.push(i);
+                Ok(None)
+            }
+            Err(code) => Err(code),
+        };
         if version < 5 {
             d.log_start_offset = -1;
         }
-        located.push((d, result, w));
+        located.push((i, d, result, w));
     }
-    let out =
-        futures_util::future::join_all(located.into_iter().map(|(mut d, result, w)| async move {
+    located.sort_by_key(|(i, ..)| *i);
+    let out = futures_util::future::join_all(located.into_iter().map(
+        |(_, mut d, result, w)| async move {
             let records = match result {
                 Ok(Some(read)) => load(read, w, buffers).await,
                 Ok(None) => Ok(Bytes::new()),
@@ -148,25 +223,36 @@ async fn read_all(
                 Err(code) => d.error_code = code.code(),
             }
             d
-        }))
-        .await;
+        },
+    ))
+    .await;
     let total = out
         .iter()
         .map(|d| d.records.as_ref().map_or(0, |r| r.len() as u64))
         .sum();
     let errors = out.iter().any(|d| d.error_code != 0);
-    (out, total, errors)
+    (out, total, errors, skipped)
 }
 
-/// Asks the partition's owner which batches to send (`None`: none, the budget is spent),
-/// and fills in the partition's offsets.
+/// What a partition contributes to a fetch.
+enum Located {
+    /// These batches.
+    Read(LogRead),
+    /// Nothing: nothing new to read.
+    Nothing,
+    /// Nothing, although it has data: the budget would not hold its next batch.
+    LeftOut,
+}
+
+/// Asks the partition's owner which batches to send, and fills in the partition's offsets.
+/// `first`: no partition before it had data, so it may get one batch over its limits.
 async fn locate(
     handle: &PartitionHandle,
     w: &Wanted,
     budget: &mut u64,
     first: bool,
     d: &mut PartitionData,
-) -> Result<Option<LogRead>, ErrorCode> {
+) -> Result<Located, ErrorCode> {
     let state = handle.state();
     if let Some(code) = check_leader_epoch(w.leader_epoch, &state) {
         return Err(code);
@@ -180,12 +266,16 @@ async fn locate(
         // A long-polling fetch re-reads every partition whenever one of them moves, so this
         // is most of its reads. (The watch was marked seen before this state was read, so
         // data arriving now still wakes the fetch.)
-        return Ok(None);
+        return Ok(Located::Nothing);
     }
     // Past the response's budget only the first partition still gets a batch (KIP-74).
     let limit = (w.max_bytes.max(0) as u64).min(*budget);
     if limit == 0 && !first {
-        return Ok(None);
+        return Ok(if offset < state.high_watermark {
+            Located::LeftOut
+        } else {
+            Located::Nothing
+        });
     }
     let limit = limit.min(u32::MAX as u64) as u32;
     let fetch_at = |offset| async move {
@@ -214,8 +304,16 @@ async fn locate(
     d.high_watermark = data.high_watermark as i64;
     d.last_stable_offset = data.high_watermark as i64;
     d.log_start_offset = data.log_start_offset as i64;
+    if data.read.is_empty() {
+        return Ok(Located::Nothing);
+    }
+    if !first && data.read.total_bytes() > limit as u64 {
+        // The read forced in one batch over the limit (reads always hold one): only the
+        // first partition with data may have that.
+        return Ok(Located::LeftOut);
+    }
     *budget = budget.saturating_sub(data.read.total_bytes());
-    Ok(Some(data.read))
+    Ok(Located::Read(data.read))
 }
 
 /// Loads the located batches into a pooled buffer, without Cairn's raft control batches.

@@ -24,18 +24,36 @@ use cairn_protocol::{api_versions_response, ErrorCode, Request};
 use crate::server::Ctx;
 use crate::topics::Topic;
 
+/// What the requests of one connection share.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// Partitions its last fetch left out, which its next fetch reads first.
+    pub(crate) fetch_left_out: fetch::LeftOut,
+}
+
+impl Conn {
+    pub(crate) fn new(peer: SocketAddr) -> Arc<Conn> {
+        Arc::new(Conn {
+            peer,
+            fetch_left_out: fetch::LeftOut::default(),
+        })
+    }
+}
+
 /// The rest of a request's work once [`dispatch`] returned; `None` for no response.
 pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
 
 /// Starts a request, in request order: what must happen in the order the connection sent
 /// requests (queuing produced batches on their partitions) happens before this returns; the
 /// returned work (waiting for acknowledgements, long-polling) may overlap other requests'.
-pub(crate) async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, request: Request) -> Work {
+pub(crate) async fn dispatch(ctx: Arc<Ctx>, conn: Arc<Conn>, request: Request) -> Work {
     if let RequestKind::Produce(r) = request.body {
         let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
         return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
     }
-    Box::pin(handle(ctx, peer, request))
+    Box::pin(handle(ctx, conn, request))
 }
 
 /// Whether a request changes state, so that it must take effect in the order its connection
@@ -62,17 +80,17 @@ pub(crate) fn changes_state(key: ApiKey) -> bool {
     )
 }
 
-/// Answers one request from `peer`; `None` for requests that get no response (Produce with
-/// acks=0).
+/// Answers one request of connection `conn`; `None` for requests that get no response
+/// (Produce with acks=0).
 pub(crate) async fn handle(
     ctx: Arc<Ctx>,
-    peer: SocketAddr,
+    conn: Arc<Conn>,
     request: Request,
 ) -> Option<ResponseKind> {
     let v = request.api_version;
     let client = || groups::Client {
         client_id: request.client_id.clone().unwrap_or_default(),
-        peer,
+        peer: conn.peer,
     };
     tracing::trace!(api = ?request.api_key, version = v, correlation_id = request.correlation_id, "request");
     Some(match request.body {
@@ -85,7 +103,9 @@ pub(crate) async fn handle(
                 .await
                 .map(ResponseKind::Produce)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(&ctx, v, r).await),
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(fetch::fetch(&ctx, &conn.fetch_left_out, v, r).await)
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(offsets::list_offsets(&ctx, v, r).await)
         }
