@@ -23,6 +23,15 @@ pub(crate) fn partition_error(e: &PartitionError) -> ErrorCode {
         }
         PartitionError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         PartitionError::RaftState { .. } => ErrorCode::KafkaStorageError,
+        // Kafka: RecordTooLargeException for max.message.bytes, RecordBatchTooLargeException
+        // (RECORD_LIST_TOO_LARGE) for a batch larger than a segment.
+        PartitionError::BatchTooLarge { setting, .. } => {
+            if *setting == "segment.bytes" {
+                ErrorCode::RecordListTooLarge
+            } else {
+                ErrorCode::MessageTooLarge
+            }
+        }
     }
 }
 

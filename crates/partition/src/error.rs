@@ -38,6 +38,19 @@ pub enum PartitionError {
     /// An idempotent producer's batch breaks the sequence rules.
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// A batch too large for the log: over `max.message.bytes`, or over `segment.bytes` (a
+    /// segment must hold it). Refused before raft sees it.
+    #[error(
+        "record batch of {size} bytes is larger than the log allows ({limit} bytes, {setting})"
+    )]
+    BatchTooLarge {
+        /// The batch's size.
+        size: u64,
+        /// The limit it exceeds.
+        limit: u32,
+        /// The setting that sets the limit.
+        setting: &'static str,
+    },
     /// This replica is not the leader (or not yet: it is still being elected).
     #[error("not the leader of this partition")]
     NotLeader,

@@ -98,7 +98,10 @@ pub(crate) struct Replica {
     persisted_term_vote: (u64, u64),
     state_tx: watch::Sender<PartitionState>,
     ticks: u64,
-    /// Set after a storage failure; every later write is refused.
+    /// This node's raft id.
+    node_id: u64,
+    /// Set after a storage failure; writes are refused until [`Replica::try_recover`]
+    /// restarts raft from what the log holds (a full disk: once space returns).
     failed: Option<String>,
 }
 
@@ -155,7 +158,7 @@ impl Replica {
         voters: Vec<u64>,
     ) -> Result<(Replica, watch::Receiver<PartitionState>)> {
         let mut log = Log::open(dir, config)?;
-        let mut state = match RaftState::read(dir)? {
+        let state = match RaftState::read(dir)? {
             Some(s) => s,
             None => {
                 let s = raft_log::initial_state(voters);
@@ -163,52 +166,10 @@ impl Replica {
                 s
             }
         };
-        let last_index = log.next_ordinal();
-        if state.hard_state.commit > last_index {
-            // The log lost committed entries (a machine crash under a lenient flush policy):
-            // raft must not believe in entries it no longer has.
-            tracing::warn!(
-                partition = %name, commit = state.hard_state.commit, last_index,
-                "raft commit index is past the log end after recovery; lowering it"
-            );
-            state.hard_state.commit = last_index;
-        }
-        let commit = state.hard_state.commit;
         let producers = rebuild_producers(dir, &mut log)?;
-        let trailing_control = find_trailing_control(&mut log)?;
-        let high_watermark = committed_offset(&mut log, commit)?;
-        let persisted_term_vote = (state.hard_state.term, state.hard_state.vote);
         let core = Rc::new(RefCell::new(Core { log, state }));
-        let raft_config = raft::Config {
-            id: node_id,
-            election_tick: ELECTION_TICKS,
-            heartbeat_tick: HEARTBEAT_TICKS,
-            applied: commit,
-            pre_vote: true,
-            check_quorum: true,
-            max_size_per_msg: 1 << 20,
-            max_inflight_msgs: 256,
-            ..Default::default()
-        };
-        raft_config.validate().map_err(raft_err)?;
-        let logger =
-            slog::Logger::root(slog::Fuse(TracingDrain { name: name.clone() }), slog::o!());
-        let mut node = RawNode::new(
-            &raft_config,
-            RaftLog {
-                core: Rc::clone(&core),
-            },
-            &logger,
-        )
-        .map_err(raft_err)?;
-        let single_voter = {
-            let c = core.borrow();
-            c.state.conf_state.voters == [node_id]
-        };
-        if single_voter {
-            // A group of one elects itself at once instead of after an election timeout.
-            node.campaign().map_err(raft_err)?;
-        }
+        let (node, trailing_control, high_watermark, persisted_term_vote) =
+            start_raft(&name, &core, node_id)?;
         let initial = PartitionState::default();
         let (state_tx, state_rx) = watch::channel(initial);
         let mut replica = Replica {
@@ -225,11 +186,59 @@ impl Replica {
             persisted_term_vote,
             state_tx,
             ticks: 0,
+            node_id,
             failed: None,
         };
-        replica.process_ready()?;
+        if let Err(e) = replica.process_ready() {
+            // The new term's first entry could not be written (a full disk): the log is
+            // readable, writes wait until `try_recover` succeeds.
+            replica.fail(e);
+        }
         replica.publish();
         Ok((replica, state_rx))
+    }
+
+    /// After a storage failure that left the log usable (a write refused for lack of space,
+    /// undone), restarts raft from what the log and `raft-state` hold, which is all that was
+    /// persisted: entries raft accepted but the log refused are gone with the old node, and
+    /// their produces were already failed. A single voter elects itself again, which writes
+    /// one marker batch; if that fails too, the replica stays failed until the next try.
+    fn try_recover(&mut self) {
+        let Some(reason) = self.failed.clone() else {
+            return;
+        };
+        let restarted = (|| -> Result<()> {
+            {
+                let mut core = self.core.borrow_mut();
+                core.log.check_usable()?;
+                if let Some(state) = RaftState::read(&self.dir)? {
+                    core.state = state;
+                }
+            }
+            let (node, trailing_control, high_watermark, persisted_term_vote) =
+                start_raft(&self.name, &self.core, self.node_id)?;
+            self.node = node;
+            self.trailing_control = trailing_control;
+            self.high_watermark = high_watermark;
+            self.persisted_term_vote = persisted_term_vote;
+            self.verified.clear();
+            self.failed = None;
+            self.process_ready()
+        })();
+        match restarted {
+            Ok(()) => {
+                tracing::info!(partition = %self.name, failure = %reason, "partition writable again")
+            }
+            Err(e) => {
+                tracing::debug!(partition = %self.name, error = %e, "partition still cannot write");
+                self.failed = Some(e.to_string());
+                for p in self.pending.drain(..) {
+                    let _ = p
+                        .reply
+                        .send(Err(storage_failure(&self.dir, &e.to_string())));
+                }
+            }
+        }
     }
 
     fn is_leader(&self) -> bool {
@@ -303,15 +312,13 @@ impl Replica {
     }
 
     fn fail(&mut self, e: PartitionError) {
-        tracing::error!(partition = %self.name, error = %e, "partition failed; refusing writes");
+        tracing::error!(partition = %self.name, error = %e, "partition failed; refusing writes until it recovers");
         self.failed = Some(e.to_string());
         self.verified.clear();
         for p in self.pending.drain(..) {
-            let _ = p.reply.send(Err(PartitionError::Storage(StorageError::Io {
-                op: "append",
-                path: self.dir.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })));
+            let _ = p
+                .reply
+                .send(Err(storage_failure(&self.dir, &e.to_string())));
         }
     }
 
@@ -322,16 +329,34 @@ impl Replica {
         reply: oneshot::Sender<Result<ProduceAck>>,
     ) {
         if let Some(reason) = &self.failed {
-            let _ = reply.send(Err(PartitionError::Storage(StorageError::Io {
-                op: "append",
-                path: self.dir.clone(),
-                source: std::io::Error::other(reason.clone()),
-            })));
+            let _ = reply.send(Err(storage_failure(&self.dir, reason)));
             return;
         }
         if !self.is_leader() {
             let _ = reply.send(Err(PartitionError::NotLeader));
             return;
+        }
+        // The log's own limits, checked before raft accepts the batches: an append the log
+        // refused after raft took the entry would fail the partition.
+        let (max_batch_bytes, segment_bytes) = {
+            let c = self.core.borrow();
+            (c.log.config().max_batch_bytes, c.log.config().segment_bytes)
+        };
+        for b in &batches {
+            let size = b.header().total_len();
+            for (limit, setting) in [
+                (max_batch_bytes, "max.message.bytes"),
+                (segment_bytes, "segment.bytes"),
+            ] {
+                if size > u64::from(limit) {
+                    let _ = reply.send(Err(PartitionError::BatchTooLarge {
+                        size,
+                        limit,
+                        setting,
+                    }));
+                    return;
+                }
+            }
         }
         // Sequence checks against the state of every batch appended so far (appends happen
         // before the next command is handled, so the state is never behind a proposal).
@@ -598,9 +623,13 @@ impl Replica {
         Ok(log.log_start_offset())
     }
 
-    /// Timer: raft ticks, the log's flush/roll housekeeping, retention, snapshots.
+    /// Timer: raft ticks, the log's flush/roll housekeeping, retention, snapshots, and after
+    /// a storage failure a restart of raft every second.
     pub(crate) fn tick(&mut self) {
         self.ticks += 1;
+        if self.failed.is_some() && self.ticks.is_multiple_of(RECOVER_EVERY_TICKS) {
+            self.try_recover();
+        }
         self.node.tick();
         let result = (|| -> Result<()> {
             let mut core = self.core.borrow_mut();
@@ -644,6 +673,85 @@ impl Replica {
         core.log.close_in_place()?;
         Ok(())
     }
+}
+
+/// How often a failed replica tries to restart raft, in ticks (1 s).
+const RECOVER_EVERY_TICKS: u64 = 10;
+
+/// The error a write gets while the replica is failed.
+fn storage_failure(dir: &Path, reason: &str) -> PartitionError {
+    PartitionError::Storage(StorageError::Io {
+        op: "append",
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(reason.to_string()),
+    })
+}
+
+/// Starts raft over `core` (the log and the raft state as persisted): commit clamped to the
+/// log (a machine crash under a lenient flush policy can lose committed entries), applied =
+/// commit, and a single voter campaigns at once. Returns the node, the trailing run of raft
+/// entries, the high watermark and the persisted term and vote.
+#[allow(clippy::type_complexity)]
+fn start_raft(
+    name: &str,
+    core: &Rc<RefCell<Core>>,
+    node_id: u64,
+) -> Result<(RawNode<RaftLog>, Option<(u64, u64)>, u64, (u64, u64))> {
+    let (commit, trailing_control, high_watermark, term_vote, single_voter) = {
+        let mut c = core.borrow_mut();
+        let last_index = c.log.next_ordinal();
+        if c.state.hard_state.commit > last_index {
+            // Raft must not believe in entries the log no longer has.
+            tracing::warn!(
+                partition = %name, commit = c.state.hard_state.commit, last_index,
+                "raft commit index is past the log end after recovery; lowering it"
+            );
+            c.state.hard_state.commit = last_index;
+        }
+        let commit = c.state.hard_state.commit;
+        let trailing_control = find_trailing_control(&mut c.log)?;
+        let high_watermark = committed_offset(&mut c.log, commit)?;
+        let hs = &c.state.hard_state;
+        let single_voter = c.state.conf_state.voters == [node_id];
+        (
+            commit,
+            trailing_control,
+            high_watermark,
+            (hs.term, hs.vote),
+            single_voter,
+        )
+    };
+    let raft_config = raft::Config {
+        id: node_id,
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        applied: commit,
+        pre_vote: true,
+        check_quorum: true,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        ..Default::default()
+    };
+    raft_config.validate().map_err(raft_err)?;
+    let logger = slog::Logger::root(
+        slog::Fuse(TracingDrain {
+            name: name.to_string(),
+        }),
+        slog::o!(),
+    );
+    let mut node = RawNode::new(
+        &raft_config,
+        RaftLog {
+            core: Rc::clone(core),
+        },
+        &logger,
+    )
+    .map_err(raft_err)?;
+    if single_voter {
+        // A group of one elects itself at once instead of after an election timeout.
+        node.campaign().map_err(raft_err)?;
+    }
+    Ok((node, trailing_control, high_watermark, term_vote))
 }
 
 /// Offset after the entry with raft index `commit` (0: nothing committed).

@@ -319,3 +319,30 @@ async fn delete_records_and_long_poll_watch() {
     assert!(!dir.path().join("t-0").exists());
     shards.shutdown();
 }
+
+/// A batch larger than a segment (though under max.message.bytes) is refused before raft
+/// takes it, and the partition keeps serving (it used to fail for good).
+#[tokio::test]
+async fn a_batch_larger_than_a_segment_is_refused_and_nothing_breaks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shards = StorageShards::new(1).expect("shards");
+    let mut s = spec(dir.path());
+    s.log.segment_bytes = 1024;
+    let p = PartitionHandle::open(&shards, s).await.expect("open");
+    let big = data_batch(1, &[&[7u8; 3000]]);
+    match p.produce(vec![big], Acks::All).await {
+        Err(PartitionError::BatchTooLarge {
+            limit: 1024,
+            setting: "segment.bytes",
+            ..
+        }) => {}
+        other => panic!("expected BatchTooLarge, got {other:?}"),
+    }
+    let ack = p
+        .produce(vec![data_batch(2, &[b"small"])], Acks::All)
+        .await
+        .expect("the partition still takes writes");
+    assert_eq!(ack.base_offset, 0);
+    p.close().await.expect("close");
+    shards.shutdown();
+}

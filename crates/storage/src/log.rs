@@ -238,7 +238,9 @@ impl Log {
         (self.clock)()
     }
 
-    pub(crate) fn check_usable(&self) -> Result<()> {
+    /// `Err` once the log has refused further writes after an I/O failure that may have lost
+    /// data (a failed fsync, an unrecoverable partial write): only a reopen clears it.
+    pub fn check_usable(&self) -> Result<()> {
         match &self.failed {
             None => Ok(()),
             Some(reason) => Err(StorageError::Io {

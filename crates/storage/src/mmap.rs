@@ -11,6 +11,28 @@ use memmap2::MmapMut;
 
 use crate::error::{IoContext, Result};
 
+/// Sets the length of `file` from `current` to `len`, allocating the disk blocks of a grown
+/// range. A file grown with `set_len` alone is sparse: the first store into one of its
+/// mapped pages then needs a block, and on a full filesystem the kernel answers that store
+/// with SIGBUS, which kills the process. Allocated up front, a full disk is an `ENOSPC`
+/// error here instead, which the caller handles.
+fn grow_or_set_len(file: &File, path: &Path, current: u64, len: u64) -> Result<()> {
+    if len > current {
+        match rustix::fs::fallocate(
+            file,
+            rustix::fs::FallocateFlags::empty(),
+            current,
+            len - current,
+        ) {
+            Ok(()) => return Ok(()),
+            // Filesystems without fallocate: sparse, as before.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
+            Err(e) => return Err(std::io::Error::from(e)).ctx("allocate", path),
+        }
+    }
+    file.set_len(len).ctx("resize", path)
+}
+
 /// A file mapped read-write over its whole length.
 #[derive(Debug)]
 pub(crate) struct MappedFile {
@@ -31,7 +53,8 @@ impl MappedFile {
             .open(path)
             .ctx("open", path)?;
         if let Some(len) = len {
-            file.set_len(len).ctx("resize", path)?;
+            let current = file.metadata().ctx("stat", path)?.len();
+            grow_or_set_len(&file, path, current, len)?;
         }
         let len = file.metadata().ctx("stat", path)?.len();
         let mut mapped = MappedFile {
@@ -76,7 +99,7 @@ impl MappedFile {
     /// Changes the file's length and remaps it. Bytes past the old length read as zero.
     pub(crate) fn resize(&mut self, len: u64) -> Result<()> {
         self.map = None;
-        self.file.set_len(len).ctx("resize", &self.path)?;
+        grow_or_set_len(&self.file, &self.path, self.len, len)?;
         self.len = len;
         self.remap()
     }
