@@ -134,6 +134,14 @@ impl OffsetIndex {
         Ok(())
     }
 
+    /// Gives the next entry's bytes their disk blocks (see `MappedFile::ensure_allocated`):
+    /// call before writing the batch the entry is for, so a full disk fails the append
+    /// before anything was written.
+    pub(crate) fn reserve_next(&mut self) -> Result<()> {
+        self.file
+            .ensure_allocated(((self.entries + 1) * OFFSET_ENTRY) as u64)
+    }
+
     /// Appends the entry of the next batch; the caller guarantees room and monotonicity.
     pub(crate) fn append(&mut self, offset: u64, position: u32) {
         debug_assert!(
@@ -304,8 +312,15 @@ impl TimeIndex {
         if (self.entries + 1) * TIME_ENTRY > self.file.len() as usize {
             self.file.resize(((self.entries + 1) * TIME_ENTRY) as u64)?;
         }
+        self.reserve_next()?;
         self.maybe_append(timestamp, offset);
         Ok(())
+    }
+
+    /// Gives the next entry's bytes their disk blocks, as [`OffsetIndex::reserve_next`].
+    pub(crate) fn reserve_next(&mut self) -> Result<()> {
+        self.file
+            .ensure_allocated(((self.entries + 1) * TIME_ENTRY) as u64)
     }
 
     /// Appends `(timestamp, offset)` if `timestamp` is larger than the last entry's; returns

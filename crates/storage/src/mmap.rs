@@ -11,27 +11,9 @@ use memmap2::MmapMut;
 
 use crate::error::{IoContext, Result};
 
-/// Sets the length of `file` from `current` to `len`, allocating the disk blocks of a grown
-/// range. A file grown with `set_len` alone is sparse: the first store into one of its
-/// mapped pages then needs a block, and on a full filesystem the kernel answers that store
-/// with SIGBUS, which kills the process. Allocated up front, a full disk is an `ENOSPC`
-/// error here instead, which the caller handles.
-fn grow_or_set_len(file: &File, path: &Path, current: u64, len: u64) -> Result<()> {
-    if len > current {
-        match rustix::fs::fallocate(
-            file,
-            rustix::fs::FallocateFlags::empty(),
-            current,
-            len - current,
-        ) {
-            Ok(()) => return Ok(()),
-            // Filesystems without fallocate: sparse, as before.
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
-            Err(e) => return Err(std::io::Error::from(e)).ctx("allocate", path),
-        }
-    }
-    file.set_len(len).ctx("resize", path)
-}
+/// Disk blocks of a mapped file are allocated this many bytes at a time (see
+/// [`MappedFile::ensure_allocated`]).
+const ALLOCATE_CHUNK_BYTES: u64 = 64 * 1024;
 
 /// A file mapped read-write over its whole length.
 #[derive(Debug)]
@@ -40,6 +22,8 @@ pub(crate) struct MappedFile {
     file: File,
     map: Option<MmapMut>,
     len: u64,
+    /// Bytes `[0, allocated)` have disk blocks (allocated by this process).
+    allocated: u64,
 }
 
 impl MappedFile {
@@ -53,8 +37,7 @@ impl MappedFile {
             .open(path)
             .ctx("open", path)?;
         if let Some(len) = len {
-            let current = file.metadata().ctx("stat", path)?.len();
-            grow_or_set_len(&file, path, current, len)?;
+            file.set_len(len).ctx("resize", path)?;
         }
         let len = file.metadata().ctx("stat", path)?.len();
         let mut mapped = MappedFile {
@@ -62,6 +45,7 @@ impl MappedFile {
             file,
             map: None,
             len,
+            allocated: 0,
         };
         mapped.remap()?;
         Ok(mapped)
@@ -99,9 +83,36 @@ impl MappedFile {
     /// Changes the file's length and remaps it. Bytes past the old length read as zero.
     pub(crate) fn resize(&mut self, len: u64) -> Result<()> {
         self.map = None;
-        grow_or_set_len(&self.file, &self.path, self.len, len)?;
+        self.file.set_len(len).ctx("resize", &self.path)?;
         self.len = len;
+        self.allocated = self.allocated.min(len);
         self.remap()
+    }
+
+    /// Makes sure bytes `[0, end)` have disk blocks before they are written through the
+    /// mapping. A file grown with `set_len` is sparse (index files are preallocated to
+    /// `segment.index.bytes` that way, costing nothing until used), and the first store into
+    /// a page without a block needs one: on a full filesystem the kernel answers that store
+    /// with SIGBUS, which kills the process. Allocated here first, a full disk is an
+    /// `ENOSPC` error instead, before anything was written.
+    pub(crate) fn ensure_allocated(&mut self, end: u64) -> Result<()> {
+        let end = end.min(self.len);
+        if end <= self.allocated {
+            return Ok(());
+        }
+        let target = end
+            .div_ceil(ALLOCATE_CHUNK_BYTES)
+            .saturating_mul(ALLOCATE_CHUNK_BYTES)
+            .min(self.len);
+        let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(&self.file, flags, self.allocated, target - self.allocated) {
+            Ok(()) => {}
+            // A filesystem without fallocate: writes stay as they were (sparse).
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => {}
+            Err(e) => return Err(std::io::Error::from(e)).ctx("allocate", &self.path),
+        }
+        self.allocated = target;
+        Ok(())
     }
 
     /// Writes dirty pages back and fsyncs the file (length included).

@@ -305,6 +305,8 @@ impl Segment {
             // An index sized by a smaller segment.index.bytes than the segment needs grows.
             self.index.ensure_room()?;
             self.time_index.ensure_room()?;
+            self.index.reserve_next()?;
+            self.time_index.reserve_next()?;
             self.note_appended(&header, position, limits.index_interval_bytes);
         }
     }
@@ -540,6 +542,8 @@ impl Segment {
         // would have the same name): then the index grows.
         self.index.ensure_room()?;
         self.time_index.ensure_room()?;
+        self.index.reserve_next()?;
+        self.time_index.reserve_next()?;
         let position = self.size;
         if let Err(e) = write_all_vectored(
             &self.log,
