@@ -46,6 +46,10 @@ pub struct BrokerConfig {
     pub storage_threads: usize,
     /// Consumer groups: `group.*`, `offsets.*` and `offset.metadata.max.bytes`.
     pub groups: GroupSettings,
+    /// `storage.min.free.bytes` (not a Kafka setting; Redpanda's `storage_min_free_bytes`):
+    /// below this much available space on the data directory's filesystem, produce
+    /// requests are refused with KAFKA_STORAGE_ERROR until space returns. 0 disables it.
+    pub storage_min_free_bytes: u64,
 }
 
 impl BrokerConfig {
@@ -66,6 +70,7 @@ impl BrokerConfig {
             log: LogConfig::default(),
             storage_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             groups: GroupSettings::default(),
+            storage_min_free_bytes: 64 << 20,
         }
     }
 }

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod disk;
 mod errors;
 mod groups;
 mod handlers;

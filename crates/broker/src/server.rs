@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
+use crate::disk::DiskGuard;
 use crate::groups::{self, Groups};
 use crate::meta::{self, ProducerIds};
 use crate::read_buffers::ReadBuffers;
@@ -67,6 +68,8 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Reused buffers for Fetch reads.
     pub(crate) read_buffers: Arc<ReadBuffers>,
+    /// The data directory's free space: produces are refused while it is full.
+    pub(crate) disk: Arc<DiskGuard>,
 }
 
 /// A running broker.
@@ -134,6 +137,10 @@ impl Broker {
         }
         let cluster_id = meta::cluster_id(&dir, config.node_id)?;
         let producer_ids = ProducerIds::open(&dir)?;
+        // Before the partitions open: on a full disk this frees the ballast they need to
+        // write their checkpoints, and says once what is full.
+        let disk = Arc::new(DiskGuard::new(&dir, config.storage_min_free_bytes));
+        disk.check();
         let shards =
             Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
         let raft_id = config.node_id as u64 + 1;
@@ -164,8 +171,10 @@ impl Broker {
             groups,
             shutdown: shutdown_rx.clone(),
             read_buffers: Arc::default(),
+            disk: Arc::clone(&disk),
         });
         groups::spawn_tasks(Arc::clone(&ctx), shutdown_rx.clone());
+        spawn_disk_watch(disk, shutdown_rx.clone());
         let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&ctx), shutdown_rx));
         Ok(Broker {
             ctx,
@@ -201,6 +210,26 @@ impl Broker {
         let shards = self.shards;
         let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
     }
+}
+
+/// How often the data directory's free space is checked.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks the free space every second until shutdown.
+fn spawn_disk_watch(disk: Arc<DiskGuard>, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(DISK_CHECK_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let disk = Arc::clone(&disk);
+            // statvfs and ballast writes are file system calls: off the network threads.
+            let _ = tokio::task::spawn_blocking(move || disk.check()).await;
+        }
+    });
 }
 
 fn is_shutting_down(rx: &watch::Receiver<bool>) -> bool {

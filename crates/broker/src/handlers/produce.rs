@@ -218,6 +218,10 @@ fn prepare(
             .into());
     }
     let (t, handle) = partition(ctx, topic, index).map_err(|code| (code, None))?;
+    if let Some(reason) = ctx.disk.full_reason() {
+        // Refused before anything is written; reads and deletions go on (see `disk`).
+        return Err((ErrorCode::KafkaStorageError, Some(reason)).into());
+    }
     let records = records.ok_or((ErrorCode::InvalidRecord, Some("null records".into())))?;
     let limits = RecordLimits {
         max_batch_bytes: t.log.max_batch_bytes,
