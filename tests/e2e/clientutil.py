@@ -343,7 +343,7 @@ def wait_for_split(bootstrap: str, group: str, partitions: int, members: list[Cl
 
 # The broker applies retention every 30 s from its start; waiting this long after a restart
 # lets at least one retention pass see the records.
-RETENTION_PASS_WAIT_S = 40.0
+RETENTION_PASS_WAIT_S = 36.0
 
 
 def check_reported_offsets(produced: list[dict], got: list[dict]) -> None:

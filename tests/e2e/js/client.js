@@ -10,6 +10,9 @@
 //   node client.js --bootstrap HOST:PORT group-consume --topic T --group G [--count N] [--linger-ms MS]
 //   node client.js --bootstrap HOST:PORT offsets-for-time --topic T --timestamp MS
 //
+// Every command gives up with an error after --timeout-ms (default 60000).
+// offsets-for-time with --timestamp -2 asks for each partition's first offset (log start).
+//
 // Everything not named on the command line is KafkaJS's default.
 'use strict'
 
