@@ -470,12 +470,16 @@ def offsets_by_time_survive_retention(broker, client: Client, not_found: str,
                                       count: int = 200) -> None:
     """ListOffsets by time finds records stamped with the library's default timestamps, and
     a topic with retention.ms = 2 minutes keeps every record through a retention pass (after
-    a broker restart): log start stays 0 and everything reads back.
+    a broker restart, with the records' segment rolled): log start stays 0 and everything
+    reads back.
 
     `not_found` is what the client reports for a time after every record: "-1" (Kafka's
     answer) or "end" (KafkaJS substitutes the high watermark)."""
     topic = unique_topic(f"{client.name}-bytime")
-    create_topic(broker.bootstrap, topic, partitions=2, config={"retention.ms": "120000"})
+    # segment.ms = 2 s rolls the segment holding the records before the retention pass, so
+    # retention judges it as a sealed segment, by its newest timestamp.
+    create_topic(broker.bootstrap, topic, partitions=2,
+                 config={"retention.ms": "120000", "segment.ms": "2000"})
     low = now_ms()
     produced = client.produce(broker, topic, count)
     high = now_ms()
