@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 
 from clientutil import (
+    FAST_RETENTION_ENV,
     Client,
     build_go_client,
     commit_and_resume,
@@ -114,5 +115,6 @@ def test_commit_and_resume_after_restart(groups_broker, go_clients, family):
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_offsets_by_time_and_retention(broker, go_clients, family):
+def test_offsets_by_time_and_retention(start_broker, go_clients, family):
+    broker = start_broker(env=FAST_RETENTION_ENV)
     offsets_by_time_survive_retention(broker, go_clients[family], not_found="-1")

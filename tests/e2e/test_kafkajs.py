@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from clientutil import (
+    FAST_RETENTION_ENV,
     Client,
     commit_and_resume,
     group_splits_partitions,
@@ -68,5 +69,7 @@ def test_commit_and_resume_after_restart(groups_broker, kafkajs):
 
 
 @pytest.mark.timeout(180)
-def test_offsets_by_time_and_retention(groups_broker, kafkajs):
-    offsets_by_time_survive_retention(groups_broker, kafkajs, not_found="end")
+def test_offsets_by_time_and_retention(start_broker, kafkajs):
+    broker = start_broker(env={**FAST_RETENTION_ENV,
+                               "CAIRN_BROKER_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"})
+    offsets_by_time_survive_retention(broker, kafkajs, not_found="end")
