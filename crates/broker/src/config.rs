@@ -1,5 +1,6 @@
 //! The broker's settings. Names follow Kafka's broker configs where one exists.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -46,6 +47,11 @@ pub struct BrokerConfig {
     pub storage_threads: usize,
     /// Consumer groups: `group.*`, `offsets.*` and `offset.metadata.max.bytes`.
     pub groups: GroupSettings,
+    /// Kafka broker config names (`num.partitions`, `log.retention.ms`, ...) that were set
+    /// explicitly (file, environment or flag): DescribeConfigs reports them as
+    /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG. `[log]` keys are listed under
+    /// their broker names ([`crate::broker_name_of_log_setting`]).
+    pub static_configs: BTreeSet<String>,
 }
 
 impl BrokerConfig {
@@ -66,6 +72,7 @@ impl BrokerConfig {
             log: LogConfig::default(),
             storage_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             groups: GroupSettings::default(),
+            static_configs: BTreeSet::new(),
         }
     }
 }

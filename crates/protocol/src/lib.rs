@@ -31,6 +31,7 @@ pub mod client;
 mod decompress;
 pub mod errors;
 pub mod frame;
+mod legacy;
 pub mod records;
 pub mod request;
 pub mod response;
@@ -43,6 +44,7 @@ pub use frame::{
     decode_frame, encode_frame, missing_frame_bytes, FrameError, DEFAULT_MAX_FRAME_BYTES,
 };
 pub use kafka_protocol;
+pub use legacy::LegacyFields;
 pub use records::{validate_produce_records, ProducedBatch, RecordError, RecordLimits};
 pub use request::{parse_request, Request, RequestError, RequestLimits};
 pub use response::{

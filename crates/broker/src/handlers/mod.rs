@@ -5,8 +5,10 @@
 mod admin;
 #[cfg(test)]
 mod compat_tests;
+mod configs;
 mod fetch;
 pub(crate) mod groups;
+mod log_dirs;
 mod metadata;
 mod offsets;
 pub(crate) mod produce;
@@ -46,6 +48,7 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Option<ResponseKind> {
     let v = request.api_version;
+    let legacy = request.legacy.as_ref();
     let client = || groups::Client {
         client_id: request.client_id.clone().unwrap_or_default(),
         peer,
@@ -63,7 +66,7 @@ pub(crate) async fn handle(
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(&ctx, v, r).await),
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(offsets::list_offsets(&ctx, v, r).await)
+            ResponseKind::ListOffsets(offsets::list_offsets(&ctx, v, r, legacy).await)
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(&ctx, r).await)
@@ -81,10 +84,16 @@ pub(crate) async fn handle(
             ResponseKind::CreatePartitions(admin::create_partitions(&ctx, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(admin::describe_configs(&ctx, v, r))
+            ResponseKind::DescribeConfigs(configs::describe_configs(&ctx, v, r))
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter_configs(&ctx, r).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(&ctx, r).await)
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(&ctx, r).await)
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(log_dirs::describe_log_dirs(&ctx, r).await)
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(admin::init_producer_id(&ctx, r))
@@ -103,7 +112,7 @@ pub(crate) async fn handle(
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(&ctx, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(&ctx, v, r)),
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(groups::offset_commit(&ctx, v, r).await)
+            ResponseKind::OffsetCommit(groups::offset_commit(&ctx, v, r, legacy).await)
         }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(&ctx, v, r)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(&ctx, r)),
