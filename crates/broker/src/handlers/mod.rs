@@ -5,6 +5,8 @@
 mod admin;
 #[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod config_tests;
 mod configs;
 mod fetch;
 pub(crate) mod groups;
