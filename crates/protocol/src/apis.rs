@@ -9,8 +9,9 @@
 //! or what `legacy` reads below it (checked by a test). Kafka 4.0 removed the oldest
 //! versions of several APIs (KIP-896), and kafka-protocol 0.18 follows it. Where such a
 //! version carries no records and differs from the next by a field or two, Cairn serves it
-//! anyway (`legacy`), for the old clients that still send it; versions that carry message
-//! format v0/v1 (Produce v0–v2, Fetch v0–v3) stay refused, as in Kafka 4. The maximums stop
+//! anyway (`legacy`), for the old clients that still send it. Versions that carry message
+//! format v0/v1 stay refused, as in Kafka 4: Fetch v0–v3 are not advertised, Produce v0–v2
+//! are advertised (as Kafka 4 does, for old librdkafka) and answered UNSUPPORTED_VERSION. The maximums stop
 //! where a newer version would oblige the broker to something Cairn does not do yet: topic
 //! IDs in place of names, tiered storage semantics, transaction protocol v2, and so on.
 
@@ -33,12 +34,15 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 
 /// The APIs Cairn serves, in api-key order (the order ApiVersions lists them in).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    // v3 (transactional id, v2 record batches only) is kafka-protocol's and Kafka 4's minimum;
-    // v7 allows zstd, v9 is flexible, v10 (KIP-951) adds leader-discovery tagged fields the
-    // broker may leave empty, v11 the TRANSACTION_ABORTABLE code (KIP-890), and v12 changes
-    // only transactional semantics gated on the `transaction.version` feature, which Cairn
-    // does not finalize. v13 names topics by ID: stop at 12.
-    api(ApiKey::Produce, 3, 12),
+    // v3 (transactional id, v2 record batches only) is the first version served. v0–v2
+    // (message format v0/v1) are advertised but answered with UNSUPPORTED_VERSION for every
+    // partition, as Kafka 4 does (KAFKA-18659: older librdkafka enables compressed produce
+    // only if the broker lists Produce v0). v7 allows zstd, v9 is flexible, v10 (KIP-951)
+    // adds leader-discovery tagged fields the broker may leave empty, v11 the
+    // TRANSACTION_ABORTABLE code (KIP-890), and v12 changes only transactional semantics
+    // gated on the `transaction.version` feature, which Cairn does not finalize. v13 names
+    // topics by ID: stop at 12.
+    api(ApiKey::Produce, 0, 12),
     // v4 is kafka-protocol's minimum; v7 adds fetch sessions (KIP-227: the broker may answer
     // sessionless), v11 rack-aware fetch (KIP-392, ignorable), v12 flexible + diverging-epoch
     // detection. v13 replaces topic names by topic IDs: stop at 12 until Cairn has topic IDs.
@@ -267,7 +271,10 @@ mod tests {
         );
         assert!(is_supported(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Produce, 13), "v13 uses topic IDs");
-        assert!(!is_supported(ApiKey::Produce, 2), "message format v0/v1");
+        assert!(
+            is_supported(ApiKey::Produce, 0),
+            "advertised and refused per partition, as Kafka 4 (KAFKA-18659)"
+        );
         assert!(!is_supported(ApiKey::Fetch, 3), "message format v0/v1");
     }
 }

@@ -5,6 +5,9 @@
 //! version it knows by a field or two and carry no record batches, so serving them needs no
 //! message-format conversion: ListOffsets v0, OffsetCommit v0–v1, DescribeConfigs v0,
 //! CreateTopics v0–v1, DeleteTopics v0, OffsetForLeaderEpoch v0–v1 and DescribeLogDirs v0.
+//! Produce v0–v2 are here too, only so that they can be *answered* (UNSUPPORTED_VERSION for
+//! every partition, as Kafka 4 answers them: KAFKA-18659); their message-format v0/v1
+//! records are never read.
 //! Old clients still send them (kafka-python negotiating down, Sarama configured for an old
 //! `Version`), so Cairn reads and writes them here, into and out of kafka-protocol's own
 //! structs: handlers see one type per API whatever the version.
@@ -32,6 +35,9 @@
 //! OffsetForLeaderEpoch v0–v1 [topic str, [partition i32, leader_epoch i32]]
 //!   response v0 / v1         [topic str, [error i16, partition i32, (leader_epoch i32,) end i64]]
 //! DescribeLogDirs v0         = v1, both ways
+//! Produce v0–v2 request      = v3 without transactional_id
+//! Produce v0 / v1 response   [topic str, [partition i32, error i16, base_offset i64]]
+//!                            (, throttle_time_ms i32 in v1);  v2 response = v3's layout
 //! ```
 //!
 //! Fields a legacy version lacks: when writing, one that Kafka's schema marks *ignorable* is
@@ -137,6 +143,7 @@ trait Wire: Sized {
     fn bool(&mut self, v: &mut bool) -> R;
     fn str(&mut self, v: &mut StrBytes) -> R;
     fn nullable_str(&mut self, v: &mut Option<StrBytes>) -> R;
+    fn nullable_bytes(&mut self, v: &mut Option<Bytes>) -> R;
     fn array<T: Default, F: FnMut(&mut Self, usize, &mut T) -> R>(
         &mut self,
         v: &mut Vec<T>,
@@ -261,6 +268,10 @@ impl Wire for Reader {
         *v = self.string()?;
         Ok(())
     }
+    fn nullable_bytes(&mut self, v: &mut Option<Bytes>) -> R {
+        *v = self.length(true)?.map(|n| self.buf.split_to(n));
+        Ok(())
+    }
     fn array<T: Default, F: FnMut(&mut Self, usize, &mut T) -> R>(
         &mut self,
         v: &mut Vec<T>,
@@ -338,6 +349,16 @@ impl Wire for Writer<'_> {
             Some(s) => self.str(s),
         }
     }
+    fn nullable_bytes(&mut self, v: &mut Option<Bytes>) -> R {
+        match v {
+            None => self.buf.put_i32(-1),
+            Some(b) => {
+                self.count(b.len())?;
+                self.buf.put_slice(b);
+            }
+        }
+        Ok(())
+    }
     fn array<T: Default, F: FnMut(&mut Self, usize, &mut T) -> R>(
         &mut self,
         v: &mut Vec<T>,
@@ -377,7 +398,8 @@ fn slot<T: Clone>(v: &mut Vec<T>, i: usize, default: T) -> &mut T {
 /// this module knows the older layout.
 pub(crate) fn min_version(key: ApiKey) -> i16 {
     match key {
-        ApiKey::ListOffsets
+        ApiKey::Produce
+        | ApiKey::ListOffsets
         | ApiKey::OffsetCommit
         | ApiKey::DescribeConfigs
         | ApiKey::CreateTopics
@@ -394,6 +416,37 @@ pub(crate) fn is_legacy(key: ApiKey, version: i16) -> bool {
 }
 
 // --- The messages ----------------------------------------------------------------------------
+
+fn produce_request_v0_v2<W: Wire>(w: &mut W, r: &mut ProduceRequest) -> R {
+    w.absent("transactional_id", &r.transactional_id, &None)?;
+    w.i16(&mut r.acks)?;
+    w.i32(&mut r.timeout_ms)?;
+    w.array(&mut r.topic_data, |w, _, t| {
+        w.str(&mut t.name.0)?;
+        w.array(&mut t.partition_data, |w, _, p| {
+            w.i32(&mut p.index)?;
+            w.nullable_bytes(&mut p.records)
+        })
+    })
+}
+
+fn produce_response_v0_v1<W: Wire>(w: &mut W, version: i16, r: &mut ProduceResponse) -> R {
+    w.array(&mut r.responses, |w, _, t| {
+        w.str(&mut t.name.0)?;
+        // log_append_time_ms (v2+), log_start_offset (v5+) and the v8+ error details are
+        // ignorable.
+        w.array(&mut t.partition_responses, |w, _, p| {
+            w.i32(&mut p.index)?;
+            w.i16(&mut p.error_code)?;
+            w.i64(&mut p.base_offset)
+        })
+    })?;
+    // throttle_time_ms is v1+ (ignorable).
+    if version >= 1 {
+        w.i32(&mut r.throttle_time_ms)?;
+    }
+    Ok(())
+}
 
 fn list_offsets_request_v0<W: Wire>(
     w: &mut W,
@@ -621,6 +674,8 @@ fn same_layout(key: ApiKey, version: i16, request: bool) -> Option<i16> {
         (ApiKey::OffsetCommit, 0 | 1, false) => Some(2),
         // The request is unchanged from v0 to v1 (v1 changed the response only).
         (ApiKey::DeleteTopics, 0, true) => Some(1),
+        // v3 changed the request only (transactional_id).
+        (ApiKey::Produce, 2, false) => Some(3),
         _ => None,
     }
 }
@@ -643,6 +698,11 @@ pub(crate) fn decode_request(
         len,
     };
     let decoded = match (key, version) {
+        (ApiKey::Produce, 0..=2) => {
+            let mut b = ProduceRequest::default();
+            produce_request_v0_v2(&mut r, &mut b)?;
+            (RequestKind::Produce(b), None)
+        }
         (ApiKey::ListOffsets, 0) => {
             let mut b = ListOffsetsRequest::default();
             let mut max = Vec::new();
@@ -701,6 +761,7 @@ pub(crate) fn encode_request(
     }
     let mut w = Writer { buf };
     match (body.clone(), version) {
+        (RequestKind::Produce(mut b), 0..=2) => produce_request_v0_v2(&mut w, &mut b),
         (RequestKind::ListOffsets(mut b), 0) => {
             list_offsets_request_v0(&mut w, &mut b, &mut Vec::new())
         }
@@ -735,6 +796,7 @@ pub(crate) fn encode_response(
     // The descriptions visit `&mut` fields (reading fills them); writing works on a copy.
     // Only admin and offset answers take this path, never records.
     match (body.clone(), version) {
+        (ResponseKind::Produce(mut b), 0 | 1) => produce_response_v0_v1(&mut w, version, &mut b),
         (ResponseKind::ListOffsets(mut b), 0) => list_offsets_response_v0(&mut w, &mut b),
         (ResponseKind::DescribeConfigs(mut b), 0) => describe_configs_response_v0(&mut w, &mut b),
         (ResponseKind::CreateTopics(mut b), 0 | 1) => {
@@ -764,6 +826,11 @@ pub(crate) fn decode_response(
         len,
     };
     let decoded = match (key, version) {
+        (ApiKey::Produce, 0 | 1) => {
+            let mut b = ProduceResponse::default();
+            produce_response_v0_v1(&mut r, version, &mut b)?;
+            ResponseKind::Produce(b)
+        }
         (ApiKey::ListOffsets, 0) => {
             let mut b = ListOffsetsResponse::default();
             list_offsets_response_v0(&mut r, &mut b)?;

@@ -53,7 +53,9 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
                 t
             };
             let mut r = ProduceRequest::default();
-            r.transactional_id = Some(TransactionalId(s("tx")));
+            if version >= 3 {
+                r.transactional_id = Some(TransactionalId(s("tx")));
+            }
             r.acks = -1;
             r.timeout_ms = 30_000;
             r.topic_data = vec![t("a"), t("b")];

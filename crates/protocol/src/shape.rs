@@ -186,7 +186,7 @@ const PRODUCE_TOPIC: &[Field] = &[
     f(Ty::Array(&Ty::Struct(PRODUCE_PARTITION)), 0, N),
 ];
 const PRODUCE: &[Field] = &[
-    f(Str, 0, N), // transactional_id
+    f(Str, 3, N), // transactional_id
     f(I16, 0, N), // acks
     f(I32, 0, N), // timeout_ms
     f(Ty::Array(&Ty::Struct(PRODUCE_TOPIC)), 0, N),

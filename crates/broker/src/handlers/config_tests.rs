@@ -477,6 +477,39 @@ async fn describe_log_dirs_reports_partition_sizes_that_grow() {
 }
 
 #[tokio::test]
+async fn produce_v0_to_v2_is_answered_unsupported_version_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = start(dir.path()).await;
+    let ctx = broker.ctx();
+    ctx.topics
+        .create("t", 1, Default::default(), false)
+        .await
+        .expect("topic");
+    let end = ctx.topics.get("t").expect("topic").partitions[0]
+        .state()
+        .log_end_offset;
+    for version in 0..=2 {
+        let ResponseKind::Produce(resp) = ask(&ctx, version, produce("t", 1)).await else {
+            panic!("not Produce")
+        };
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(
+            (p.error_code, p.base_offset),
+            (ErrorCode::UnsupportedVersion.code(), -1),
+            "v{version}"
+        );
+    }
+    assert_eq!(
+        ctx.topics.get("t").expect("topic").partitions[0]
+            .state()
+            .log_end_offset,
+        end,
+        "nothing written"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn list_offsets_v0_and_offset_commit_v1_keep_their_meaning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = BrokerConfig::new(

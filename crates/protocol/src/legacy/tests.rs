@@ -243,6 +243,51 @@ fn offset_for_leader_epoch_v0_answers_no_epoch() {
 }
 
 #[test]
+fn produce_v0_v2_read_without_their_records_being_looked_at() {
+    let mut b = BytesMut::new();
+    b.put_i16(1); // acks
+    b.put_i32(1500); // timeout
+    b.put_i32(1);
+    put_str(&mut b, "t");
+    b.put_i32(1);
+    b.put_i32(3);
+    b.put_i32(4); // a "message set" of 4 bytes
+    b.put_slice(b"v0!!");
+    let (body, _) = read_request(ApiKey::Produce, 1, &b);
+    let RequestKind::Produce(r) = body else {
+        panic!("not Produce")
+    };
+    assert_eq!((r.acks, r.timeout_ms), (1, 1500));
+    let p = &r.topic_data[0].partition_data[0];
+    assert_eq!((p.index, p.records.as_deref()), (3, Some(&b"v0!!"[..])));
+
+    let mut part = produce_response::PartitionProduceResponse::default();
+    part.index = 3;
+    part.error_code = 35;
+    part.base_offset = -1;
+    let mut t = produce_response::TopicProduceResponse::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    t.partition_responses = vec![part];
+    let mut resp = ProduceResponse::default();
+    resp.responses = vec![t];
+    let body = ResponseKind::Produce(resp);
+    let v0 = write_response(ApiKey::Produce, 0, &body);
+    let v1 = write_response(ApiKey::Produce, 1, &body);
+    let v2 = write_response(ApiKey::Produce, 2, &body);
+    let mut want = BytesMut::new();
+    want.put_i32(1);
+    put_str(&mut want, "t");
+    want.put_i32(1);
+    want.put_i32(3);
+    want.put_i16(35);
+    want.put_i64(-1);
+    assert_eq!(v0, want.to_vec());
+    want.put_i32(0); // throttle
+    assert_eq!(v1, want.to_vec());
+    assert_eq!(v2.len(), v1.len() + 8, "v2 adds log_append_time");
+}
+
+#[test]
 fn bad_lengths_are_errors() {
     // A topic array longer than the body.
     let mut b = BytesMut::new();
@@ -277,7 +322,10 @@ fn bad_lengths_are_errors() {
     );
 }
 
-const LEGACY: [(ApiKey, i16); 10] = [
+const LEGACY: [(ApiKey, i16); 13] = [
+    (ApiKey::Produce, 0),
+    (ApiKey::Produce, 1),
+    (ApiKey::Produce, 2),
     (ApiKey::ListOffsets, 0),
     (ApiKey::OffsetCommit, 0),
     (ApiKey::OffsetCommit, 1),
