@@ -10,7 +10,7 @@ import struct
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import UnsupportedVersionError
 from kafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
@@ -18,6 +18,7 @@ from kafka.protocol.fetch import FetchRequest
 from kafka.protocol.list_offsets import ListOffsetsRequest
 from kafka.protocol.offset_for_leader_epoch import OffsetForLeaderEpochRequest
 from kafka.protocol.parser import KafkaProtocol
+from kafka.structs import OffsetAndMetadata
 
 import wire
 from kafkautil import Recorder, create_topic, produce_all, producer, unique_topic
@@ -132,6 +133,24 @@ def test_offset_commit_v0_and_v1(broker):
     assert topic == name
     assert sorted((p, offset, metadata, error) for p, offset, metadata, error in partitions) == [
         (0, 3, "v0", 0), (1, 7, "v1", 0)]
+
+
+def test_kafka_python_commits_with_offset_commit_v1_through_its_own_api(broker):
+    # Believing the broker is Kafka 0.8.2, kafka-python commits and fetches offsets with
+    # OffsetCommit v1 / OffsetFetch v1 (its table for that version), without joining a group.
+    name = unique_topic("commit-v1")
+    create_topic(broker.bootstrap, name)
+    group = unique_topic("kp-082")
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group,
+                             api_version=(0, 8, 2), enable_auto_commit=False,
+                             client_id=CLIENT_ID)
+    try:
+        partition = TopicPartition(name, 0)
+        consumer.assign([partition])
+        consumer.commit({partition: OffsetAndMetadata(5, "kp", -1)})
+        assert consumer.committed(partition) == 5
+    finally:
+        consumer.close()
 
 
 def test_offset_for_leader_epoch_v0_and_v1(broker):
