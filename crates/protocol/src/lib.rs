@@ -8,7 +8,8 @@
 //! ```text
 //! socket bytes ─► frame::decode_frame ─► request::parse_request ─► Request { body: RequestKind }
 //!                 (size <= max_frame_bytes)   (our version table, shape check
-//!                                              against declared lengths, kafka-protocol)
+//!                                              against declared lengths, kafka-protocol
+//!                                              or, for versions it lacks, `legacy`)
 //! Produce records ─► records::validate_produce_records ─► ProducedBatch (zero-copy) ─► storage
 //!                    (batch header + CRC via cairn_storage::batch, record walk,
 //!                     bounded streaming decompression)

@@ -1,4 +1,5 @@
 use super::*;
+use bytes::BufMut;
 use proptest::prelude::*;
 
 fn read_request(key: ApiKey, version: i16, bytes: &[u8]) -> (RequestKind, Option<LegacyFields>) {
