@@ -1,5 +1,6 @@
 //! The broker's settings. Names follow Kafka's broker configs where one exists.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -50,6 +51,11 @@ pub struct BrokerConfig {
     /// below this much available space on the data directory's filesystem, produce
     /// requests are refused with KAFKA_STORAGE_ERROR until space returns. 0 disables it.
     pub storage_min_free_bytes: u64,
+    /// Kafka broker config names (`num.partitions`, `log.retention.ms`, ...) that were set
+    /// explicitly (file, environment or flag): DescribeConfigs reports them as
+    /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG. `[log]` keys are listed under
+    /// their broker names ([`crate::broker_name_of_log_setting`]).
+    pub static_configs: BTreeSet<String>,
 }
 
 impl BrokerConfig {
@@ -71,6 +77,7 @@ impl BrokerConfig {
             storage_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             groups: GroupSettings::default(),
             storage_min_free_bytes: 64 << 20,
+            static_configs: BTreeSet::new(),
         }
     }
 }

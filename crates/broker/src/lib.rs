@@ -15,6 +15,7 @@
 //! connections, decompression per batch, partitions per topic.
 #![warn(missing_docs)]
 
+mod broker_configs;
 mod config;
 mod disk;
 mod errors;
@@ -26,6 +27,7 @@ mod server;
 mod topic_config;
 mod topics;
 
+pub use broker_configs::broker_name_of_log_setting;
 pub use cairn_groups::CoordinatorConfig;
 pub use config::{BrokerConfig, GroupSettings};
 pub use server::Broker;

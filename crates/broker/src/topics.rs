@@ -13,8 +13,12 @@
 //! last; deletion removes the file first and the partitions after. Partition directories with
 //! no topic file (a crash in between) are deleted at startup. Admin changes are serialised by
 //! one lock; lookups on the request path take a read lock for a map lookup only.
+//!
+//! The log defaults a topic inherits are the static `[log]` settings with the dynamic broker
+//! configs applied (`broker_configs`); the registry owns both, so a dynamic change reaches
+//! every partition that does not override it, under the same admin lock as topic changes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -22,6 +26,7 @@ use cairn_partition::{PartitionHandle, PartitionSpec, StorageShards};
 use cairn_storage::{metafile, LogConfig, StorageError};
 use uuid::Uuid;
 
+use crate::broker_configs::{self, BrokerConfigError, DynamicConfigs, Scope};
 use crate::meta::meta_dir;
 use crate::topic_config::{ConfigError, TopicConfigs};
 use crate::BrokerError;
@@ -95,7 +100,11 @@ pub(crate) struct TopicRegistry {
     data_dir: PathBuf,
     topics_dir: PathBuf,
     shards: Arc<StorageShards>,
-    defaults: LogConfig,
+    /// The `[log]` settings the node started with.
+    static_defaults: LogConfig,
+    /// What topics inherit: `static_defaults` with the dynamic broker configs applied.
+    defaults: RwLock<LogConfig>,
+    dynamic: RwLock<DynamicConfigs>,
     raft_id: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin: tokio::sync::Mutex<()>,
@@ -124,11 +133,15 @@ impl TopicRegistry {
     ) -> Result<TopicRegistry, BrokerError> {
         let topics_dir = meta_dir(data_dir).join("topics");
         std::fs::create_dir_all(&topics_dir).map_err(io("create", &topics_dir))?;
+        let dynamic = DynamicConfigs::load(&meta_dir(data_dir))?;
+        let effective = dynamic.log_defaults(&defaults);
         let registry = TopicRegistry {
             data_dir: data_dir.to_path_buf(),
             topics_dir: topics_dir.clone(),
             shards,
-            defaults,
+            static_defaults: defaults,
+            defaults: RwLock::new(effective),
+            dynamic: RwLock::new(dynamic),
             raft_id,
             topics: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
@@ -150,7 +163,7 @@ impl TopicRegistry {
             };
             let partitions = registry.open_partitions(&name, &configs, 0..count).await?;
             let log = configs
-                .log_config(&registry.defaults)
+                .log_config(&registry.defaults())
                 .map_err(|e| BrokerError::Config(format!("topic {name}: {e}")))?;
             registry.insert(Topic {
                 name: name.clone(),
@@ -243,7 +256,7 @@ impl TopicRegistry {
         configs: &TopicConfigs,
         range: std::ops::Range<i32>,
     ) -> Result<Vec<PartitionHandle>, TopicError> {
-        let log = configs.log_config(&self.defaults)?;
+        let log = configs.log_config(&self.defaults())?;
         let opening = range.map(|p| {
             PartitionHandle::open(
                 &self.shards,
@@ -286,9 +299,77 @@ impl TopicRegistry {
         v
     }
 
-    /// The broker's default log settings.
-    pub(crate) fn defaults(&self) -> &LogConfig {
-        &self.defaults
+    /// The log settings topics inherit (static `[log]` plus dynamic broker configs).
+    pub(crate) fn defaults(&self) -> LogConfig {
+        match self.defaults.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The dynamic broker configs in force.
+    pub(crate) fn dynamic_configs(&self) -> DynamicConfigs {
+        match self.dynamic.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the dynamic broker configs of `scope` with what `change` makes of them
+    /// (checked as a whole), persists them, and applies the resulting log defaults to the
+    /// partitions of every topic that does not override them. With `validate_only`, only
+    /// checks.
+    pub(crate) async fn alter_broker_configs(
+        &self,
+        scope: Scope,
+        validate_only: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerConfigError>,
+    ) -> Result<(), BrokerConfigError> {
+        let _admin = self.admin.lock().await;
+        let mut dynamic = self.dynamic_configs();
+        let mut values = dynamic.scope(scope).clone();
+        change(&mut values)?;
+        dynamic.set_scope(scope, broker_configs::check_all(&values)?);
+        let defaults = dynamic.log_defaults(&self.static_defaults);
+        // Overrides and defaults are each valid, and every check is per setting, so every
+        // topic's combination is too; check anyway rather than fail half-way.
+        let mut changed = Vec::new();
+        for topic in self.list() {
+            let log = topic.configs.log_config(&defaults).map_err(|e| {
+                BrokerConfigError::InvalidValue {
+                    name: e.name.clone(),
+                    value: String::new(),
+                    reason: format!("topic {}: {}", topic.name, e.reason),
+                }
+            })?;
+            if log != topic.log {
+                changed.push((topic, log));
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        dynamic.save(&meta_dir(&self.data_dir))?;
+        if let Ok(mut d) = self.dynamic.write() {
+            *d = dynamic;
+        }
+        if let Ok(mut d) = self.defaults.write() {
+            *d = defaults;
+        }
+        for (topic, log) in changed {
+            for p in &topic.partitions {
+                p.set_config(log.clone()).await?;
+            }
+            self.insert(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions: topic.partitions.clone(),
+                configs: topic.configs.clone(),
+                log,
+            });
+        }
+        tracing::info!(?scope, "dynamic broker configs changed");
+        Ok(())
     }
 
     /// Creates a topic (or only checks that it could be, with `validate_only`).
@@ -305,8 +386,9 @@ impl TopicRegistry {
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
-        let log = configs.log_config(&self.defaults)?;
         let _admin = self.admin.lock().await;
+        // Under the admin lock: a dynamic change of the defaults cannot slip in between.
+        let log = configs.log_config(&self.defaults())?;
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
@@ -408,9 +490,10 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let defaults = self.defaults();
         let mut configs = topic.configs.clone();
-        change(&mut configs, &self.defaults)?;
-        let log = configs.log_config(&self.defaults)?;
+        change(&mut configs, &defaults)?;
+        let log = configs.log_config(&defaults)?;
         if validate_only {
             return Ok(());
         }

@@ -15,11 +15,15 @@
 //!
 //! Everything here is pure except [`Config::load`], which reads the process environment and
 //! the file and hands them to [`Config::resolve`]; the tests drive `resolve` with plain values.
+//!
+//! The layers also record which of Kafka's broker configs were set explicitly
+//! ([`Config::static_broker_configs`]): DescribeConfigs reports those as
+//! STATIC_BROKER_CONFIG and the rest as DEFAULT_CONFIG, as Kafka does for server.properties.
 
 mod broker_table;
 mod log_table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +66,10 @@ pub struct Config {
     /// The node's broker settings (the `[broker]` table, Kafka names).
     #[serde(deserialize_with = "deserialize_broker_table")]
     pub broker: BrokerSettings,
+    /// Kafka broker config names set by the file, the environment or a flag (`[log]` keys
+    /// under their broker names, `advertise` as `advertised.listeners`); not a file key.
+    #[serde(skip)]
+    pub static_broker_configs: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -73,8 +81,53 @@ impl Default for Config {
             log_level: "info".to_string(),
             log: LogConfig::default(),
             broker: BrokerSettings::default(),
+            static_broker_configs: BTreeSet::new(),
         }
     }
+}
+
+/// The broker config name a `[log]` key or `[broker]` key stands for.
+fn broker_config_name(table: &str, key: &str) -> Option<String> {
+    match table {
+        "log" => cairn_broker::broker_name_of_log_setting(key).map(str::to_string),
+        _ => Some(key.to_string()),
+    }
+}
+
+/// The keys set in the file's `[log]` and `[broker]` tables, as broker config names, plus
+/// `advertised.listeners` for `advertise`. Dotted unquoted keys (sub-tables) are flattened
+/// back into one name, as the tables' readers do.
+fn file_broker_configs(text: &str) -> BTreeSet<String> {
+    fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    keys(&name, v, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut set = BTreeSet::new();
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return set;
+    };
+    for name in ["log", "broker"] {
+        if let Some(value) = table.get(name) {
+            let mut found = Vec::new();
+            keys("", value, &mut found);
+            set.extend(found.iter().filter_map(|k| broker_config_name(name, k)));
+        }
+    }
+    if table.contains_key("advertise") {
+        set.insert("advertised.listeners".to_string());
+    }
+    set
 }
 
 /// Command-line flags that override the configuration (the highest layer).
@@ -141,7 +194,11 @@ impl Config {
         args: &ConfigArgs,
     ) -> anyhow::Result<Loaded> {
         let mut config = match file {
-            Some((path, text)) => parse_toml(path, text)?,
+            Some((path, text)) => {
+                let mut config = parse_toml(path, text)?;
+                config.static_broker_configs = file_broker_configs(text);
+                config
+            }
             None => Config::default(),
         };
         let warnings = config.apply_env(env)?;
@@ -168,7 +225,11 @@ impl Config {
                         )
                     })?;
                 }
-                "CAIRN_ADVERTISE" => self.advertise = Some(value.clone()),
+                "CAIRN_ADVERTISE" => {
+                    self.advertise = Some(value.clone());
+                    self.static_broker_configs
+                        .insert("advertised.listeners".to_string());
+                }
                 "CAIRN_LOG_LEVEL" => self.log_level = value.clone(),
                 _ if name.starts_with(BROKER_ENV_PREFIX) => {
                     let suffix = &name[BROKER_ENV_PREFIX.len()..];
@@ -186,6 +247,7 @@ impl Config {
                     self.broker.set(key, value).map_err(|reason| {
                         anyhow::anyhow!("{name}={value:?}: broker setting \"{key}\" {reason}")
                     })?;
+                    self.static_broker_configs.insert(key.to_string());
                 }
                 _ => {
                     if let Some(suffix) = name.strip_prefix(LOG_ENV_PREFIX) {
@@ -214,6 +276,8 @@ impl Config {
                                 key.name
                             )
                         })?;
+                        self.static_broker_configs
+                            .extend(broker_config_name("log", key.name));
                     } else {
                         // Other tools share the prefix (the test harness sets CAIRN_BIN), so
                         // only warn.
@@ -242,6 +306,8 @@ impl Config {
         }
         if let Some(advertise) = advertise {
             self.advertise = Some(advertise.clone());
+            self.static_broker_configs
+                .insert("advertised.listeners".to_string());
         }
         if let Some(log_level) = log_level {
             self.log_level = log_level.clone();
@@ -489,6 +555,56 @@ mod tests {
             .config;
         assert_eq!(config.advertise_addr(), "broker2:9094");
         assert_eq!(config.log_level, "warn");
+    }
+
+    #[test]
+    fn explicitly_set_settings_are_static_broker_configs() {
+        let file = r#"
+            advertise = "h:1"
+            [log]
+            "retention.ms" = 1000
+            segment.bytes = 4096
+            "max.open.segments" = 9
+            [broker]
+            "num.partitions" = 3
+        "#;
+        let environment = [
+            ("CAIRN_BROKER_AUTO_CREATE_TOPICS_ENABLE", "false"),
+            ("CAIRN_LOG_FLUSH_MESSAGES", "1"),
+        ];
+        let config = resolve(Some(file), &environment, &ConfigArgs::default())
+            .expect("loads")
+            .config;
+        let names: Vec<&str> = config
+            .static_broker_configs
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "advertised.listeners",
+                "auto.create.topics.enable",
+                "log.flush.interval.messages",
+                "log.retention.ms",
+                "log.segment.bytes",
+                "num.partitions",
+            ],
+            "max.open.segments has no Kafka broker name"
+        );
+        let flags = ConfigArgs {
+            advertise: Some("b:2".into()),
+            ..ConfigArgs::default()
+        };
+        let config = resolve(None, &[], &flags).expect("loads").config;
+        assert!(config
+            .static_broker_configs
+            .contains("advertised.listeners"));
+        assert!(resolve(None, &[], &ConfigArgs::default())
+            .expect("loads")
+            .config
+            .static_broker_configs
+            .is_empty());
     }
 
     #[test]

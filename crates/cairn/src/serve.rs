@@ -99,6 +99,7 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.groups.offset_metadata_max_bytes = g.offset_metadata_max_bytes;
     b.groups.retention_check_interval_ms = g.offsets_retention_check_interval_ms;
     b.log = config.to_log_config();
+    b.static_configs = config.static_broker_configs.clone();
     b
 }
 

@@ -59,6 +59,9 @@ pub(crate) enum Command {
         config: LogConfig,
         reply: oneshot::Sender<Result<()>>,
     },
+    SizeBytes {
+        reply: oneshot::Sender<Result<u64>>,
+    },
     Close {
         delete: bool,
         reply: oneshot::Sender<Result<()>>,
@@ -298,6 +301,9 @@ impl Replica {
             Command::SetConfig { config, reply } => {
                 let r = self.core.borrow_mut().log.set_config(config);
                 let _ = reply.send(r.map_err(Into::into));
+            }
+            Command::SizeBytes { reply } => {
+                let _ = reply.send(Ok(self.core.borrow().log.size_bytes()));
             }
             Command::Close { delete, reply } => {
                 let _ = reply.send(self.close(delete));

@@ -258,6 +258,11 @@ impl PartitionHandle {
             .await
     }
 
+    /// Bytes in the partition's segment files (DescribeLogDirs' partition size).
+    pub async fn size_bytes(&self) -> Result<u64> {
+        self.call(|reply| Command::SizeBytes { reply }).await
+    }
+
     /// Flushes and closes the partition.
     pub async fn close(&self) -> Result<()> {
         self.call(|reply| Command::Close {

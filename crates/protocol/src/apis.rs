@@ -5,12 +5,15 @@
 //! list: adding an API or widening a range is one line here (plus its handler and, for a
 //! request, its wire shape in `shape`).
 //!
-//! Every range lies inside what kafka-protocol 0.18 can decode (`ApiKey::valid_versions()`,
-//! checked by a test). Kafka 4.0 removed the oldest versions of several APIs (KIP-896), and
-//! kafka-protocol 0.18 follows it, so some minimums are above 0; every client that speaks
-//! to Kafka 4 speaks these. The maximums stop where a newer version would oblige the broker to
-//! something Cairn does not do yet: topic IDs in place of names, tiered storage semantics,
-//! transaction protocol v2, and so on.
+//! Every range lies inside what kafka-protocol 0.18 can decode (`ApiKey::valid_versions()`)
+//! or what `legacy` reads below it (checked by a test). Kafka 4.0 removed the oldest
+//! versions of several APIs (KIP-896), and kafka-protocol 0.18 follows it. Where such a
+//! version carries no records and differs from the next by a field or two, Cairn serves it
+//! anyway (`legacy`), for the old clients that still send it. Versions that carry message
+//! format v0/v1 stay refused, as in Kafka 4: Fetch v0–v3 are not advertised, Produce v0–v2
+//! are advertised (as Kafka 4 does, for old librdkafka) and answered UNSUPPORTED_VERSION. The maximums stop
+//! where a newer version would oblige the broker to something Cairn does not do yet: topic
+//! IDs in place of names, tiered storage semantics, transaction protocol v2, and so on.
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
@@ -31,31 +34,38 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 
 /// The APIs Cairn serves, in api-key order (the order ApiVersions lists them in).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    // v3 (transactional id, v2 record batches only) is kafka-protocol's and Kafka 4's minimum;
-    // v7 allows zstd, v9 is flexible, v10 (KIP-951) adds leader-discovery tagged fields the
-    // broker may leave empty, v11 the TRANSACTION_ABORTABLE code (KIP-890), and v12 changes
-    // only transactional semantics gated on the `transaction.version` feature, which Cairn
-    // does not finalize. v13 names topics by ID: stop at 12.
-    api(ApiKey::Produce, 3, 12),
+    // v3 (transactional id, v2 record batches only) is the first version served. v0–v2
+    // (message format v0/v1) are advertised but answered with UNSUPPORTED_VERSION for every
+    // partition, as Kafka 4 does (KAFKA-18659: older librdkafka enables compressed produce
+    // only if the broker lists Produce v0). v7 allows zstd, v9 is flexible, v10 (KIP-951)
+    // adds leader-discovery tagged fields the broker may leave empty, v11 the
+    // TRANSACTION_ABORTABLE code (KIP-890), and v12 changes only transactional semantics
+    // gated on the `transaction.version` feature, which Cairn does not finalize. v13 names
+    // topics by ID: stop at 12.
+    api(ApiKey::Produce, 0, 12),
     // v4 is kafka-protocol's minimum; v7 adds fetch sessions (KIP-227: the broker may answer
     // sessionless), v11 rack-aware fetch (KIP-392, ignorable), v12 flexible + diverging-epoch
     // detection. v13 replaces topic names by topic IDs: stop at 12 until Cairn has topic IDs.
     api(ApiKey::Fetch, 4, 12),
-    // v1 is kafka-protocol's minimum. v8 lets clients ask for -4 (earliest local offset) and
-    // v9 for -5 (latest tiered offset, KIP-1005): without tiered storage the broker answers -4
-    // like -2 (log start) and -5 with offset -1. v10 adds a timeout for tiered lookups.
-    api(ApiKey::ListOffsets, 1, 9),
+    // v0 (Kafka 4 dropped it; `legacy` reads it) answers a list of at most max_num_offsets
+    // offsets: Cairn's holds the one offset v1 would answer. v8 lets clients ask for -4
+    // (earliest local offset) and v9 for -5 (latest tiered offset, KIP-1005): without tiered
+    // storage the broker answers -4 like -2 (log start) and -5 with offset -1. v10 adds a
+    // timeout for tiered lookups.
+    api(ApiKey::ListOffsets, 0, 9),
     // All versions address topics by name (v10+ also returns topic IDs, nil when absent;
     // v12 lets a request name topics by ID, answerable with UNKNOWN_TOPIC_ID). v13 adds a
     // top-level error code for KIP-1102 rebootstrap: not yet.
     api(ApiKey::Metadata, 0, 12),
-    // v2 is kafka-protocol's minimum (Kafka 4 dropped v0–v1); v2–v4 carry a per-commit
+    // v0 (no generation or member: a simple commit; Kafka stored it in ZooKeeper, Cairn in
+    // __consumer_offsets like every other commit) and v1 (a per-partition commit timestamp)
+    // are read by `legacy` (Kafka 4 dropped both). v2–v4 carry a per-commit
     // retention time (-1: the broker's default; v5 dropped it), v6 a leader epoch, v7 a
     // group instance id, v8 is flexible. v9 (KIP-848) is the v8 request for either group
     // protocol; for classic groups only an error differs: a commit with a generation to a
     // group that does not exist gets GROUP_ID_NOT_FOUND where v8 gets ILLEGAL_GENERATION.
     // v10 names topics by ID: stop at 9.
-    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetCommit, 0, 9),
     // v1 is kafka-protocol's minimum (Kafka 4 dropped v0, the ZooKeeper-backed one); v2
     // allows a null topic list (all topics) and a top-level error, v7 `require_stable`
     // (nothing to wait for without transactional offsets), v8 several groups per request.
@@ -93,21 +103,30 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // (KIP-511) is flexible and names the client software. v4 (KAFKA-17011) changes what
     // SupportedFeatures may contain; Cairn advertises no features yet: stop at 3.
     api(ApiKey::ApiVersions, 0, 3),
-    // v2 is kafka-protocol's minimum (Kafka 4 dropped v0–v1); v5 returns topic configs, v7
-    // a topic ID (nil until Cairn has them).
-    api(ApiKey::CreateTopics, 2, 7),
-    // v1 is kafka-protocol's minimum; v6 allows naming topics by ID, answerable with
-    // UNKNOWN_TOPIC_ID while Cairn has none; deletion by name works in every version.
-    api(ApiKey::DeleteTopics, 1, 6),
+    // v0 (no validate_only, no error message) and v1 are read by `legacy` (Kafka 4 dropped
+    // them); v5 returns topic configs, v7 a topic ID (nil until Cairn has them).
+    api(ApiKey::CreateTopics, 0, 7),
+    // v0 (answers without a throttle time) is read by `legacy`; v6 allows naming topics by
+    // ID, answerable with UNKNOWN_TOPIC_ID while Cairn has none; deletion by name works in
+    // every version.
+    api(ApiKey::DeleteTopics, 0, 6),
     // All versions of kafka-protocol (v0–v2); v2 is flexible.
     api(ApiKey::DeleteRecords, 0, 2),
     // v0–v4 cover idempotent producers and epoch bumps (KIP-360, v3). v5 belongs to
     // transactions v2 (KIP-890) and v6 to two-phase commit (KIP-939): not yet.
     api(ApiKey::InitProducerId, 0, 4),
-    // v2 is kafka-protocol's minimum (Kafka 4 dropped v0–v1); v4 is flexible, the last.
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    // v1 is kafka-protocol's minimum (Kafka 4 dropped v0); v3 adds documentation, v4 flexible.
-    api(ApiKey::DescribeConfigs, 1, 4),
+    // v0 (answers no epoch) and v1 are read by `legacy` (Kafka 4 dropped them); v2 adds the
+    // current-epoch fence, v4 is flexible, the last.
+    api(ApiKey::OffsetForLeaderEpoch, 0, 4),
+    // v0 (is_default instead of a source, no synonyms) is read by `legacy` (Kafka 4 dropped
+    // it); v1 adds sources and synonyms, v3 documentation, v4 is flexible.
+    api(ApiKey::DescribeConfigs, 0, 4),
+    // All versions (v0–v2); v2 is flexible. The legacy API replaces a resource's whole set
+    // of dynamic configs; librdkafka's and Sarama's `AlterConfigs` send it.
+    api(ApiKey::AlterConfigs, 0, 2),
+    // v0 is v1's layout (v1 only changed throttling, KIP-219) and is read as v1; v2 is
+    // flexible, v3 adds a top-level error code, v4 the volume's total and usable bytes.
+    api(ApiKey::DescribeLogDirs, 0, 4),
     // All versions of kafka-protocol (v0–v3); v2 is flexible.
     api(ApiKey::CreatePartitions, 0, 3),
     // All versions of kafka-protocol (v0–v2); v2 is flexible.
@@ -186,6 +205,8 @@ kind_keys!(
     InitProducerId,
     OffsetForLeaderEpoch,
     DescribeConfigs,
+    AlterConfigs,
+    DescribeLogDirs,
     CreatePartitions,
     DeleteGroups,
     IncrementalAlterConfigs,
@@ -198,17 +219,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_range_is_decodable_by_kafka_protocol() {
+    fn every_range_is_decodable_by_kafka_protocol_or_legacy() {
         for a in SUPPORTED_APIS {
             let kp = a.key.valid_versions();
+            let min = crate::legacy::min_version(a.key);
             assert!(a.min <= a.max, "{:?}: empty range", a.key);
             assert!(
-                kp.min <= a.min && a.max <= kp.max,
-                "{:?}: advertised {}..={} but kafka-protocol decodes {}",
+                min <= a.min && a.max <= kp.max,
+                "{:?}: advertised {}..={} but Cairn decodes {min}..={}",
                 a.key,
                 a.min,
                 a.max,
-                kp
+                kp.max
             );
         }
     }
@@ -227,7 +249,10 @@ mod tests {
         assert_eq!(supported(ApiKey::ApiVersions), Some((0, 3)));
         assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
         assert_eq!(supported(ApiKey::JoinGroup), Some((0, 9)));
-        assert_eq!(supported(ApiKey::OffsetCommit), Some((2, 9)));
+        assert_eq!(supported(ApiKey::OffsetCommit), Some((0, 9)));
+        assert_eq!(supported(ApiKey::ListOffsets), Some((0, 9)));
+        assert_eq!(supported(ApiKey::AlterConfigs), Some((0, 2)));
+        assert_eq!(supported(ApiKey::DescribeLogDirs), Some((0, 4)));
         assert_eq!(supported(ApiKey::OffsetFetch), Some((1, 9)));
         assert_eq!(supported(ApiKey::OffsetDelete), Some((0, 0)));
         assert_eq!(supported(ApiKey::ConsumerGroupHeartbeat), None);
@@ -246,6 +271,10 @@ mod tests {
         );
         assert!(is_supported(ApiKey::Produce, 3));
         assert!(!is_supported(ApiKey::Produce, 13), "v13 uses topic IDs");
-        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(
+            is_supported(ApiKey::Produce, 0),
+            "advertised and refused per partition, as Kafka 4 (KAFKA-18659)"
+        );
+        assert!(!is_supported(ApiKey::Fetch, 3), "message format v0/v1");
     }
 }

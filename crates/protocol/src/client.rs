@@ -12,12 +12,14 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::apis;
 use crate::frame::{begin_frame, finish_frame};
+use crate::legacy;
 use crate::response::EncodeError;
 
 /// Why a response frame does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// `api_version` is not a version kafka-protocol knows for `api_key`.
+    /// `api_version` is not a version Cairn can read for `api_key` (kafka-protocol's or an
+    /// older one `legacy` knows).
     #[error("{api_key:?} v{api_version} is not a decodable version")]
     UnsupportedVersion {
         /// The API.
@@ -59,7 +61,7 @@ pub fn encode_request(
     body: &RequestKind,
 ) -> Result<BytesMut, EncodeError> {
     let valid = api_key.valid_versions();
-    if !(valid.min..=valid.max).contains(&api_version) {
+    if !(legacy::min_version(api_key)..=valid.max).contains(&api_version) {
         return Err(EncodeError::UnsupportedVersion {
             api_key,
             api_version,
@@ -83,8 +85,13 @@ pub fn encode_request(
     header
         .encode(&mut buf, api_key.request_header_version(api_version))
         .map_err(|e| encode_err(format!("{e:#}")))?;
-    body.encode(&mut buf, api_version)
-        .map_err(|e| encode_err(format!("{e:#}")))?;
+    if legacy::is_legacy(api_key, api_version) {
+        legacy::encode_request(api_key, api_version, body, &mut buf)
+            .map_err(|e| encode_err(e.to_string()))?;
+    } else {
+        body.encode(&mut buf, api_version)
+            .map_err(|e| encode_err(format!("{e:#}")))?;
+    }
     finish_frame(&mut buf, at)?;
     Ok(buf)
 }
@@ -101,7 +108,7 @@ pub fn decode_response(
     api_version: i16,
 ) -> Result<(i32, ResponseKind), DecodeError> {
     let valid = api_key.valid_versions();
-    if !(valid.min..=valid.max).contains(&api_version) {
+    if !(legacy::min_version(api_key)..=valid.max).contains(&api_version) {
         return Err(DecodeError::UnsupportedVersion {
             api_key,
             api_version,
@@ -124,12 +131,19 @@ fn decode_body(
     api_key: ApiKey,
     api_version: i16,
 ) -> Result<ResponseKind, DecodeError> {
-    let body =
+    let body = if legacy::is_legacy(api_key, api_version) {
+        legacy::decode_response(api_key, api_version, &mut buf).map_err(|e| DecodeError::Body {
+            api_key,
+            api_version,
+            detail: e.to_string(),
+        })?
+    } else {
         ResponseKind::decode(api_key, &mut buf, api_version).map_err(|e| DecodeError::Body {
             api_key,
             api_version,
             detail: format!("{e:#}"),
-        })?;
+        })?
+    };
     if buf.has_remaining() {
         return Err(DecodeError::TrailingBytes {
             count: buf.remaining(),

@@ -277,7 +277,9 @@ impl From<&RecordError> for ErrorCode {
 impl From<&RequestError> for ErrorCode {
     fn from(e: &RequestError) -> Self {
         match e {
-            RequestError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            RequestError::UnsupportedVersion { .. } | RequestError::RefusedVersion { .. } => {
+                ErrorCode::UnsupportedVersion
+            }
             // Kafka closes the connection on these; the code is for logs and metrics.
             RequestError::Truncated { .. }
             | RequestError::UnknownApiKey { .. }

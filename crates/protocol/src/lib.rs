@@ -8,7 +8,8 @@
 //! ```text
 //! socket bytes ─► frame::decode_frame ─► request::parse_request ─► Request { body: RequestKind }
 //!                 (size <= max_frame_bytes)   (our version table, shape check
-//!                                              against declared lengths, kafka-protocol)
+//!                                              against declared lengths, kafka-protocol
+//!                                              or, for versions it lacks, `legacy`)
 //! Produce records ─► records::validate_produce_records ─► ProducedBatch (zero-copy) ─► storage
 //!                    (batch header + CRC via cairn_storage::batch, record walk,
 //!                     bounded streaming decompression)
@@ -31,6 +32,7 @@ pub mod client;
 mod decompress;
 pub mod errors;
 pub mod frame;
+mod legacy;
 pub mod records;
 pub mod request;
 pub mod response;
@@ -43,6 +45,7 @@ pub use frame::{
     decode_frame, encode_frame, missing_frame_bytes, FrameError, DEFAULT_MAX_FRAME_BYTES,
 };
 pub use kafka_protocol;
+pub use legacy::LegacyFields;
 pub use records::{validate_produce_records, ProducedBatch, RecordError, RecordLimits};
 pub use request::{parse_request, Request, RequestError, RequestLimits};
 pub use response::{

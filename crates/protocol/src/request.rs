@@ -17,13 +17,21 @@
 //!
 //! Decoding order: our version table ([`crate::apis`]), then the header (walked by `shape`,
 //! not kafka-protocol, to bound its tagged fields), then the body's shape against its declared lengths and the [`RequestLimits`] (`shape`),
-//! and only then kafka-protocol's decoder, which allocates by declared counts; finally the
-//! whole frame must have been consumed.
+//! and only then kafka-protocol's decoder, which allocates by declared counts (or, for the
+//! versions older than kafka-protocol's, [`crate::legacy`]); finally the whole body must have
+//! been consumed.
+//!
+//! A version outside the table is refused. ApiVersions gets its prescribed answer; any other
+//! API cannot be answered in a version the broker does not speak, so the connection closes,
+//! as Apache Kafka closes it (`SocketServer` refuses a request whose version is not enabled),
+//! and [`RequestError::RefusedVersion`] says in one line which client sent what and what it
+//! should upgrade to.
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
 use crate::apis;
+use crate::legacy::{self, LegacyFields};
 use crate::shape;
 pub use crate::shape::{
     RequestLimits, ShapeError, DEFAULT_MAX_REQUEST_ELEMENTS, DEFAULT_MAX_UNKNOWN_TAGGED_FIELDS,
@@ -42,6 +50,9 @@ pub struct Request {
     pub client_id: Option<String>,
     /// The request body.
     pub body: RequestKind,
+    /// Fields of an old version that `body` has no room for (ListOffsets v0's
+    /// `max_num_offsets`, OffsetCommit v1's commit timestamps); `None` otherwise.
+    pub legacy: Option<LegacyFields>,
     /// Bytes that followed the body in the frame and were ignored, as Apache Kafka ignores
     /// them (librdkafka 2.x pads its all-topics Metadata request with three); for logging.
     pub trailing_bytes: usize,
@@ -65,15 +76,39 @@ pub enum RequestError {
         /// The request's correlation id.
         correlation_id: i32,
     },
-    /// A version outside the range Cairn advertises for the API.
+    /// An ApiVersions request of a version Cairn does not serve: the protocol prescribes a
+    /// v0 answer with error 35 (see [`crate::response::api_versions_unsupported`]).
     #[error("{api_key:?} v{api_version} is not supported (correlation id {correlation_id})")]
     UnsupportedVersion {
+        /// The API (ApiVersions).
+        api_key: ApiKey,
+        /// The requested version.
+        api_version: i16,
+        /// The request's correlation id.
+        correlation_id: i32,
+    },
+    /// A request of any other API at a version outside the range Cairn advertises. No answer
+    /// can be written in a version the broker does not speak, so the connection is closed,
+    /// as Kafka does; the message names the client and what it should upgrade to.
+    #[error(
+        "{api_key:?} v{api_version} from client.id {client:?} is not served (Cairn serves \
+         v{min}-v{max}; correlation id {correlation_id}): {advice}",
+        client = client_id.as_deref().unwrap_or(""),
+        advice = refusal_advice(*api_key, *api_version, *min, *max)
+    )]
+    RefusedVersion {
         /// The API.
         api_key: ApiKey,
         /// The requested version.
         api_version: i16,
         /// The request's correlation id.
         correlation_id: i32,
+        /// The client's `client.id`, if its header could be read.
+        client_id: Option<String>,
+        /// Lowest version served.
+        min: i16,
+        /// Highest version served.
+        max: i16,
     },
     /// The header or body does not decode, or bytes follow the body.
     #[error(
@@ -98,6 +133,7 @@ impl RequestError {
             RequestError::Truncated { .. } => None,
             RequestError::UnknownApiKey { correlation_id, .. }
             | RequestError::UnsupportedVersion { correlation_id, .. }
+            | RequestError::RefusedVersion { correlation_id, .. }
             | RequestError::Malformed { correlation_id, .. } => Some(*correlation_id),
         }
     }
@@ -147,10 +183,26 @@ pub fn parse_request_with_limits(
         });
     };
     if !(min..=max).contains(&api_version) {
-        return Err(RequestError::UnsupportedVersion {
+        if api_key == ApiKey::ApiVersions {
+            return Err(RequestError::UnsupportedVersion {
+                api_key,
+                api_version,
+                correlation_id,
+            });
+        }
+        // Header v1 and v2 both start with the client id, so it reads the same whatever the
+        // version; a header that does not read only costs the log its client id.
+        let client_id = shape::header(&frame, 1, limits)
+            .ok()
+            .and_then(|(id, _)| id)
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        return Err(RequestError::RefusedVersion {
             api_key,
             api_version,
             correlation_id,
+            client_id,
+            min,
+            max,
         });
     }
     let malformed = |reason: MalformedReason| RequestError::Malformed {
@@ -169,11 +221,20 @@ pub fn parse_request_with_limits(
         .map_err(|e| malformed(MalformedReason::Shape(e)))?;
     let trailing_bytes = frame.len() - body_at - body_len;
     let mut buf = frame.slice(body_at..body_at + body_len);
-    let body = RequestKind::decode(api_key, &mut buf, api_version).map_err(|e| {
-        malformed(MalformedReason::Body {
-            detail: format!("{e:#}"),
-        })
-    })?;
+    let (body, legacy) = if legacy::is_legacy(api_key, api_version) {
+        legacy::decode_request(api_key, api_version, &mut buf).map_err(|e| {
+            malformed(MalformedReason::Body {
+                detail: e.to_string(),
+            })
+        })?
+    } else {
+        let body = RequestKind::decode(api_key, &mut buf, api_version).map_err(|e| {
+            malformed(MalformedReason::Body {
+                detail: format!("{e:#}"),
+            })
+        })?;
+        (body, None)
+    };
     if buf.has_remaining() {
         // The schema walk and kafka-protocol disagree on where the body ends.
         return Err(malformed(MalformedReason::Body {
@@ -186,8 +247,33 @@ pub fn parse_request_with_limits(
         correlation_id,
         client_id,
         body,
+        legacy,
         trailing_bytes,
     })
+}
+
+/// What a client sending an unserved version should do, for the log line that precedes
+/// closing its connection.
+fn refusal_advice(api_key: ApiKey, version: i16, min: i16, max: i16) -> String {
+    if version > max {
+        return format!(
+            "the client should use ApiVersions and fall back to v{max} (it may be newer than \
+             Cairn)"
+        );
+    }
+    match api_key {
+        // These carry record batches in message format v0/v1, which Kafka 4 also removed
+        // (KIP-724, KIP-896): there is nothing to convert them to.
+        ApiKey::Produce | ApiKey::Fetch => format!(
+            "{api_key:?} below v{min} uses message format v0/v1, which Kafka 4 removed too \
+             (KIP-896); upgrade to a client that speaks message format v2 (Kafka clients \
+             0.11+, librdkafka 0.11+, kafka-python 2.0+ with a current api_version)"
+        ),
+        _ => "Kafka 4 refuses it as well (KIP-896); upgrade to a client that speaks the Kafka \
+              2.1 protocol or newer (Java 2.1+, librdkafka 1.0+, kafka-python 2.0.2+, Sarama \
+              1.30+)"
+            .to_string(),
+    }
 }
 
 #[cfg(test)]

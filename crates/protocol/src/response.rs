@@ -29,6 +29,7 @@ use kafka_protocol::protocol::Encodable;
 use crate::apis::{self, SUPPORTED_APIS};
 use crate::errors::ErrorCode;
 use crate::frame::{begin_frame, finish_frame, FrameError};
+use crate::legacy;
 
 /// Why a message could not be encoded. All of these are bugs of the caller or of Cairn,
 /// never of a peer.
@@ -92,8 +93,13 @@ pub fn encode_response(
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(api_version))
         .map_err(|e| encode_err(format!("{e:#}")))?;
-    body.encode(&mut buf, api_version)
-        .map_err(|e| encode_err(format!("{e:#}")))?;
+    if legacy::is_legacy(api_key, api_version) {
+        legacy::encode_response(api_key, api_version, body, &mut buf)
+            .map_err(|e| encode_err(e.to_string()))?;
+    } else {
+        body.encode(&mut buf, api_version)
+            .map_err(|e| encode_err(format!("{e:#}")))?;
+    }
     finish_frame(&mut buf, at)?;
     Ok(buf)
 }

@@ -53,7 +53,9 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
                 t
             };
             let mut r = ProduceRequest::default();
-            r.transactional_id = Some(TransactionalId(s("tx")));
+            if version >= 3 {
+                r.transactional_id = Some(TransactionalId(s("tx")));
+            }
             r.acks = -1;
             r.timeout_ms = 30_000;
             r.topic_data = vec![t("a"), t("b")];
@@ -161,12 +163,14 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             };
             let mut r = OffsetCommitRequest::default();
             r.group_id = GroupId(s("g"));
-            r.generation_id_or_member_epoch = 4;
-            r.member_id = s("consumer-1-abc");
+            if version >= 1 {
+                r.generation_id_or_member_epoch = 4;
+                r.member_id = s("consumer-1-abc");
+            }
             if version >= 7 {
                 r.group_instance_id = Some(s("instance-1"));
             }
-            if version <= 4 {
+            if (2..=4).contains(&version) {
                 r.retention_time_ms = 86_400_000;
             }
             r.topics = vec![t("a"), t("b")];
@@ -359,7 +363,7 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             let mut r = CreateTopicsRequest::default();
             r.topics = vec![t.clone(), t];
             r.timeout_ms = 1000;
-            r.validate_only = true;
+            r.validate_only = version >= 1;
             RequestKind::CreateTopics(r)
         }
         ApiKey::DeleteTopics => {
@@ -400,7 +404,9 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetForLeaderEpoch => {
             let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
             p.partition = 0;
-            p.current_leader_epoch = 4;
+            if version >= 2 {
+                p.current_leader_epoch = 4;
+            }
             p.leader_epoch = 3;
             let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
             t.topic = topic("a");
@@ -419,11 +425,36 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             res.configuration_keys = Some(vec![s("retention.ms"), s("segment.bytes")]);
             let mut r = DescribeConfigsRequest::default();
             r.resources = vec![res.clone(), res];
-            r.include_synonyms = true;
+            r.include_synonyms = version >= 1;
             if version >= 3 {
                 r.include_documentation = true;
             }
             RequestKind::DescribeConfigs(r)
+        }
+        ApiKey::AlterConfigs => {
+            let mut c = alter_configs_request::AlterableConfig::default();
+            c.name = s("retention.ms");
+            c.value = Some(s("1000"));
+            let mut res = alter_configs_request::AlterConfigsResource::default();
+            res.resource_type = 2;
+            res.resource_name = s("a");
+            res.configs = vec![c.clone(), c];
+            res.unknown_tagged_fields = tags(flex);
+            let mut r = AlterConfigsRequest::default();
+            r.resources = vec![res.clone(), res];
+            r.validate_only = true;
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::AlterConfigs(r)
+        }
+        ApiKey::DescribeLogDirs => {
+            let mut t = describe_log_dirs_request::DescribableLogDirTopic::default();
+            t.topic = topic("a");
+            t.partitions = vec![0, 1];
+            t.unknown_tagged_fields = tags(flex);
+            let mut r = DescribeLogDirsRequest::default();
+            r.topics = Some(vec![t.clone(), t]);
+            r.unknown_tagged_fields = tags(flex);
+            RequestKind::DescribeLogDirs(r)
         }
         ApiKey::CreatePartitions => {
             let mut a = create_partitions_request::CreatePartitionsAssignment::default();

@@ -186,7 +186,7 @@ const PRODUCE_TOPIC: &[Field] = &[
     f(Ty::Array(&Ty::Struct(PRODUCE_PARTITION)), 0, N),
 ];
 const PRODUCE: &[Field] = &[
-    f(Str, 0, N), // transactional_id
+    f(Str, 3, N), // transactional_id
     f(I16, 0, N), // acks
     f(I32, 0, N), // timeout_ms
     f(Ty::Array(&Ty::Struct(PRODUCE_TOPIC)), 0, N),
@@ -224,7 +224,12 @@ const FETCH_TAGGED: &[Tagged] = &[Tagged {
     min: 12,
 }];
 
-const LIST_OFFSETS_PARTITION: &[Field] = &[f(I32, 0, N), f(I32, 4, N), f(I64, 0, N)];
+const LIST_OFFSETS_PARTITION: &[Field] = &[
+    f(I32, 0, N), // partition_index
+    f(I32, 4, N), // current_leader_epoch
+    f(I64, 0, N), // timestamp
+    f(I32, 0, 0), // max_num_offsets
+];
 const LIST_OFFSETS_TOPIC: &[Field] = &[
     f(Str, 0, N),
     f(Ty::Array(&Ty::Struct(LIST_OFFSETS_PARTITION)), 0, N),
@@ -325,14 +330,27 @@ const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
     f(Bool, 0, N), // validate_only
 ];
 
+const ALTER_CONFIGS_ENTRY: &[Field] = &[f(Str, 0, N), f(Str, 0, N)];
+const LEGACY_ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    f(I8, 0, N),
+    f(Str, 0, N),
+    f(Ty::Array(&Ty::Struct(ALTER_CONFIGS_ENTRY)), 0, N),
+];
+const ALTER_CONFIGS: &[Field] = &[
+    f(Ty::Array(&Ty::Struct(LEGACY_ALTER_CONFIGS_RESOURCE)), 0, N),
+    f(Bool, 0, N), // validate_only
+];
+
+const DESCRIBE_LOG_DIRS_TOPIC: &[Field] = &[f(Str, 0, N), f(Ty::Array(&I32), 0, N)];
+const DESCRIBE_LOG_DIRS: &[Field] = &[f(Ty::Array(&Ty::Struct(DESCRIBE_LOG_DIRS_TOPIC)), 0, N)];
+
 const DESCRIBE_CLUSTER: &[Field] = &[f(Bool, 0, N), f(I8, 1, N), f(Bool, 2, N)];
 
-// OffsetCommit v2+ (v0–v1 are below kafka-protocol's minimum, so v1's commit timestamp
-// never appears).
 const OFFSET_COMMIT_PARTITION: &[Field] = &[
     f(I32, 0, N), // partition_index
     f(I64, 0, N), // committed_offset
     f(I32, 6, N), // committed_leader_epoch
+    f(I64, 1, 1), // commit_timestamp
     f(Str, 0, N), // committed_metadata
 ];
 const OFFSET_COMMIT_TOPIC: &[Field] = &[
@@ -469,6 +487,8 @@ pub(crate) const SHAPES: &[Shape] = &[
     shape(ApiKey::InitProducerId, 2, INIT_PRODUCER_ID),
     shape(ApiKey::OffsetForLeaderEpoch, 4, OFFSET_FOR_LEADER_EPOCH),
     shape(ApiKey::DescribeConfigs, 4, DESCRIBE_CONFIGS),
+    shape(ApiKey::AlterConfigs, 2, ALTER_CONFIGS),
+    shape(ApiKey::DescribeLogDirs, 2, DESCRIBE_LOG_DIRS),
     shape(ApiKey::CreatePartitions, 2, CREATE_PARTITIONS),
     shape(ApiKey::DeleteGroups, 2, DELETE_GROUPS),
     shape(

@@ -1,4 +1,4 @@
-//! Admin APIs: topics, partitions, configs, producer ids, cluster description.
+//! Admin APIs: topics, partitions, producer ids, cluster description (configs: `configs`).
 
 use std::collections::HashSet;
 
@@ -8,46 +8,18 @@ use cairn_protocol::kafka_protocol::messages::create_topics_response::{
 };
 use cairn_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use cairn_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use cairn_protocol::kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
-use cairn_protocol::kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use cairn_protocol::kafka_protocol::messages::{
     BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId,
+    DescribeClusterResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use cairn_protocol::ErrorCode;
 
 use super::{str_bytes, topic_name};
 use crate::errors::topic_error;
 use crate::server::Ctx;
-use crate::topic_config::{DescribedConfig, TopicConfigs};
+use crate::topic_config::TopicConfigs;
 use crate::topics::{TopicError, MAX_PARTITIONS};
-
-/// Kafka's config resource types.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// Kafka's config sources.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
-/// Kafka's config types (DescribeConfigs v3+).
-const TYPE_BOOLEAN: i8 = 1;
-const TYPE_STRING: i8 = 2;
-const TYPE_LONG: i8 = 5;
-
-fn config_type(value: &str) -> i8 {
-    if value.parse::<i64>().is_ok() {
-        TYPE_LONG
-    } else if value == "true" || value == "false" {
-        TYPE_BOOLEAN
-    } else {
-        TYPE_STRING
-    }
-}
 
 pub(super) async fn create_topics(
     ctx: &Ctx,
@@ -84,18 +56,13 @@ pub(super) async fn create_topics(
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
                 r.configs = Some(
-                    configs
-                        .describe(ctx.topics.defaults())
+                    super::configs::topic_entries(ctx, &configs)
                         .into_iter()
                         .map(|d| {
                             let mut c = CreatableTopicConfigs::default();
                             c.name = str_bytes(d.name);
                             c.value = Some(str_bytes(&d.value));
-                            c.config_source = if d.overridden {
-                                SOURCE_TOPIC
-                            } else {
-                                SOURCE_DEFAULT
-                            };
+                            c.config_source = d.source.id();
                             c
                         })
                         .collect(),
@@ -113,9 +80,9 @@ pub(super) async fn create_topics(
     resp
 }
 
-type Refusal = (ErrorCode, String);
+pub(super) type Refusal = (ErrorCode, String);
 
-fn refusal(e: TopicError) -> Refusal {
+pub(super) fn refusal(e: TopicError) -> Refusal {
     (topic_error(&e), e.to_string())
 }
 
@@ -256,217 +223,6 @@ pub(super) async fn create_partitions(
             r.error_message = Some(str_bytes(&message));
         }
         resp.results.push(r);
-    }
-    resp
-}
-
-fn described(
-    d: &DescribedConfig,
-    source: i8,
-    read_only: bool,
-    version: i16,
-    with_docs: bool,
-) -> DescribeConfigsResourceResult {
-    let mut c = DescribeConfigsResourceResult::default();
-    c.name = str_bytes(d.name);
-    c.value = Some(str_bytes(&d.value));
-    c.read_only = read_only;
-    c.config_source = source;
-    if version >= 3 {
-        c.config_type = config_type(&d.value);
-    }
-    if with_docs && !d.effective {
-        c.documentation = Some(str_bytes(
-            "Stored and described like Kafka's; Cairn does not act on it yet.",
-        ));
-    }
-    c
-}
-
-/// The broker's settings as Kafka names them, all static (set at start-up).
-fn broker_configs(ctx: &Ctx) -> Vec<DescribedConfig> {
-    let c = &ctx.config;
-    let log = &c.log;
-    let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
-    let entries: Vec<(&'static str, String)> = vec![
-        ("node.id", c.node_id.to_string()),
-        (
-            "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", c.advertise.0, c.advertise.1),
-        ),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics.to_string(),
-        ),
-        ("num.partitions", c.num_partitions.to_string()),
-        ("socket.request.max.bytes", c.max_frame_bytes.to_string()),
-        ("message.max.bytes", log.max_batch_bytes.to_string()),
-        ("log.segment.bytes", log.segment_bytes.to_string()),
-        ("log.roll.ms", log.segment_ms.to_string()),
-        (
-            "log.index.size.max.bytes",
-            log.segment_index_bytes.to_string(),
-        ),
-        (
-            "log.index.interval.bytes",
-            log.index_interval_bytes.to_string(),
-        ),
-        ("log.retention.bytes", limit(log.retention_bytes)),
-        ("log.retention.ms", limit(log.retention_ms)),
-        ("log.flush.interval.messages", limit(log.flush_messages)),
-        ("log.flush.interval.ms", limit(log.flush_ms)),
-        ("default.replication.factor", "1".to_string()),
-    ];
-    entries
-        .into_iter()
-        .map(|(name, value)| DescribedConfig {
-            name,
-            value,
-            overridden: false,
-            effective: true,
-        })
-        .collect()
-}
-
-pub(super) fn describe_configs(
-    ctx: &Ctx,
-    version: i16,
-    req: DescribeConfigsRequest,
-) -> DescribeConfigsResponse {
-    let mut resp = DescribeConfigsResponse::default();
-    let with_docs = version >= 3 && req.include_documentation;
-    for resource in req.resources {
-        let mut r = DescribeConfigsResult::default();
-        r.resource_type = resource.resource_type;
-        r.resource_name = resource.resource_name.clone();
-        let wanted = |name: &str| {
-            resource
-                .configuration_keys
-                .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
-        };
-        match resource.resource_type {
-            RESOURCE_TOPIC => match ctx.topics.get(resource.resource_name.as_str()) {
-                Some(topic) => {
-                    r.configs = topic
-                        .configs
-                        .describe(ctx.topics.defaults())
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| {
-                            described(
-                                d,
-                                if d.overridden {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                },
-                                false,
-                                version,
-                                with_docs,
-                            )
-                        })
-                        .collect();
-                }
-                None => {
-                    r.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                    r.error_message = Some(str_bytes("unknown topic"));
-                }
-            },
-            RESOURCE_BROKER => {
-                let name = resource.resource_name.as_str();
-                if name.is_empty() || name == ctx.config.node_id.to_string() {
-                    r.configs = broker_configs(ctx)
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| described(d, SOURCE_STATIC_BROKER, true, version, with_docs))
-                        .collect();
-                } else {
-                    r.error_code = ErrorCode::InvalidRequest.code();
-                    r.error_message = Some(str_bytes(&format!("no broker {name} in this cluster")));
-                }
-            }
-            other => {
-                r.error_code = ErrorCode::InvalidRequest.code();
-                r.error_message = Some(str_bytes(&format!(
-                    "resource type {other} is not supported"
-                )));
-            }
-        }
-        resp.results.push(r);
-    }
-    resp
-}
-
-/// IncrementalAlterConfigs operations.
-const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
-const OP_APPEND: i8 = 2;
-const OP_SUBTRACT: i8 = 3;
-
-pub(super) async fn incremental_alter_configs(
-    ctx: &Ctx,
-    req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
-    let mut resp = IncrementalAlterConfigsResponse::default();
-    for resource in req.resources {
-        let mut r = AlterConfigsResourceResponse::default();
-        r.resource_type = resource.resource_type;
-        r.resource_name = resource.resource_name.clone();
-        let result = match resource.resource_type {
-            RESOURCE_TOPIC => {
-                let ops: Vec<(String, i8, Option<String>)> = resource
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.as_str().to_string(),
-                            c.config_operation,
-                            c.value.as_ref().map(|v| v.as_str().to_string()),
-                        )
-                    })
-                    .collect();
-                ctx.topics
-                    .alter_configs(
-                        resource.resource_name.as_str(),
-                        req.validate_only,
-                        move |configs, defaults| {
-                            for (name, op, value) in &ops {
-                                let value = value.as_deref().unwrap_or("");
-                                match *op {
-                                    OP_SET => configs.set(name, value)?,
-                                    OP_DELETE => configs.delete(name)?,
-                                    OP_APPEND => configs.append(name, value, defaults)?,
-                                    OP_SUBTRACT => configs.subtract(name, value, defaults)?,
-                                    other => {
-                                        return Err(crate::ConfigError {
-                                            name: name.clone(),
-                                            reason: format!("unknown operation {other}"),
-                                        })
-                                    }
-                                }
-                            }
-                            Ok(())
-                        },
-                    )
-                    .await
-                    .map_err(refusal)
-            }
-            RESOURCE_BROKER => Err((
-                ErrorCode::InvalidRequest,
-                "broker configs are static in Cairn: set them in cairn.toml or CAIRN_* and restart"
-                    .into(),
-            )),
-            other => Err((
-                ErrorCode::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
-        };
-        if let Err((code, message)) = result {
-            r.error_code = code.code();
-            r.error_message = Some(str_bytes(&message));
-        }
-        resp.responses.push(r);
     }
     resp
 }

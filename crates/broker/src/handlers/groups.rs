@@ -285,6 +285,7 @@ pub(crate) async fn offset_commit(
     ctx: &Ctx,
     version: i16,
     r: OffsetCommitRequest,
+    legacy: Option<&cairn_protocol::LegacyFields>,
 ) -> OffsetCommitResponse {
     let group = group_name(&r.group_id).to_string();
     // v0 has no generation or member: a "simple" commit.
@@ -340,6 +341,12 @@ pub(crate) async fn offset_commit(
                         topic: topic.to_string(),
                         partition: p.partition_index,
                     };
+                    // v1 may name the commit time (Kafka keeps it as the commit timestamp,
+                    // from which retention counts); -1 means now.
+                    let commit_timestamp_ms = legacy
+                        .map(|l| l.commit_timestamp(ti, pi))
+                        .filter(|&t| t != -1)
+                        .unwrap_or(commit_ms);
                     let value = OffsetValue {
                         offset: p.committed_offset,
                         leader_epoch: if version >= 6 {
@@ -348,7 +355,7 @@ pub(crate) async fn offset_commit(
                             -1
                         },
                         metadata,
-                        commit_timestamp_ms: commit_ms,
+                        commit_timestamp_ms,
                     };
                     match (key.encode(), value.encode()) {
                         (Ok(k), Ok(v)) => {

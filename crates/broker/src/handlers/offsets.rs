@@ -15,7 +15,7 @@ use cairn_protocol::kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 use cairn_protocol::kafka_protocol::records::RecordBatchDecoder;
-use cairn_protocol::ErrorCode;
+use cairn_protocol::{ErrorCode, LegacyFields};
 
 use super::{check_leader_epoch, partition};
 use crate::errors::partition_error;
@@ -34,17 +34,35 @@ pub(super) async fn list_offsets(
     ctx: &Ctx,
     version: i16,
     req: ListOffsetsRequest,
+    legacy: Option<&LegacyFields>,
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
-    for topic in req.topics {
+    for (ti, topic) in req.topics.into_iter().enumerate() {
         let mut t = ListOffsetsTopicResponse::default();
         t.name = topic.name.clone();
-        for p in topic.partitions {
+        for (pi, p) in topic.partitions.into_iter().enumerate() {
             let mut r = ListOffsetsPartitionResponse::default();
             r.partition_index = p.partition_index;
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
+            if version == 0 {
+                let max = legacy.map_or(1, |l| l.max_num_offsets(ti, pi));
+                match list_v0(
+                    ctx,
+                    topic.name.0.as_str(),
+                    p.partition_index,
+                    p.timestamp,
+                    max,
+                )
+                .await
+                {
+                    Ok(offset) => r.offset = offset,
+                    Err(code) => r.error_code = code.code(),
+                }
+                t.partitions.push(r);
+                continue;
+            }
             match list_one(
                 ctx,
                 topic.name.0.as_str(),
@@ -69,6 +87,33 @@ pub(super) async fn list_offsets(
         resp.topics.push(t);
     }
     resp
+}
+
+/// ListOffsets v0 (Kafka 4 dropped it; old clients still ask for earliest/latest with it).
+/// Kafka answered v0 from segment files: a list of up to `max_num_offsets` segment base
+/// offsets, newest first, that were last modified before the timestamp, headed by the log
+/// end for -1. Cairn answers with one offset, the one v1 gives (for a timestamp: the first
+/// record at or after it, or the high watermark when no record is that new, where Kafka's
+/// list also starts at the log end); `-1` (an empty list) when `max_num_offsets` is 0. As
+/// in Kafka, the only negative timestamps v0 knows are -1 and -2.
+async fn list_v0(
+    ctx: &Ctx,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+    max_num_offsets: i32,
+) -> Result<i64, ErrorCode> {
+    if timestamp < EARLIEST {
+        return Err(ErrorCode::UnsupportedVersion);
+    }
+    let found = list_one(ctx, topic, index, -1, timestamp).await?;
+    let offset = match found {
+        Some((_, offset, _)) => offset,
+        None => list_one(ctx, topic, index, -1, LATEST)
+            .await?
+            .map_or(-1, |(_, offset, _)| offset),
+    };
+    Ok(if max_num_offsets > 0 { offset } else { -1 })
 }
 
 async fn list_one(

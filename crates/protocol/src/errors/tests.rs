@@ -401,6 +401,17 @@ fn request_errors() {
             ErrorCode::UnsupportedVersion,
         ),
         (
+            RequestError::RefusedVersion {
+                api_key: kafka_protocol::messages::ApiKey::Produce,
+                api_version: 2,
+                correlation_id: 1,
+                client_id: Some("old".into()),
+                min: 3,
+                max: 12,
+            },
+            ErrorCode::UnsupportedVersion,
+        ),
+        (
             RequestError::Malformed {
                 api_key: kafka_protocol::messages::ApiKey::Produce,
                 api_version: 9,
@@ -417,6 +428,7 @@ fn request_errors() {
             RequestError::Truncated { .. }
             | RequestError::UnknownApiKey { .. }
             | RequestError::UnsupportedVersion { .. }
+            | RequestError::RefusedVersion { .. }
             | RequestError::Malformed { .. } => {}
         }
         assert_eq!(ErrorCode::from(e), *code, "{e}");

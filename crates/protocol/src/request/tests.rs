@@ -79,29 +79,84 @@ fn versions_outside_our_table_are_unsupported() {
     // Produce v13 names topics by ID: kafka-protocol decodes it, Cairn does not advertise it.
     for (key, version) in [
         (ApiKey::Produce, 13),
-        (ApiKey::Produce, 2),
         (ApiKey::Fetch, 13),
-        (ApiKey::ApiVersions, 4),
+        (ApiKey::Fetch, 3),
         (ApiKey::OffsetCommit, 10),
-        (ApiKey::OffsetCommit, 1),
         (ApiKey::OffsetFetch, 10),
         (ApiKey::OffsetFetch, 0),
         (ApiKey::FindCoordinator, 6),
         (ApiKey::DescribeGroups, 6),
         (ApiKey::OffsetDelete, 1),
-        (ApiKey::ApiVersions, -1),
     ] {
         let err = parse_request(raw(key as i16, version, 9, &[0; 64])).expect_err("unsupported");
+        let (min, max) = crate::apis::supported(key).expect("served API");
         assert_eq!(
             err,
-            RequestError::UnsupportedVersion {
+            RequestError::RefusedVersion {
                 api_key: key,
                 api_version: version,
-                correlation_id: 9
+                correlation_id: 9,
+                client_id: None,
+                min,
+                max,
             }
         );
         assert_eq!(err.correlation_id(), Some(9));
     }
+    // ApiVersions has the protocol's own answer.
+    for version in [4, -1] {
+        let err = parse_request(raw(ApiKey::ApiVersions as i16, version, 9, &[0; 64]))
+            .expect_err("unsupported");
+        assert_eq!(
+            err,
+            RequestError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                api_version: version,
+                correlation_id: 9
+            }
+        );
+    }
+}
+
+/// The one log line before the connection closes names the client, the API and version,
+/// and what to upgrade to.
+#[test]
+fn a_refused_version_names_the_client_and_the_remedy() {
+    let mut f = BytesMut::new();
+    f.put_i16(ApiKey::Fetch as i16);
+    f.put_i16(3);
+    f.put_i32(5);
+    f.put_i16(6);
+    f.put_slice(b"old-py");
+    f.put_slice(&[0; 16]);
+    let err = parse_request(f.freeze()).expect_err("refused");
+    let line = err.to_string();
+    for needle in [
+        "Fetch v3",
+        "\"old-py\"",
+        "v4-v12",
+        "message format v2",
+        "KIP-896",
+    ] {
+        assert!(line.contains(needle), "{needle:?} missing from: {line}");
+    }
+    let mut f = BytesMut::new();
+    f.put_i16(ApiKey::OffsetFetch as i16);
+    f.put_i16(0);
+    f.put_i32(5);
+    f.put_i16(-1);
+    let line = parse_request(f.freeze()).expect_err("refused").to_string();
+    assert!(
+        line.contains("OffsetFetch v0") && line.contains("Kafka 2.1"),
+        "{line}"
+    );
+    let mut f = BytesMut::new();
+    f.put_i16(ApiKey::OffsetDelete as i16);
+    f.put_i16(1);
+    f.put_i32(5);
+    f.put_i16(-1);
+    let line = parse_request(f.freeze()).expect_err("refused").to_string();
+    assert!(line.contains("fall back to v0"), "{line}");
 }
 
 #[test]
