@@ -98,6 +98,7 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.groups.offsets_topic_partitions = g.offsets_topic_num_partitions;
     b.groups.offset_metadata_max_bytes = g.offset_metadata_max_bytes;
     b.groups.retention_check_interval_ms = g.offsets_retention_check_interval_ms;
+    b.storage_min_free_bytes = g.storage_min_free_bytes;
     b.log = config.to_log_config();
     b.static_configs = config.static_broker_configs.clone();
     b

@@ -40,6 +40,9 @@ pub struct BrokerSettings {
     pub offsets_topic_num_partitions: u32,
     /// `offset.metadata.max.bytes`: the longest metadata string of a committed offset.
     pub offset_metadata_max_bytes: usize,
+    /// `storage.min.free.bytes` (Cairn's own): below this much available space on the data
+    /// directory's filesystem, produces are refused with KAFKA_STORAGE_ERROR.
+    pub storage_min_free_bytes: u64,
 }
 
 impl Default for BrokerSettings {
@@ -59,12 +62,13 @@ impl Default for BrokerSettings {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_num_partitions: 50,
             offset_metadata_max_bytes: 4096,
+            storage_min_free_bytes: 64 << 20,
         }
     }
 }
 
 /// The `[broker]` keys, in the order the README lists them.
-pub(super) const BROKER_KEYS: [&str; 14] = [
+pub(super) const BROKER_KEYS: [&str; 15] = [
     "node.id",
     "auto.create.topics.enable",
     "num.partitions",
@@ -79,6 +83,7 @@ pub(super) const BROKER_KEYS: [&str; 14] = [
     "offsets.retention.check.interval.ms",
     "offsets.topic.num.partitions",
     "offset.metadata.max.bytes",
+    "storage.min.free.bytes",
 ];
 
 /// `auto.create.topics.enable` -> `AUTO_CREATE_TOPICS_ENABLE`, after `CAIRN_BROKER_`.
@@ -137,6 +142,7 @@ impl BrokerSettings {
             "offset.metadata.max.bytes" => {
                 self.offset_metadata_max_bytes = int(value, 0, i32::MAX as usize)?
             }
+            "storage.min.free.bytes" => self.storage_min_free_bytes = int(value, 0, u64::MAX / 2)?,
             _ => {
                 return Err(format!(
                     "is not a broker setting (known: {})",
