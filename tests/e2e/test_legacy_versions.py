@@ -1,8 +1,9 @@
 """Old request versions, as old clients send them: kafka-python's admin client pinned to old
 broker versions (CreateTopics v0, DeleteTopics v0, DescribeConfigs v0, DescribeLogDirs v0),
 and kafka-python's own protocol classes for ListOffsets v0, OffsetCommit v0/v1,
-OffsetForLeaderEpoch v0/v1. Produce v0-v2 get UNSUPPORTED_VERSION per partition and Fetch
-v0-v3 a closed connection, as from Kafka 4, each with one log line naming the client."""
+OffsetForLeaderEpoch v0/v1; and the message sets (formats 0 and 1) of Produce v0-v2 and
+Fetch v0-v3, which Kafka 4 refuses and Cairn converts, because the Go client Debian ships
+(kafka-go 0.2.1) speaks nothing newer."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import UnsupportedVersionError
 from kafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
 from kafka.protocol.fetch import FetchRequest
 from kafka.protocol.list_offsets import ListOffsetsRequest
@@ -169,31 +169,66 @@ def test_offset_for_leader_epoch_v0_and_v1(broker):
             assert len(answer) == 3, "v0 answers no epoch"
 
 
-def test_produce_v2_is_refused_per_partition_with_one_log_line(broker):
-    name = unique_topic("old-produce")
+@pytest.mark.parametrize("api_version,codec", [
+    ((0, 9), None), ((0, 9), "gzip"), ((0, 9), "snappy"),
+    ((0, 10, 1), None), ((0, 10, 1), "gzip"), ((0, 10, 1), "snappy"), ((0, 10, 1), "lz4"),
+])
+def test_message_sets_of_old_clients_round_trip(broker, api_version, codec):
+    """kafka-python believing it talks to Kafka 0.9 (Produce v1 / Fetch v1, message format
+    0) or 0.10.1 (Produce v2 / Fetch v3, format 1), with each codec it has for that format:
+    its message sets are stored as v2 batches and come back down-converted, keys, values and
+    (format 1) timestamps intact, offsets dense."""
+    name = unique_topic("old-format")
     create_topic(broker.bootstrap, name)
-    # kafka-python believing it talks to Kafka 0.10.1 produces with Produce v2 (message
-    # format v1).
-    prod = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1),
-                         client_id="ancient-producer", retries=0, request_timeout_ms=10_000)
-    future = prod.send(name, b"v1 message")
-    with pytest.raises(UnsupportedVersionError):
-        future.get(timeout=30)
+    prod = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                         compression_type=codec, client_id="old-producer", linger_ms=20)
+    sent_at = int(time.time() * 1000)
+    futures = [prod.send(name, key=f"k{i}".encode(), value=f"value-{i}".encode() * 3,
+                         partition=0)
+               for i in range(50)]
+    prod.flush(30)
+    offsets = [f.get(timeout=30).offset for f in futures]
     prod.close()
-    line = broker.process.wait_for_line("Produce v2")
-    assert "ancient-producer" in line and "UNSUPPORTED_VERSION" in line, line
+    assert offsets == list(range(50))
+    cons = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                         client_id="old-consumer", enable_auto_commit=False,
+                         consumer_timeout_ms=10_000)
+    tp = TopicPartition(name, 0)
+    cons.assign([tp])
+    cons.seek_to_beginning(tp)
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 50 and time.monotonic() < deadline:
+        for records in cons.poll(timeout_ms=1000).values():
+            got.extend(records)
+    cons.close()
+    assert [r.offset for r in got] == list(range(50))
+    assert [(r.key, r.value) for r in got] == [
+        (f"k{i}".encode(), f"value-{i}".encode() * 3) for i in range(50)]
+    if api_version >= (0, 10):
+        assert all(r.timestamp >= sent_at - 1000 for r in got), "format 1 keeps timestamps"
 
 
-def test_fetch_v3_closes_the_connection_with_one_log_line(broker):
-    name = unique_topic("old-fetch")
+def test_a_corrupt_old_message_is_refused_and_the_broker_serves_on(broker):
+    name = unique_topic("old-corrupt")
     create_topic(broker.bootstrap, name)
-    protocol = KafkaProtocol(client_id="ancient-consumer")
-    protocol.send_request(FetchRequest[3](
-        replica_id=-1, max_wait_time=100, min_bytes=1, max_bytes=1 << 20,
-        topics=[(name, [(0, 0, 1 << 20)])]))
-    with wire.connect(broker.bootstrap) as sock:
-        sock.sendall(protocol.send_bytes())
-        assert wire.closed_by_peer(sock), "Kafka 4 closes the connection too"
-    line = broker.process.wait_for_line("Fetch v3")
-    assert "ancient-consumer" in line and "upgrade" in line, line
+    # Produce v2 with one format-1 message whose CRC is wrong: CORRUPT_MESSAGE (2).
+    body = struct.pack(">bbq", 1, 0, int(time.time() * 1000)) + struct.pack(">i", -1)
+    body += struct.pack(">i", 5) + b"hello"
+    message = struct.pack(">I", 12345) + body
+    message_set = struct.pack(">qi", 0, len(message)) + message
+    request = (
+        struct.pack(">hi", -1, 10_000)
+        + struct.pack(">i", 1) + wire.string(name)
+        + struct.pack(">i", 1) + struct.pack(">i", 0)
+        + struct.pack(">i", len(message_set)) + message_set
+    )
+    frame = wire.frame(wire.header_v1(0, 2, 7, client_id="bad-old") + request)
+    answer = wire.roundtrip(broker.bootstrap, frame)
+    correlation_id, topics_count = struct.unpack_from(">ii", answer)
+    assert correlation_id == 7 and topics_count == 1
+    # topic name, partition count, partition, error code
+    at = 8 + 2 + len(name) + 4
+    partition, error = struct.unpack_from(">ih", answer, at)
+    assert (partition, error) == (0, 2), answer
     broker.assert_alive()

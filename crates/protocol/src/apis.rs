@@ -10,8 +10,9 @@
 //! versions of several APIs (KIP-896), and kafka-protocol 0.18 follows it. Where such a
 //! version carries no records and differs from the next by a field or two, Cairn serves it
 //! anyway (`legacy`), for the old clients that still send it. Versions that carry message
-//! format v0/v1 stay refused, as in Kafka 4: Fetch v0–v3 are not advertised, Produce v0–v2
-//! are advertised (as Kafka 4 does, for old librdkafka) and answered UNSUPPORTED_VERSION. The maximums stop
+//! format v0/v1 (Produce v0–v2, Fetch v0–v3) are served by converting their message sets
+//! (`message_sets`), where Kafka 4 refuses them: the Go client Debian ships needs them. The
+//! maximums stop
 //! where a newer version would oblige the broker to something Cairn does not do yet: topic
 //! IDs in place of names, tiered storage semantics, transaction protocol v2, and so on.
 
@@ -34,19 +35,21 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 
 /// The APIs Cairn serves, in api-key order (the order ApiVersions lists them in).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    // v3 (transactional id, v2 record batches only) is the first version served. v0–v2
-    // (message format v0/v1) are advertised but answered with UNSUPPORTED_VERSION for every
-    // partition, as Kafka 4 does (KAFKA-18659: older librdkafka enables compressed produce
-    // only if the broker lists Produce v0). v7 allows zstd, v9 is flexible, v10 (KIP-951)
+    // v0–v2 carry message sets of format 0/1, up-converted to a v2 batch before validation
+    // (`message_sets`; Kafka 4 refuses them, but Debian's kafka-go 0.2.1 sends nothing newer,
+    // and older librdkafka enables compressed produce only if v0 is listed, KAFKA-18659). v3
+    // brings the transactional id and v2 record batches. v7 allows zstd, v9 is flexible, v10 (KIP-951)
     // adds leader-discovery tagged fields the broker may leave empty, v11 the
     // TRANSACTION_ABORTABLE code (KIP-890), and v12 changes only transactional semantics
     // gated on the `transaction.version` feature, which Cairn does not finalize. v13 names
     // topics by ID: stop at 12.
     api(ApiKey::Produce, 0, 12),
-    // v4 is kafka-protocol's minimum; v7 adds fetch sessions (KIP-227: the broker may answer
-    // sessionless), v11 rack-aware fetch (KIP-392, ignorable), v12 flexible + diverging-epoch
-    // detection. v13 replaces topic names by topic IDs: stop at 12 until Cairn has topic IDs.
-    api(ApiKey::Fetch, 4, 12),
+    // v0–v3 answer message sets of format 0 (v0–v1) or 1 (v2–v3), down-converted from the
+    // stored batches (`message_sets`; Kafka 4 dropped them, Debian's kafka-go 0.2.1 needs
+    // v2). v4 is kafka-protocol's minimum; v7 adds fetch sessions (KIP-227: the broker may
+    // answer sessionless), v11 rack-aware fetch (KIP-392, ignorable), v12 flexible +
+    // diverging-epoch detection. v13 replaces topic names by topic IDs: stop at 12.
+    api(ApiKey::Fetch, 0, 12),
     // v0 (Kafka 4 dropped it; `legacy` reads it) answers a list of at most max_num_offsets
     // offsets: Cairn's holds the one offset v1 would answer. v8 lets clients ask for -4
     // (earliest local offset) and v9 for -5 (latest tiered offset, KIP-1005): without tiered
@@ -247,7 +250,7 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(supported(ApiKey::ApiVersions), Some((0, 3)));
-        assert_eq!(supported(ApiKey::Fetch), Some((4, 12)));
+        assert_eq!(supported(ApiKey::Fetch), Some((0, 12)));
         assert_eq!(supported(ApiKey::JoinGroup), Some((0, 9)));
         assert_eq!(supported(ApiKey::OffsetCommit), Some((0, 9)));
         assert_eq!(supported(ApiKey::ListOffsets), Some((0, 9)));
@@ -273,8 +276,11 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce, 13), "v13 uses topic IDs");
         assert!(
             is_supported(ApiKey::Produce, 0),
-            "advertised and refused per partition, as Kafka 4 (KAFKA-18659)"
+            "message format 0/1, up-converted"
         );
-        assert!(!is_supported(ApiKey::Fetch, 3), "message format v0/v1");
+        assert!(
+            is_supported(ApiKey::Fetch, 3),
+            "message format 1, down-converted"
+        );
     }
 }

@@ -257,6 +257,7 @@ impl From<&RecordError> for ErrorCode {
         match e {
             RecordError::UnsupportedMagic { .. } => ErrorCode::UnsupportedForMessageFormat,
             RecordError::TruncatedBatch { .. }
+            | RecordError::LegacyMessage { .. }
             | RecordError::UnknownCompression { .. }
             | RecordError::Decompression { .. } => ErrorCode::CorruptMessage,
             RecordError::Batch { source, .. } => ErrorCode::from(source),

@@ -5,9 +5,9 @@
 //! version it knows by a field or two and carry no record batches, so serving them needs no
 //! message-format conversion: ListOffsets v0, OffsetCommit v0–v1, DescribeConfigs v0,
 //! CreateTopics v0–v1, DeleteTopics v0, OffsetForLeaderEpoch v0–v1 and DescribeLogDirs v0.
-//! Produce v0–v2 are here too, only so that they can be *answered* (UNSUPPORTED_VERSION for
-//! every partition, as Kafka 4 answers them: KAFKA-18659); their message-format v0/v1
-//! records are never read.
+//! Produce v0–v2 and Fetch v0–v3 are here too: their records are message sets (formats 0
+//! and 1), which `message_sets` converts to and from the v2 batches Cairn stores; this module
+//! only reads and writes the requests and responses around them.
 //! Old clients still send them (kafka-python negotiating down, Sarama configured for an old
 //! `Version`), so Cairn reads and writes them here, into and out of kafka-protocol's own
 //! structs: handlers see one type per API whatever the version.
@@ -38,6 +38,11 @@
 //! Produce v0–v2 request      = v3 without transactional_id
 //! Produce v0 / v1 response   [topic str, [partition i32, error i16, base_offset i64]]
 //!                            (, throttle_time_ms i32 in v1);  v2 response = v3's layout
+//! Fetch v0–v3 request        replica_id i32, max_wait_ms i32, min_bytes i32,
+//!                            (max_bytes i32 in v3,) [topic str, [partition i32,
+//!                            fetch_offset i64, partition_max_bytes i32]]
+//! Fetch v0–v3 response       (throttle_time_ms i32 in v1+,) [topic str, [partition i32,
+//!                            error i16, high_watermark i64, records bytes?]]
 //! ```
 //!
 //! Fields a legacy version lacks: when writing, one that Kafka's schema marks *ignorable* is
@@ -140,6 +145,7 @@ pub enum WireError {
 pub(crate) fn min_version(key: ApiKey) -> i16 {
     match key {
         ApiKey::Produce
+        | ApiKey::Fetch
         | ApiKey::ListOffsets
         | ApiKey::OffsetCommit
         | ApiKey::DescribeConfigs
@@ -187,6 +193,46 @@ fn produce_response_v0_v1<W: Wire>(w: &mut W, version: i16, r: &mut ProduceRespo
         w.i32(&mut r.throttle_time_ms)?;
     }
     Ok(())
+}
+
+fn fetch_request_v0_v3<W: Wire>(w: &mut W, version: i16, r: &mut FetchRequest) -> R {
+    w.i32(&mut r.replica_id.0)?;
+    w.i32(&mut r.max_wait_ms)?;
+    w.i32(&mut r.min_bytes)?;
+    if version >= 3 {
+        w.i32(&mut r.max_bytes)?;
+    } else {
+        // No response limit before v3 (max_bytes is ignorable): "as much as there is".
+        r.max_bytes = i32::MAX;
+    }
+    // isolation_level (v4+) is ignorable: read-uncommitted, which is all Cairn serves.
+    w.array(&mut r.topics, |w, _, t| {
+        w.str(&mut t.topic.0)?;
+        w.array(&mut t.partitions, |w, _, p| {
+            w.i32(&mut p.partition)?;
+            // current_leader_epoch (v9+) is not checked when absent.
+            p.current_leader_epoch = -1;
+            w.i64(&mut p.fetch_offset)?;
+            w.i32(&mut p.partition_max_bytes)
+        })
+    })
+}
+
+fn fetch_response_v0_v3<W: Wire>(w: &mut W, version: i16, r: &mut FetchResponse) -> R {
+    if version >= 1 {
+        w.i32(&mut r.throttle_time_ms)?;
+    }
+    // error_code and session_id (v7+), last_stable_offset, log_start_offset and
+    // aborted_transactions (v4+/v5+) are ignorable.
+    w.array(&mut r.responses, |w, _, t| {
+        w.str(&mut t.topic.0)?;
+        w.array(&mut t.partitions, |w, _, p| {
+            w.i32(&mut p.partition_index)?;
+            w.i16(&mut p.error_code)?;
+            w.i64(&mut p.high_watermark)?;
+            w.nullable_bytes(&mut p.records)
+        })
+    })
 }
 
 fn list_offsets_request_v0<W: Wire>(
@@ -444,6 +490,11 @@ pub(crate) fn decode_request(
             produce_request_v0_v2(&mut r, &mut b)?;
             (RequestKind::Produce(b), None)
         }
+        (ApiKey::Fetch, 0..=3) => {
+            let mut b = FetchRequest::default();
+            fetch_request_v0_v3(&mut r, version, &mut b)?;
+            (RequestKind::Fetch(b), None)
+        }
         (ApiKey::ListOffsets, 0) => {
             let mut b = ListOffsetsRequest::default();
             let mut max = Vec::new();
@@ -503,6 +554,7 @@ pub(crate) fn encode_request(
     let mut w = Writer { buf };
     match (body.clone(), version) {
         (RequestKind::Produce(mut b), 0..=2) => produce_request_v0_v2(&mut w, &mut b),
+        (RequestKind::Fetch(mut b), 0..=3) => fetch_request_v0_v3(&mut w, version, &mut b),
         (RequestKind::ListOffsets(mut b), 0) => {
             list_offsets_request_v0(&mut w, &mut b, &mut Vec::new())
         }
@@ -534,10 +586,11 @@ pub(crate) fn encode_response(
             .map_err(|e| WireError::Delegated(format!("{e:#}")));
     }
     let mut w = Writer { buf };
-    // The descriptions visit `&mut` fields (reading fills them); writing works on a copy.
-    // Only admin and offset answers take this path, never records.
+    // The descriptions visit `&mut` fields (reading fills them); writing works on a copy
+    // (records are `Bytes`: the copy shares them).
     match (body.clone(), version) {
         (ResponseKind::Produce(mut b), 0 | 1) => produce_response_v0_v1(&mut w, version, &mut b),
+        (ResponseKind::Fetch(mut b), 0..=3) => fetch_response_v0_v3(&mut w, version, &mut b),
         (ResponseKind::ListOffsets(mut b), 0) => list_offsets_response_v0(&mut w, &mut b),
         (ResponseKind::DescribeConfigs(mut b), 0) => describe_configs_response_v0(&mut w, &mut b),
         (ResponseKind::CreateTopics(mut b), 0 | 1) => {
@@ -571,6 +624,11 @@ pub(crate) fn decode_response(
             let mut b = ProduceResponse::default();
             produce_response_v0_v1(&mut r, version, &mut b)?;
             ResponseKind::Produce(b)
+        }
+        (ApiKey::Fetch, 0..=3) => {
+            let mut b = FetchResponse::default();
+            fetch_response_v0_v3(&mut r, version, &mut b)?;
+            ResponseKind::Fetch(b)
         }
         (ApiKey::ListOffsets, 0) => {
             let mut b = ListOffsetsResponse::default();

@@ -33,6 +33,7 @@ mod decompress;
 pub mod errors;
 pub mod frame;
 mod legacy;
+pub mod message_sets;
 pub mod records;
 pub mod request;
 pub mod response;

@@ -352,6 +352,15 @@ pub enum RecordError {
         /// Position of the batch.
         position: usize,
     },
+    /// A message of a format 0/1 message set (Produce v0–v2) is damaged: CRC, framing or a
+    /// compressed message nested in another.
+    #[error("message at byte {position} of the message set: {reason}")]
+    LegacyMessage {
+        /// Position of the message.
+        position: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// zstd in a Produce request older than v7 (KIP-110).
     #[error("Produce v{api_version} may not carry {codec} batches")]
     CompressionNotAllowed {

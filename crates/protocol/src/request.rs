@@ -94,7 +94,7 @@ pub enum RequestError {
         "{api_key:?} v{api_version} from client.id {client:?} is not served (Cairn serves \
          v{min}-v{max}; correlation id {correlation_id}): {advice}",
         client = client_id.as_deref().unwrap_or(""),
-        advice = refusal_advice(*api_key, *api_version, *min, *max)
+        advice = refusal_advice(*max, *api_version)
     )]
     RefusedVersion {
         /// The API.
@@ -254,26 +254,16 @@ pub fn parse_request_with_limits(
 
 /// What a client sending an unserved version should do, for the log line that precedes
 /// closing its connection.
-fn refusal_advice(api_key: ApiKey, version: i16, min: i16, max: i16) -> String {
+fn refusal_advice(max: i16, version: i16) -> String {
     if version > max {
         return format!(
             "the client should use ApiVersions and fall back to v{max} (it may be newer than \
              Cairn)"
         );
     }
-    match api_key {
-        // These carry record batches in message format v0/v1, which Kafka 4 also removed
-        // (KIP-724, KIP-896): there is nothing to convert them to.
-        ApiKey::Produce | ApiKey::Fetch => format!(
-            "{api_key:?} below v{min} uses message format v0/v1, which Kafka 4 removed too \
-             (KIP-896); upgrade to a client that speaks message format v2 (Kafka clients \
-             0.11+, librdkafka 0.11+, kafka-python 2.0+ with a current api_version)"
-        ),
-        _ => "Kafka 4 refuses it as well (KIP-896); upgrade to a client that speaks the Kafka \
-              2.1 protocol or newer (Java 2.1+, librdkafka 1.0+, kafka-python 2.0.2+, Sarama \
-              1.30+)"
-            .to_string(),
-    }
+    "Kafka 4 refuses it as well (KIP-896); upgrade to a client that speaks the Kafka 2.1 \
+     protocol or newer (Java 2.1+, librdkafka 1.0+, kafka-python 2.0.2+, Sarama 1.30+)"
+        .to_string()
 }
 
 #[cfg(test)]

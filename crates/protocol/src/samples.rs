@@ -88,8 +88,9 @@ pub(crate) fn request(key: ApiKey, version: i16) -> RequestKind {
             let mut r = FetchRequest::default();
             r.max_wait_ms = 500;
             r.min_bytes = 1;
-            r.max_bytes = 50 << 20;
-            r.isolation_level = 1;
+            // max_bytes is v3+ (without it, no limit) and isolation_level v4+.
+            r.max_bytes = if version >= 3 { 50 << 20 } else { i32::MAX };
+            r.isolation_level = i8::from(version >= 4);
             r.topics = vec![t("a"), t("b")];
             if version >= 7 {
                 r.session_id = 11;

@@ -210,8 +210,8 @@ const FETCH: &[Field] = &[
     f(I32, 0, 14), // replica_id
     f(I32, 0, N),  // max_wait_ms
     f(I32, 0, N),  // min_bytes
-    f(I32, 0, N),  // max_bytes
-    f(I8, 0, N),   // isolation_level
+    f(I32, 3, N),  // max_bytes
+    f(I8, 4, N),   // isolation_level
     f(I32, 7, N),  // session_id
     f(I32, 7, N),  // session_epoch
     f(Ty::Array(&Ty::Struct(FETCH_TOPIC)), 0, N),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_protocol::kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult;
 use cairn_protocol::kafka_protocol::messages::*;
-use cairn_protocol::{client, parse_request, ErrorCode, Request};
+use cairn_protocol::{client, message_sets, parse_request, ErrorCode, Request};
 
 use super::{handle, str_bytes, topic_name};
 use crate::server::Ctx;
@@ -25,6 +25,7 @@ async fn ask(ctx: &Arc<Ctx>, version: i16, body: RequestKind) -> ResponseKind {
         RequestKind::DescribeConfigs(_) => ApiKey::DescribeConfigs,
         RequestKind::DescribeLogDirs(_) => ApiKey::DescribeLogDirs,
         RequestKind::Produce(_) => ApiKey::Produce,
+        RequestKind::Fetch(_) => ApiKey::Fetch,
         RequestKind::ListOffsets(_) => ApiKey::ListOffsets,
         RequestKind::OffsetCommit(_) => ApiKey::OffsetCommit,
         other => panic!("no key for {other:?}"),
@@ -476,8 +477,10 @@ async fn describe_log_dirs_reports_partition_sizes_that_grow() {
     broker.shutdown().await;
 }
 
+/// Produce v0–v2 carry message sets (formats 0 and 1): they are up-converted and stored
+/// as v2 batches, and Fetch v0–v3 down-convert them back, each in its own format.
 #[tokio::test]
-async fn produce_v0_to_v2_is_answered_unsupported_version_and_writes_nothing() {
+async fn message_sets_are_produced_and_fetched_in_the_old_versions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = start(dir.path()).await;
     let ctx = broker.ctx();
@@ -485,27 +488,67 @@ async fn produce_v0_to_v2_is_answered_unsupported_version_and_writes_nothing() {
         .create("t", 1, Default::default(), false)
         .await
         .expect("topic");
-    let end = ctx.topics.get("t").expect("topic").partitions[0]
-        .state()
-        .log_end_offset;
-    for version in 0..=2 {
-        let ResponseKind::Produce(resp) = ask(&ctx, version, produce("t", 1)).await else {
+    for version in 0..=2i16 {
+        let values: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!("v{version}-{i}").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let batch = cairn_storage::batch::build_batch(1_000 + i64::from(version), &refs);
+        // An old client's message set: format 0 for Produce v0-v1, 1 for v2.
+        let magic = u8::from(version == 2);
+        let set = message_sets::downconvert(&batch, magic, usize::MAX);
+        let RequestKind::Produce(mut req) = produce("t", 1) else {
+            unreachable!()
+        };
+        req.topic_data[0].partition_data[0].records = Some(set);
+        let ResponseKind::Produce(resp) = ask(&ctx, version, RequestKind::Produce(req)).await
+        else {
             panic!("not Produce")
         };
         let p = &resp.responses[0].partition_responses[0];
         assert_eq!(
             (p.error_code, p.base_offset),
-            (ErrorCode::UnsupportedVersion.code(), -1),
+            (0, 3 * i64::from(version)),
             "v{version}"
         );
     }
     assert_eq!(
         ctx.topics.get("t").expect("topic").partitions[0]
             .state()
-            .log_end_offset,
-        end,
-        "nothing written"
+            .high_watermark,
+        9
     );
+    for version in 0..=4i16 {
+        let mut fp = fetch_request::FetchPartition::default();
+        fp.partition = 0;
+        fp.partition_max_bytes = 1 << 20;
+        let mut ft = fetch_request::FetchTopic::default();
+        ft.topic = topic_name("t");
+        ft.partitions = vec![fp];
+        let mut r = FetchRequest::default();
+        r.max_bytes = 1 << 20;
+        r.topics = vec![ft];
+        let ResponseKind::Fetch(resp) = ask(&ctx, version, RequestKind::Fetch(r)).await else {
+            panic!("not Fetch")
+        };
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 9), "v{version}");
+        let records = p.records.clone().expect("records");
+        if version < 4 {
+            let magic = if version < 2 { 0 } else { 1 };
+            assert_eq!(records[16], magic, "v{version} answers format {magic}");
+            // The message set reads back (through up-conversion) as the nine records.
+            let batch = message_sets::upconvert(&records, &Default::default()).expect("valid");
+            let mut b = batch.clone();
+            let set = cairn_protocol::kafka_protocol::records::RecordBatchDecoder::decode(&mut b)
+                .expect("decodes");
+            let values: Vec<_> = set.records.iter().filter_map(|r| r.value.clone()).collect();
+            assert_eq!(values.len(), 9, "v{version}");
+            assert_eq!(&values[8][..], b"v2-2");
+        } else {
+            assert_eq!(records[16], 2, "v4 answers v2 batches");
+        }
+    }
     broker.shutdown().await;
 }
 

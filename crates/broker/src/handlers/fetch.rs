@@ -31,7 +31,7 @@ use cairn_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
 use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use cairn_protocol::ErrorCode;
+use cairn_protocol::{message_sets, ErrorCode};
 use cairn_storage::{batch, LogRead};
 use tokio::sync::watch;
 
@@ -46,6 +46,8 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 const BLOCKING_LOAD_BYTES: u64 = 256 * 1024;
 /// A read this small may be nothing but raft control batches (a few dozen bytes each).
 const CONTROL_ONLY_MAX_BYTES: u64 = 4096;
+/// Fetch v4 is the first version whose answer carries v2 record batches.
+const FIRST_BATCH_FETCH: i16 = 4;
 /// Runs of control batches skipped before a fetch gives up looking for data (there is one
 /// per election, and elections follow one another only after restarts).
 const MAX_CONTROL_SKIPS: usize = 16;
@@ -214,7 +216,7 @@ async fn read_all(
     let out = futures_util::future::join_all(located.into_iter().map(
         |(_, mut d, result, w)| async move {
             let records = match result {
-                Ok(Some(read)) => load(read, w, buffers).await,
+                Ok(Some(read)) => load(read, w, buffers, version).await,
                 Ok(None) => Ok(Bytes::new()),
                 Err(code) => Err(code),
             };
@@ -316,8 +318,15 @@ async fn locate(
     Ok(Located::Read(data.read))
 }
 
-/// Loads the located batches into a pooled buffer, without Cairn's raft control batches.
-async fn load(read: LogRead, w: &Wanted, buffers: &Arc<ReadBuffers>) -> Result<Bytes, ErrorCode> {
+/// Loads the located batches into a pooled buffer, without Cairn's raft control batches;
+/// for Fetch v0–v3, as a message set of format 0 or 1 (down-converted, see
+/// `cairn_protocol::message_sets`).
+async fn load(
+    read: LogRead,
+    w: &Wanted,
+    buffers: &Arc<ReadBuffers>,
+    version: i16,
+) -> Result<Bytes, ErrorCode> {
     let size = read.total_bytes();
     let loaded = if size > BLOCKING_LOAD_BYTES {
         let buffers = Arc::clone(buffers);
@@ -328,6 +337,11 @@ async fn load(read: LogRead, w: &Wanted, buffers: &Arc<ReadBuffers>) -> Result<B
         buffers.load(&read)
     };
     match loaded {
+        Ok(bytes) if version < FIRST_BATCH_FETCH => {
+            let magic = if version < 2 { 0 } else { 1 };
+            let limit = usize::try_from(w.max_bytes.max(0)).unwrap_or(usize::MAX);
+            Ok(message_sets::downconvert(&bytes, magic, limit))
+        }
         Ok(bytes) => Ok(strip_raft_control(bytes)),
         Err(e) => {
             let name = w.handle.as_ref().map_or("?", |h| h.name());

@@ -21,9 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_partition::{PartitionHandle, PartitionState};
-use cairn_protocol::kafka_protocol::messages::{
-    produce_response, ApiKey, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
-};
+use cairn_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::{api_versions_response, ErrorCode, Request};
 
@@ -55,17 +53,6 @@ pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>
 /// requests (queuing produced batches on their partitions) happens before this returns; the
 /// returned work (waiting for acknowledgements, long-polling) may overlap other requests'.
 pub(crate) async fn dispatch(ctx: Arc<Ctx>, conn: Arc<Conn>, request: Request) -> Work {
-    if let RequestKind::Produce(r) = &request.body {
-        if request.api_version < FIRST_PRODUCE_VERSION {
-            let answer = refuse_old_produce(
-                conn.peer,
-                request.client_id.as_deref(),
-                request.api_version,
-                r,
-            );
-            return Box::pin(async move { answer });
-        }
-    }
     if let RequestKind::Produce(r) = request.body {
         let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
         return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
@@ -114,9 +101,6 @@ pub(crate) async fn handle(
     Some(match request.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response(v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(&ctx, v, r).await),
-        RequestKind::Produce(r) if v < FIRST_PRODUCE_VERSION => {
-            return refuse_old_produce(conn.peer, request.client_id.as_deref(), v, &r)
-        }
         RequestKind::Produce(r) => {
             return produce::enqueue(&ctx, v, r)
                 .await
@@ -193,52 +177,6 @@ pub(crate) async fn handle(
             return None;
         }
     })
-}
-
-/// Produce v0–v2 carry message format v0/v1, which Kafka 4 removed (KIP-896, KIP-724).
-const FIRST_PRODUCE_VERSION: i16 = 3;
-
-/// The answer to Produce v0–v2: UNSUPPORTED_VERSION for every partition, nothing written, as
-/// Kafka 4 answers them (it lists the versions in ApiVersions for old librdkafka,
-/// KAFKA-18659, and refuses them per request). One log line says who should upgrade.
-fn refuse_old_produce(
-    peer: SocketAddr,
-    client_id: Option<&str>,
-    version: i16,
-    r: &ProduceRequest,
-) -> Option<ResponseKind> {
-    tracing::warn!(
-        %peer,
-        client_id = client_id.unwrap_or(""),
-        "Produce v{version} (message format v0/v1) refused with UNSUPPORTED_VERSION, as Kafka 4 \
-         refuses it (KIP-896): upgrade the client to one that produces message format v2 \
-         (Produce v3+: Kafka clients 0.11+, librdkafka 0.11+)"
-    );
-    if r.acks == 0 {
-        return None;
-    }
-    let mut resp = ProduceResponse::default();
-    resp.responses = r
-        .topic_data
-        .iter()
-        .map(|t| {
-            let mut topic = produce_response::TopicProduceResponse::default();
-            topic.name = t.name.clone();
-            topic.partition_responses = t
-                .partition_data
-                .iter()
-                .map(|p| {
-                    let mut answer = produce_response::PartitionProduceResponse::default();
-                    answer.index = p.index;
-                    answer.error_code = ErrorCode::UnsupportedVersion.code();
-                    answer.base_offset = -1;
-                    answer
-                })
-                .collect();
-            topic
-        })
-        .collect();
-    Some(ResponseKind::Produce(resp))
 }
 
 /// Kafka's ACL operation codes (`AclOperation`), as bits of an "authorized operations" field.

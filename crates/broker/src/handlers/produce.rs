@@ -14,6 +14,7 @@ use cairn_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use cairn_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use cairn_protocol::message_sets;
 use cairn_protocol::records::check_produce_compression;
 use cairn_protocol::{validate_produce_records, ErrorCode, ProducedBatch, RecordLimits};
 use cairn_storage::VerifiedBatch;
@@ -229,6 +230,13 @@ fn prepare(
         ..RecordLimits::default()
     };
     let refuse = |e: cairn_protocol::RecordError| (ErrorCode::from(&e), Some(e.to_string()));
+    // Produce v0–v2 carry a message set of format 0/1: up-converted to one v2 batch, which
+    // is then checked like any other.
+    let records = if version < 3 {
+        message_sets::upconvert(&records, &limits).map_err(refuse)?
+    } else {
+        records
+    };
     let batches = validate_produce_records(&records, &limits).map_err(refuse)?;
     check_produce_compression(version, &batches).map_err(refuse)?;
     if batches.iter().any(|b| b.header().is_transactional()) {

@@ -350,6 +350,13 @@ fn record_errors() {
             ErrorCode::InvalidRecord,
         ),
         (
+            RecordError::LegacyMessage {
+                position: 0,
+                reason: "bad CRC".into(),
+            },
+            ErrorCode::CorruptMessage,
+        ),
+        (
             RecordError::CompressionNotAllowed {
                 codec: Compression::Zstd,
                 api_version: 6,
@@ -372,6 +379,7 @@ fn record_errors() {
             | RecordError::DecompressionBomb { .. }
             | RecordError::InvalidRecord { .. }
             | RecordError::TrailingBytes { .. }
+            | RecordError::LegacyMessage { .. }
             | RecordError::CompressionNotAllowed { .. } => {}
         }
         assert_eq!(ErrorCode::from(e), *code, "{e}");
