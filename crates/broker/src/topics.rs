@@ -11,7 +11,9 @@
 //!
 //! A topic exists once its file does: creation opens the partitions first and writes the file
 //! last; deletion removes the file first and the partitions after. Partition directories with
-//! no topic file (a crash in between) are deleted at startup. Admin changes are serialised by
+//! no topic file (a crash in between) are deleted at startup. Each step is durable before the
+//! next (`cairn_storage::durable`: a partition directory's name is fsynced in the data
+//! directory when it is created, a topic file's in `topics/`), so a power cut keeps that order. Admin changes are serialised by
 //! one lock; lookups on the request path take a read lock for a map lookup only.
 
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use cairn_partition::{PartitionHandle, PartitionSpec, StorageShards};
-use cairn_storage::{metafile, LogConfig, StorageError};
+use cairn_storage::{durable, metafile, LogConfig, StorageError};
 use uuid::Uuid;
 
 use crate::meta::meta_dir;
@@ -123,7 +125,7 @@ impl TopicRegistry {
         raft_id: u64,
     ) -> Result<TopicRegistry, BrokerError> {
         let topics_dir = meta_dir(data_dir).join("topics");
-        std::fs::create_dir_all(&topics_dir).map_err(io("create", &topics_dir))?;
+        durable::ensure_dir(&topics_dir)?;
         let registry = TopicRegistry {
             data_dir: data_dir.to_path_buf(),
             topics_dir: topics_dir.clone(),
@@ -193,7 +195,7 @@ impl TopicRegistry {
             let owned = known.iter().any(|(t, n)| t == topic && partition < *n);
             if !owned {
                 tracing::warn!(dir = %entry.path().display(), "deleting a partition directory that belongs to no topic");
-                std::fs::remove_dir_all(entry.path()).map_err(io("remove", &entry.path()))?;
+                durable::remove_dir_all(&entry.path())?;
             }
         }
         Ok(())
@@ -341,8 +343,9 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let path = self.topics_dir.join(name);
-        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        // Durably before the partitions go: a topic file that came back after a power cut
+        // would bring the topic back empty.
+        durable::remove_file(&self.topics_dir.join(name))?;
         if let Ok(mut map) = self.topics.write() {
             map.remove(name);
         }
