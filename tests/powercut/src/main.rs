@@ -21,6 +21,10 @@
 //! first); the unmount is retried for a while, then `powercut` fails naming the mount point.
 //! `POWERCUT_TRACE=1` logs every namespace change and fsync to stderr.
 //!
+//! Limits: a cut loses *every* write since a file's last fsync, where a real disk may keep any
+//! part of them (torn tails, holes: the storage crate's crash tests cover those); hard links,
+//! symlinks, xattrs and `RENAME_EXCHANGE` are refused; mode and times come from the live state.
+//!
 //! Why a Rust binary on the `fuser` crate: `fuser` is maintained, needs no libfuse (as root it
 //! mounts with mount(2) itself), and the durability model is plain Rust that is unit- and
 //! property-tested without a mount (`model`); the shell around it is thin.
