@@ -13,8 +13,9 @@
 //! last; deletion removes the file first and the partitions after. Partition directories with
 //! no topic file (a crash in between) are deleted at startup. Each step is durable before the
 //! next (`cairn_storage::durable`: a partition directory's name is fsynced in the data
-//! directory when it is created, a topic file's in `topics/`), so a power cut keeps that order. Admin changes are serialised by
-//! one lock; lookups on the request path take a read lock for a map lookup only.
+//! directory when it is created, a topic file's in `topics/`), so a power cut keeps that
+//! order. Admin changes are serialised by one lock; lookups on the request path take a read
+//! lock for a map lookup only.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

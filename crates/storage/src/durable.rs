@@ -19,7 +19,8 @@
 //!
 //! Segment files are the one exception: the log creates them without waiting and fsyncs their
 //! directory at its next flush, before it reports anything in them as flushed (`Log`'s
-//! `dir_dirty`), so one directory fsync covers a roll's three new files.
+//! `dir_dirty`), so one directory fsync covers a roll's three new files. Files nothing depends
+//! on after a crash (the `.lock` files) are created plainly.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -84,10 +85,13 @@ pub fn create_dir_all(dir: &Path) -> Result<bool> {
             Err(e) => return Err(e).ctx("create directory", new),
         }
     }
-    // Bottom up: a directory, then the one that names it.
+    // Bottom up: each new directory (which names the one below it), then the existing
+    // directory that names the topmost new one.
     for new in &missing {
         sync_dir(new)?;
-        sync_parent(new)?;
+    }
+    if let Some(top) = missing.last() {
+        sync_parent(top)?;
     }
     Ok(true)
 }

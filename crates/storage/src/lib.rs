@@ -45,7 +45,7 @@
 //! data depends on fsyncs its directory before anything that depends on it is reported
 //! durable: the partition directory (in its parent) when [`Log::open`] creates it, segment
 //! files at the next flush, checkpoints as they are replaced. [`durable`] is the one place
-//! that does this, also for the layers above (topic files, partition directories).
+//! that does this, for the layers above too (data directory, topic files, partition removal).
 //!
 //! # Recovery
 //!
