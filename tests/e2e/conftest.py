@@ -46,6 +46,33 @@ def cairn_bin() -> Path:
     return _binary()
 
 
+@pytest.fixture(scope="session")
+def powercut_bin() -> Path:
+    """The power-cut FUSE tool (tests/powercut); like CAIRN_BIN, missing means failure."""
+    value = os.environ.get("POWERCUT_BIN")
+    if not value:
+        pytest.fail(
+            "POWERCUT_BIN is not set: point it at the powercut binary "
+            "(scripts/test builds target/release/powercut and sets it)",
+            pytrace=False,
+        )
+    path = Path(value).resolve()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"POWERCUT_BIN={value} is not an executable file", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def powercut_fs(powercut_bin: Path, tmp_path: Path):
+    """A mounted power-cut file system (tests/e2e/powercut.py) at `tmp_path/fs/mnt`, unmounted
+    at teardown. Request it before `start_broker`, so brokers stop before it unmounts."""
+    from powercut import PowerCutFs
+
+    fs = PowerCutFs(powercut_bin, tmp_path / "fs").mount()
+    yield fs
+    fs.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

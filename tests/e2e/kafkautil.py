@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
+from array import array
 from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from conftest import wait_until
+
 ADMIN_TIMEOUT_S = 30.0
+# SequenceProducer's offset of a value that was not acknowledged (yet).
+NOT_ACKED = -1
 # librdkafka's own log lines go through Python logging, so pytest shows them with a failing
 # test instead of printing them (from clients of earlier tests) into the run's output.
 LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
@@ -116,6 +122,90 @@ def produce_all(prod: Producer, topic: str, items, recorder: Recorder, flush_tim
         prod.poll(0)
     remaining = prod.flush(flush_timeout)
     assert remaining == 0, f"{remaining} messages still undelivered after {flush_timeout}s"
+
+
+class SequenceProducer:
+    """Produces b"%010d" % n for n = 0, 1, 2, … in a thread until stopped, recording which
+    values were acknowledged, where. `config` is the librdkafka producer configuration;
+    `max_outstanding` (if set) paces the thread: it waits while that many values have no
+    delivery report yet, so a slow broker is not handed a queue it takes minutes to drain."""
+
+    def __init__(self, bootstrap: str, topic: str, config: dict,
+                 max_outstanding: int | None = None):
+        self.topic = topic
+        self.max_outstanding = max_outstanding
+        self.fatal: list[KafkaError] = []
+        self.errors: list[str] = []
+        self.failed = 0
+        self.acked = 0
+        self.max_acked = -1
+        # Indexed by value: offset (or NOT_ACKED) and partition.
+        self.offsets = array("q")
+        self.partitions = bytearray()
+        self.produced = 0
+        self._stop = threading.Event()
+        self.producer = producer(bootstrap, **config, error_cb=self._on_error)
+        self._thread = threading.Thread(target=self._run, name="sequence-producer", daemon=True)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.fatal.append(err)
+        self.errors.append(repr(err))
+
+    def _on_delivery(self, err, msg) -> None:
+        value = int(msg.value())
+        if err is not None:
+            self.failed += 1
+            if len(self.errors) < 1000:
+                self.errors.append(f"delivery of {value}: {err!r}")
+            return
+        self.offsets[value] = msg.offset()
+        self.partitions[value] = msg.partition()
+        self.acked += 1
+        if value > self.max_acked:
+            self.max_acked = value
+
+    def _run(self) -> None:
+        prod = self.producer
+        n = 0
+        while not self._stop.is_set() and not self.fatal:
+            if (self.max_outstanding is not None
+                    and n - self.acked - self.failed >= self.max_outstanding):
+                prod.poll(0.01)
+                continue
+            self.offsets.append(NOT_ACKED)
+            self.partitions.append(0)
+            while True:
+                try:
+                    prod.produce(self.topic, value=b"%010d" % n, on_delivery=self._on_delivery)
+                    break
+                except BufferError:
+                    prod.poll(0.01)
+                    if self._stop.is_set():
+                        self.offsets.pop()
+                        self.partitions.pop()
+                        self.produced = n
+                        return
+            n += 1
+            self.produced = n
+            if n % 500 == 0:
+                prod.poll(0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the producer thread did not stop"
+
+    def wait_for_ack_of_value_at_least(self, value: int, timeout: float, what: str) -> None:
+        def acked_enough():
+            if self.fatal:
+                pytest.fail(f"the producer hit a fatal error: {self.fatal}")
+            return self.max_acked >= value
+
+        wait_until(acked_enough, timeout, what)
 
 
 def consumer(bootstrap: str, **config) -> Consumer:

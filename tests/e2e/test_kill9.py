@@ -11,105 +11,15 @@ what was in flight with the same producer id and sequence numbers. Afterwards:
 from __future__ import annotations
 
 import random
-import threading
 import time
-from array import array
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from conftest import wait_until
-from kafkautil import consumer, create_topic, producer, unique_topic
+from kafkautil import NOT_ACKED, SequenceProducer, consumer, create_topic, unique_topic
 
 CYCLES = 5
 PARTITIONS = 3
-NOT_ACKED = -1
-
-
-class SequenceProducer:
-    """Produces b"%010d" % n for n = 0, 1, 2, … in a thread until stopped, recording which
-    values were acknowledged, where."""
-
-    def __init__(self, bootstrap: str, topic: str):
-        self.topic = topic
-        self.fatal: list[KafkaError] = []
-        self.errors: list[str] = []
-        self.failed = 0
-        self.acked = 0
-        self.max_acked = -1
-        # Indexed by value: offset (or NOT_ACKED) and partition.
-        self.offsets = array("q")
-        self.partitions = bytearray()
-        self.produced = 0
-        self._stop = threading.Event()
-        self.producer = producer(bootstrap, **{
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 100_000,
-            "message.timeout.ms": 120_000,
-            "reconnect.backoff.ms": 20,
-            "reconnect.backoff.max.ms": 500,
-            "error_cb": self._on_error,
-        })
-        self._thread = threading.Thread(target=self._run, name="sequence-producer", daemon=True)
-
-    def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            self.fatal.append(err)
-        self.errors.append(repr(err))
-
-    def _on_delivery(self, err, msg) -> None:
-        value = int(msg.value())
-        if err is not None:
-            self.failed += 1
-            if len(self.errors) < 1000:
-                self.errors.append(f"delivery of {value}: {err!r}")
-            return
-        self.offsets[value] = msg.offset()
-        self.partitions[value] = msg.partition()
-        self.acked += 1
-        if value > self.max_acked:
-            self.max_acked = value
-
-    def _run(self) -> None:
-        prod = self.producer
-        n = 0
-        while not self._stop.is_set() and not self.fatal:
-            self.offsets.append(NOT_ACKED)
-            self.partitions.append(0)
-            while True:
-                try:
-                    prod.produce(self.topic, value=b"%010d" % n, on_delivery=self._on_delivery)
-                    break
-                except BufferError:
-                    prod.poll(0.01)
-                    if self._stop.is_set():
-                        self.offsets.pop()
-                        self.partitions.pop()
-                        self.produced = n
-                        return
-            n += 1
-            self.produced = n
-            if n % 500 == 0:
-                prod.poll(0)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the producer thread did not stop"
-
-    def wait_for_ack_of_value_at_least(self, value: int, timeout: float, what: str) -> None:
-        def acked_enough():
-            if self.fatal:
-                pytest.fail(f"the producer hit a fatal error: {self.fatal}")
-            return self.max_acked >= value
-
-        wait_until(acked_enough, timeout, what)
 
 
 @pytest.mark.timeout(240)
@@ -117,7 +27,16 @@ def test_kill9_during_idempotent_production(broker):
     topic = unique_topic("kill9")
     create_topic(broker.bootstrap, topic, partitions=PARTITIONS)
     rng = random.Random(9)
-    seq = SequenceProducer(broker.bootstrap, topic)
+    seq = SequenceProducer(broker.bootstrap, topic, {
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 100_000,
+        "message.timeout.ms": 120_000,
+        "reconnect.backoff.ms": 20,
+        "reconnect.backoff.max.ms": 500,
+    })
     seq.start()
     try:
         # Warm up: acknowledgements are flowing before the first kill.

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use cairn_storage::{metafile, StorageError};
+use cairn_storage::{durable, metafile};
 
 use crate::BrokerError;
 
@@ -27,11 +27,8 @@ pub(crate) fn meta_dir(data_dir: &Path) -> PathBuf {
 /// (22 characters), like Kafka's.
 pub(crate) fn cluster_id(data_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
     let dir = meta_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
-        op: "create",
-        path: dir.clone(),
-        source,
-    })?;
+    // Durably: a power cut that took `.cairn` would take every topic with it.
+    durable::ensure_dir(&dir)?;
     if let Some(lines) = metafile::read(&dir, "cluster")? {
         if let [magic, id, node] = lines.as_slice() {
             if magic == "cairn-cluster 1" {

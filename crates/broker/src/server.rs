@@ -124,11 +124,8 @@ impl Broker {
     /// serving.
     pub async fn start(mut config: BrokerConfig) -> Result<Broker, BrokerError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| cairn_storage::StorageError::Io {
-            op: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        // Its name durable too (even if it existed): every topic lives under it.
+        cairn_storage::durable::ensure_dir(&dir)?;
         if config.node_id < 0 {
             return Err(BrokerError::Config(format!(
                 "node.id must not be negative, got {}",

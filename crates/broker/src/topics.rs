@@ -11,8 +11,11 @@
 //!
 //! A topic exists once its file does: creation opens the partitions first and writes the file
 //! last; deletion removes the file first and the partitions after. Partition directories with
-//! no topic file (a crash in between) are deleted at startup. Admin changes are serialised by
-//! one lock; lookups on the request path take a read lock for a map lookup only.
+//! no topic file (a crash in between) are deleted at startup. Each step is durable before the
+//! next (`cairn_storage::durable`: a partition directory's name is fsynced in the data
+//! directory when it is created, a topic file's in `topics/`), so a power cut keeps that
+//! order. Admin changes are serialised by one lock; lookups on the request path take a read
+//! lock for a map lookup only.
 //!
 //! The log defaults a topic inherits are the static `[log]` settings with the dynamic broker
 //! configs applied (`broker_configs`); the registry owns both, so a dynamic change reaches
@@ -23,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use cairn_partition::{PartitionHandle, PartitionSpec, StorageShards};
-use cairn_storage::{metafile, LogConfig, StorageError};
+use cairn_storage::{durable, metafile, LogConfig, StorageError};
 use uuid::Uuid;
 
 use crate::broker_configs::{self, BrokerConfigError, DynamicConfigs, Scope};
@@ -132,7 +135,7 @@ impl TopicRegistry {
         raft_id: u64,
     ) -> Result<TopicRegistry, BrokerError> {
         let topics_dir = meta_dir(data_dir).join("topics");
-        std::fs::create_dir_all(&topics_dir).map_err(io("create", &topics_dir))?;
+        durable::ensure_dir(&topics_dir)?;
         let dynamic = DynamicConfigs::load(&meta_dir(data_dir))?;
         let effective = dynamic.log_defaults(&defaults);
         let registry = TopicRegistry {
@@ -206,7 +209,7 @@ impl TopicRegistry {
             let owned = known.iter().any(|(t, n)| t == topic && partition < *n);
             if !owned {
                 tracing::warn!(dir = %entry.path().display(), "deleting a partition directory that belongs to no topic");
-                std::fs::remove_dir_all(entry.path()).map_err(io("remove", &entry.path()))?;
+                durable::remove_dir_all(&entry.path())?;
             }
         }
         Ok(())
@@ -423,8 +426,9 @@ impl TopicRegistry {
         let topic = self
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let path = self.topics_dir.join(name);
-        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        // Durably before the partitions go: a topic file that came back after a power cut
+        // would bring the topic back empty.
+        durable::remove_file(&self.topics_dir.join(name))?;
         if let Ok(mut map) = self.topics.write() {
             map.remove(name);
         }

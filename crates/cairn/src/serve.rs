@@ -107,7 +107,8 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
 /// Creates the data directory if needed and returns its absolute path, which is what the
 /// logs show so an operator knows exactly which directory a node uses.
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir)
+    // Durably, like everything the broker creates in it (`cairn_storage::durable`).
+    cairn_storage::durable::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     dir.canonicalize()
         .with_context(|| format!("cannot resolve data directory {}", dir.display()))

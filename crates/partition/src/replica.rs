@@ -665,12 +665,9 @@ impl Replica {
         }
         let mut core = self.core.borrow_mut();
         if delete {
-            // Open files stay readable until dropped; nothing is written any more.
-            std::fs::remove_dir_all(&self.dir).map_err(|source| StorageError::Io {
-                op: "delete partition",
-                path: self.dir.clone(),
-                source,
-            })?;
+            // Open files stay readable until dropped; nothing is written any more. Durably, so a
+            // power cut cannot bring back a partition its topic no longer has.
+            cairn_storage::durable::remove_dir_all(&self.dir)?;
             return Ok(());
         }
         let end = core.log.log_end_offset();

@@ -26,8 +26,7 @@
 //! `clean` is written only by `Log::close` after everything is flushed, and rewritten as
 //! `clean -` as soon as the log is opened again: its presence is the clean-shutdown marker.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
@@ -38,24 +37,11 @@ pub(crate) const CHECKPOINT_FILE: &str = "partition.checkpoint";
 /// Name of the leader-epoch history file.
 pub(crate) const EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
-/// fsyncs a directory, making creations, renames and deletions in it durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .ctx("open", dir)?
-        .sync_all()
-        .ctx("fsync", dir)
-}
+pub(crate) use crate::durable::sync_dir;
 
-/// Replaces `dir/name` with `body` atomically and durably.
+/// Replaces `dir/name` with `body` atomically and durably ([`crate::durable::write_atomically`]).
 pub(crate) fn write_atomically(dir: &Path, name: &str, body: &str) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    let mut f = File::create(&tmp).ctx("create", &tmp)?;
-    f.write_all(body.as_bytes()).ctx("write", &tmp)?;
-    f.sync_all().ctx("fsync", &tmp)?;
-    drop(f);
-    fs::rename(&tmp, &path).ctx("rename", &path)?;
-    sync_dir(dir)
+    crate::durable::write_atomically(dir, name, body.as_bytes())
 }
 
 pub(crate) fn seal(mut body: String) -> String {

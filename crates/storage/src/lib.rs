@@ -40,6 +40,13 @@
 //!
 //! In every mode, a rolled segment is fsynced in the background right after the roll.
 //!
+//! Bytes are not enough: a file is reachable after a power cut only if its name is, and a name
+//! is durable only once its directory is fsynced. Every create, rename and delete the log's
+//! data depends on fsyncs its directory before anything that depends on it is reported
+//! durable: the partition directory (in its parent) when [`Log::open`] creates it, segment
+//! files at the next flush, checkpoints as they are replaced. [`durable`] is the one place
+//! that does this, for the layers above too (data directory, topic files, partition removal).
+//!
 //! # Recovery
 //!
 //! See [`recovery`](crate::Log::open): after a clean [`Log::close`] the log reopens without
@@ -57,6 +64,7 @@
 pub mod batch;
 mod checkpoint;
 mod config;
+pub mod durable;
 mod epoch;
 mod error;
 mod index;

@@ -102,7 +102,8 @@ impl Log {
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).ctx("create", &dir)?;
+        // Durably: a partition directory whose name a power cut can take takes its data along.
+        crate::durable::create_dir_all(&dir)?;
         let lock = lock_dir(&dir)?;
         let limits = SegmentLimits {
             index_bytes: config.segment_index_bytes as u64,
