@@ -187,7 +187,8 @@ def test_unsupported_metadata_version_is_refused(broker):
         except ConnectionResetError:
             pass
         except socket.timeout:
-            pytest.fail("Metadata v99: the connection was still open after 10 s")
+            pytest.fail("Metadata v99: the connection was still open after 10 s; "
+                        f"received {received!r}")
     assert received == b"", f"Metadata v99 was answered: {received!r}"
     line = broker.process.wait_for_line(
         "Metadata v99 is not supported (correlation id 31)", timeout=10)
