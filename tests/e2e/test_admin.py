@@ -226,7 +226,14 @@ def test_metadata_for_all_topics_as_librdkafka_2_16_sends_it(broker):
     this request must be answered, not refused. These are its bytes, captured on the wire."""
     import wire
 
-    create_topic(broker.bootstrap, unique_topic("all-topics"), partitions=1)
+    topic = unique_topic("all-topics")
+    create_topic(broker.bootstrap, topic, partitions=1)
     request = bytes.fromhex("0003000c00000003000772646b61666b610000000000010000")
     payload = wire.roundtrip(broker.bootstrap, wire.frame(request))
-    assert payload[:4] == bytes.fromhex("00000003"), payload[:16]
+    # A whole Metadata v12 answer to "all topics": this broker, and the topic just created
+    # with its one partition led by this broker.
+    correlation_id, brokers, topics = wire.parse_metadata_v12(payload)
+    assert correlation_id == 3
+    assert [(host, port) for _, host, port in brokers] == [(broker.host, broker.port)], brokers
+    node_id = brokers[0][0]
+    assert topics.get(topic) == (0, [(0, 0, node_id)]), topics.get(topic)

@@ -1151,6 +1151,7 @@ def test_group_errors(start_broker):
 
     # Stale generations, by hand: two members, one rebalance.
     group = unique_group("generations")
+    client = admin(bootstrap)
     with wire.connect(bootstrap) as one, wire.connect(bootstrap) as two:
         one.sendall(join_group_v1(1, group, "", topic))
         joined = parse_join_group_v1(wire.recv_frame(one))
@@ -1163,7 +1164,12 @@ def test_group_errors(start_broker):
         assert raw_commit(one, 3, group, gen1, m1, topic, {0: 5, 1: 5}) == {0: 0, 1: 0}
 
         two.sendall(join_group_v1(1, group, "", topic))
-        time.sleep(0.5)  # the second join starts a rebalance; the first member rejoins
+        # The second join starts a rebalance, which waits for the first member to rejoin. Had
+        # the first member's rejoin come first, it would have completed a generation of its
+        # own, and the second join a third one.
+        wait_for(lambda: describe_group(client, group).state
+                 == ConsumerGroupState.PREPARING_REBALANCING,
+                 10, f"the second join to put {group} in PreparingRebalance")
         one.sendall(join_group_v1(4, group, m1, topic))
         rejoined = parse_join_group_v1(wire.recv_frame(one))
         second = parse_join_group_v1(wire.recv_frame(two))
@@ -1185,8 +1191,10 @@ def test_group_errors(start_broker):
 
         plan = {m1: assignment_v0(topic, [0]), m2: assignment_v0(topic, [1])}
         lead_sock, follow_sock = (one, two) if leader == m1 else (two, one)
+        # The follower's SyncGroup waits for the leader's assignment if it comes first, or is
+        # answered at once if it comes second: the same answers either way, so no order is
+        # imposed between the two connections.
         follow_sock.sendall(sync_group_v0(7, group, gen2, follow["member_id"], {}))
-        time.sleep(0.2)
         lead_sock.sendall(sync_group_v0(8, group, gen2, leader, plan))
         got_lead = parse_sync_group_v0(wire.recv_frame(lead_sock))
         got_follow = parse_sync_group_v0(wire.recv_frame(follow_sock))
@@ -1201,7 +1209,6 @@ def test_group_errors(start_broker):
         assert raw_commit(one, 11, group, -1, "", topic, {0: 995}) == {
             0: ERROR_UNKNOWN_MEMBER_ID}
         assert raw_commit(one, 12, group, gen2, m1, topic, {0: 7}) == {0: 0}
-    client = admin(bootstrap)
     assert committed_offsets(client, group, topic, 2) == {0: 7, 1: 5}
 
     # Nobody produces to __consumer_offsets.

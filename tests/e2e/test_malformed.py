@@ -174,18 +174,25 @@ def test_every_advertised_api_versions_version_answers(broker, version):
 
 
 def test_unsupported_metadata_version_is_refused(broker):
+    """An unsupported version of any API but ApiVersions closes the connection without an
+    answer (the broker's documented behaviour, crates/broker/src/server.rs: there is no body
+    to answer in for a version it does not know), logs why, and the broker serves on."""
     with wire.connect(broker.bootstrap) as sock:
         wire.send_ignoring_reset(sock, wire.metadata_request(99, 31))
+        sock.settimeout(10)
+        received = b""
         try:
-            payload = wire.recv_frame(sock)
-        except (wire.Closed, ConnectionResetError):
-            payload = None
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
         except socket.timeout:
-            pytest.fail("Metadata v99 got neither an answer nor a closed connection in 10 s")
-    if payload is not None:
-        # An answer is acceptable only as an error for this request.
-        (correlation_id,) = struct.unpack_from(">i", payload)
-        assert correlation_id == 31, payload
+            pytest.fail("Metadata v99: the connection was still open after 10 s; "
+                        f"received {received!r}")
+    assert received == b"", f"Metadata v99 was answered: {received!r}"
+    line = broker.process.wait_for_line(
+        "Metadata v99 is not supported (correlation id 31)", timeout=10)
+    assert "closing connection" in line, line
     assert_serving(broker)
 
 

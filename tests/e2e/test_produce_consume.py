@@ -255,19 +255,48 @@ def test_produce_to_an_unknown_topic_is_auto_created(broker):
 
 
 def test_auto_create_disabled(start_broker):
+    """With auto-creation off, a topic nobody created does not exist: Metadata (which would
+    create it) and Produce answer UNKNOWN_TOPIC_OR_PARTITION at once, librdkafka fails the
+    message with that (not with a timeout), and the topic is not created by any of it."""
+    import wire
+
     broker = start_broker(env={"CAIRN_BROKER_AUTO_CREATE_TOPICS_ENABLE": "false"})
     topic = unique_topic("no-auto")
+    # Metadata v1 naming the topic: a request that creates it when auto-creation is on.
+    started = time.monotonic()
+    payload = wire.roundtrip(broker.bootstrap, wire.metadata_request(1, 41, [topic]))
+    correlation_id, brokers, topics = wire.parse_metadata_v1(payload)
+    assert correlation_id == 41
+    assert brokers, "the broker lists itself"
+    assert topics == {topic: (wire.ERROR_UNKNOWN_TOPIC_OR_PARTITION, [])}, topics
+    # Produce to it, by hand: the same error for the partition, nothing appended.
+    batch = wire.record_batch([(b"k", b"v")], int(time.time() * 1000))
+    payload = wire.roundtrip(broker.bootstrap, wire.produce_request_v3(42, topic, 0, batch))
+    assert wire.parse_produce_v3(payload) == (
+        42, [(topic, 0, wire.ERROR_UNKNOWN_TOPIC_OR_PARTITION, -1)])
+    assert time.monotonic() - started < 5, "the errors were not immediate"
+
+    # librdkafka: the message fails with the broker's answer as soon as the topic has been
+    # missing from metadata for topic.metadata.propagation.max.ms (1 s here), long before
+    # its message.timeout.ms (60 s): a broker that does not answer would show as a timeout.
     recorder = Recorder()
-    prod = producer(broker.bootstrap, **{"message.timeout.ms": 3000})
+    prod = producer(broker.bootstrap, **{"message.timeout.ms": 60_000,
+                                         "topic.metadata.propagation.max.ms": 1000})
+    started = time.monotonic()
     prod.produce(topic, value=b"v", on_delivery=recorder)
-    prod.flush(15)
-    assert len(recorder.reports) == 1
+    prod.flush(30)
+    elapsed = time.monotonic() - started
+    assert len(recorder.reports) == 1, "no delivery report within 30 s"
     error = recorder.reports[0].error
     assert error is not None, "produced to a topic that should not exist"
-    assert error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError.UNKNOWN_TOPIC_OR_PART,
-                            KafkaError._UNKNOWN_TOPIC), error
+    assert error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC), error
+    assert elapsed < 15, f"the produce failed only after {elapsed:.1f} s"
+
+    # None of it created the topic.
     metadata = producer(broker.bootstrap).list_topics(timeout=10)
-    assert topic not in metadata.topics or metadata.topics[topic].error is not None
+    assert topic not in metadata.topics, metadata.topics.get(topic)
+    on_disk = [p for p in broker.data_dir.rglob("*") if topic in p.name]
+    assert not on_disk, on_disk
 
 
 def test_num_partitions_default_applies_to_auto_created_topics(start_broker):

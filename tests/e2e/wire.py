@@ -1,7 +1,7 @@
 """The Kafka wire protocol by hand, for requests no well-behaved client sends.
 
-Only what the malformed-input tests need: request headers v1/v2, ApiVersions, Metadata v0,
-Produce v3 with a v2 record batch, and the matching response parsers. test_malformed.py
+Only what the malformed-input tests need: request headers v1/v2, ApiVersions, Metadata v0/v1,
+Produce v3 with a v2 record batch, and the matching response parsers (Metadata v1 and v12). test_malformed.py
 checks these encoders against kafka-python's byte for byte.
 """
 
@@ -19,6 +19,7 @@ API_VERSIONS = 18
 
 ERROR_NONE = 0
 ERROR_CORRUPT_MESSAGE = 2
+ERROR_UNKNOWN_TOPIC_OR_PARTITION = 3
 ERROR_MESSAGE_TOO_LARGE = 10
 ERROR_UNSUPPORTED_VERSION = 35
 
@@ -158,6 +159,35 @@ class Reader:
         self.pos += length
         return value
 
+    def uvarint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.take(">B")
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self) -> str | None:
+        length = self.uvarint() - 1
+        if length < 0:
+            return None
+        value = self.data[self.pos:self.pos + length].decode()
+        self.pos += length
+        return value
+
+    def compact_array(self, item) -> list | None:
+        count = self.uvarint() - 1
+        return None if count < 0 else [item() for _ in range(count)]
+
+    def tagged_fields(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.pos += self.uvarint()
+
+    def done(self) -> bool:
+        return self.pos == len(self.data)
+
 
 def parse_api_versions_v0(payload: bytes) -> tuple[int, int, dict[int, tuple[int, int]]]:
     """(correlation id, error code, {api key: (min, max)}) from an ApiVersions response in the
@@ -184,6 +214,81 @@ def parse_produce_v3(payload: bytes) -> tuple[int, list[tuple[str, int, int, int
             results.append((topic, partition, error, base_offset))
     reader.take(">i")  # throttle_time_ms
     return correlation_id, results
+
+
+def parse_metadata_v1(payload: bytes) -> tuple[int, list[tuple[int, str, int]], dict[str, tuple[int, list[tuple[int, int, int]]]]]:
+    """(correlation id, [(node id, host, port)], {topic: (error code, [(partition, error
+    code, leader)])}) from a Metadata v1 response."""
+    reader = Reader(payload)
+    correlation_id = reader.take(">i")
+    brokers = []
+    for _ in range(reader.take(">i")):
+        node_id = reader.take(">i")
+        host = reader.string()
+        port = reader.take(">i")
+        reader.string()  # rack
+        brokers.append((node_id, host, port))
+    reader.take(">i")  # controller id
+    topics = {}
+    for _ in range(reader.take(">i")):
+        error = reader.take(">h")
+        name = reader.string()
+        reader.take(">b")  # is_internal
+        partitions = []
+        for _ in range(reader.take(">i")):
+            p_error, index, leader = reader.take(">hii")
+            for _ in range(2):  # replicas, isr
+                for _ in range(reader.take(">i")):
+                    reader.take(">i")
+            partitions.append((index, p_error, leader))
+        topics[name] = (error, partitions)
+    assert reader.done(), f"{len(payload) - reader.pos} bytes after the Metadata v1 body"
+    return correlation_id, brokers, topics
+
+
+def parse_metadata_v12(payload: bytes) -> tuple[int, list[tuple[int, str, int]], dict[str, tuple[int, list[tuple[int, int, int]]]]]:
+    """As parse_metadata_v1, from a Metadata v12 response (flexible: response header v1,
+    compact arrays and strings, topic ids, tagged fields)."""
+    reader = Reader(payload)
+    correlation_id = reader.take(">i")
+    reader.tagged_fields()  # response header
+    reader.take(">i")  # throttle_time_ms
+
+    def broker():
+        node_id = reader.take(">i")
+        host = reader.compact_string()
+        port = reader.take(">i")
+        reader.compact_string()  # rack
+        reader.tagged_fields()
+        return node_id, host, port
+
+    def int32():
+        return reader.take(">i")
+
+    def partition():
+        p_error, index, leader, _leader_epoch = reader.take(">hiii")
+        for _ in range(3):  # replicas, isr, offline replicas
+            reader.compact_array(int32)
+        reader.tagged_fields()
+        return index, p_error, leader
+
+    def topic():
+        error = reader.take(">h")
+        name = reader.compact_string()
+        reader.take(">16s")  # topic id
+        reader.take(">b")  # is_internal
+        partitions = reader.compact_array(partition)
+        reader.take(">i")  # topic_authorized_operations
+        reader.tagged_fields()
+        return name, (error, partitions)
+
+    brokers = reader.compact_array(broker)
+    reader.compact_string()  # cluster id
+    reader.take(">i")  # controller id
+    topics = dict(reader.compact_array(topic))
+    reader.tagged_fields()
+    assert reader.done(), f"{len(payload) - reader.pos} bytes after the Metadata v12 body"
+    return correlation_id, brokers, topics
 
 
 # --- sockets ------------------------------------------------------------------------------

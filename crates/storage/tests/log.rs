@@ -5,7 +5,9 @@ mod common;
 use std::fs;
 use std::sync::atomic::Ordering;
 
-use cairn_storage::{batch, BatchError, Log, LogConfig, StorageError, VerifiedBatch};
+use cairn_storage::{
+    batch, BatchError, Log, LogConfig, RetentionOutcome, StorageError, VerifiedBatch,
+};
 use common::{as_stored, batch, manual_clock, read_all, small_config};
 
 fn open(dir: &std::path::Path, config: LogConfig) -> Log {
@@ -313,55 +315,163 @@ fn delete_records_moves_the_log_start_durably() {
     assert!(log.read(200, 10).expect("read").is_empty());
 }
 
-#[test]
-fn retention_by_size_and_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// 200 batches of one 150-byte record, the batch at offset `i` stamped `1_000_000 + i` s,
+/// in `small_config` segments, under `retention` limits. Returns the log, the manual clock
+/// and the number of batches per segment. All batches have the same length, so the layout
+/// is known: segment `n` is based at `n * per_segment`.
+fn log_for_retention(
+    dir: &std::path::Path,
+    retention_bytes: Option<u64>,
+    retention_ms: Option<u64>,
+) -> (Log, std::sync::Arc<std::sync::atomic::AtomicI64>, u64) {
     let (clock, now) = manual_clock(1_000_000);
     let mut log = open(
-        dir.path(),
+        dir,
         LogConfig {
-            retention_bytes: Some(20_000),
-            retention_ms: Some(60_000),
+            retention_bytes,
+            retention_ms,
             ..small_config()
         },
     );
     log.set_clock(clock);
+    let len = batch(1_000_000, 1, 150, 0).len() as u64;
     for i in 0..200u8 {
-        // Timestamps: 1_000_000 + i seconds.
-        log.append(&batch(1_000_000 + i as i64 * 1000, 1, 150, i), 0)
-            .expect("append");
+        let b = batch(1_000_000 + i as i64 * 1000, 1, 150, i);
+        assert_eq!(b.len() as u64, len, "every batch has the same length");
+        log.append(&b, 0).expect("append");
     }
-    let size_before = log.size_bytes();
+    // A segment rolls when the next batch would take it past segment.bytes (4096).
+    let per_segment = 4096 / len;
+    let bases: Vec<u64> = (0..200).step_by(per_segment as usize).collect();
+    assert_eq!(
+        log.segment_bases(),
+        bases,
+        "{len}-byte batches, {per_segment} a segment"
+    );
+    (log, now, per_segment)
+}
+
+#[test]
+fn retention_by_time_deletes_exactly_the_expired_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, now, per) = log_for_retention(dir.path(), None, Some(60_000));
+    let segment_bytes = per * batch(0, 1, 150, 0).len() as u64;
+    // A segment goes when its newest batch is older than `now - retention.ms`. The first
+    // segment's newest batch is offset `per - 1`, stamped `1_000_000 + (per - 1) * 1000`:
+    // with "now" exactly retention.ms after it, it is not yet expired...
+    let first_newest = 1_000_000 + (per as i64 - 1) * 1000;
+    now.store(first_newest + 60_000, Ordering::SeqCst);
+    let out = log.apply_retention().expect("retention");
+    assert_eq!(
+        out,
+        RetentionOutcome::default(),
+        "nothing is older than retention.ms"
+    );
+    assert_eq!(log.log_start_offset(), 0);
+    // ...one millisecond later it is, and it alone goes.
+    now.store(first_newest + 60_001, Ordering::SeqCst);
+    let out = log.apply_retention().expect("retention");
+    assert_eq!(
+        out,
+        RetentionOutcome {
+            segments_deleted: 1,
+            bytes_deleted: segment_bytes,
+        }
+    );
+    assert_eq!(log.log_start_offset(), per);
+    assert_eq!(log.segment_bases()[0], per);
+    // "Now" 1_200_000 s: batches stamped below 1_140_000 s (offsets below 140) expired; the
+    // segments wholly below offset 140 go, the one holding 140 (stamped 1_140_000) stays.
     now.store(1_000_000 + 200_000, Ordering::SeqCst);
     let out = log.apply_retention().expect("retention");
-    assert!(out.segments_deleted > 0);
-    assert!(log.size_bytes() < size_before);
-    // Time: everything older than 60 s before "now" (1_200_000) had to go, i.e. batches with
-    // timestamps below 1_140_000, which are offsets below 140; segment granularity keeps a few.
-    assert!(
-        log.log_start_offset() >= 100,
-        "start {}",
-        log.log_start_offset()
+    let kept_from = 140 / per * per;
+    assert_eq!(
+        out,
+        RetentionOutcome {
+            segments_deleted: (kept_from / per - 1) as usize,
+            bytes_deleted: (kept_from - per) / per * segment_bytes,
+        }
     );
-    assert!(
-        log.log_start_offset() <= 141,
-        "start {}",
-        log.log_start_offset()
+    assert_eq!(log.log_start_offset(), kept_from);
+    let bases: Vec<u64> = (kept_from..200).step_by(per as usize).collect();
+    assert_eq!(log.segment_bases(), bases);
+    let left = read_all(&mut log, kept_from);
+    assert_eq!(left.len() as u64, 200 - kept_from);
+    assert_eq!(
+        left.first().map(|(h, _)| h.base_offset as u64),
+        Some(kept_from)
     );
-    // Size: at most one segment over the limit remains.
-    assert!(
-        log.size_bytes() < 20_000 + 4096,
-        "size {}",
-        log.size_bytes()
-    );
-    let start = log.log_start_offset();
-    let first = read_all(&mut log, start);
-    assert_eq!(first.last().map(|(h, _)| h.base_offset), Some(199));
-    // Far in the future everything expires, the active segment included.
+    // Far in the future everything expires, the active segment included: it is rolled and
+    // deleted, leaving one empty segment at the log end.
     now.store(10_000_000_000, Ordering::SeqCst);
     log.apply_retention().expect("retention");
     assert_eq!(log.log_start_offset(), 200);
     assert_eq!(log.log_end_offset(), 200);
+    assert_eq!(log.segment_bases(), vec![200]);
+    assert_eq!(log.size_bytes(), 0);
+}
+
+#[test]
+fn retention_by_size_keeps_the_newest_segments_within_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, now, per) = log_for_retention(dir.path(), Some(20_000), None);
+    let len = batch(0, 1, 150, 0).len() as u64;
+    let segment_bytes = per * len;
+    let segments = 200u64.div_ceil(per);
+    let active_bytes = (200 - (segments - 1) * per) * len;
+    assert_eq!(
+        log.size_bytes(),
+        (segments - 1) * segment_bytes + active_bytes
+    );
+    // Kafka's rule: the oldest segment goes while what remains without it is still at least
+    // retention.bytes, so between retention.bytes and retention.bytes + one segment remain.
+    let mut keep = segments;
+    let mut size = log.size_bytes();
+    while keep > 1 && size - segment_bytes >= 20_000 {
+        size -= segment_bytes;
+        keep -= 1;
+    }
+    assert!(size >= 20_000 && size < 20_000 + segment_bytes);
+    // Time does not matter: a far-future clock changes nothing without retention.ms.
+    now.store(10_000_000_000, Ordering::SeqCst);
+    let out = log.apply_retention().expect("retention");
+    let gone = segments - keep;
+    assert_eq!(
+        out,
+        RetentionOutcome {
+            segments_deleted: gone as usize,
+            bytes_deleted: gone * segment_bytes,
+        }
+    );
+    assert_eq!(log.log_start_offset(), gone * per);
+    assert_eq!(log.size_bytes(), size);
+    let bases: Vec<u64> = (gone * per..200).step_by(per as usize).collect();
+    assert_eq!(log.segment_bases(), bases);
+    // A second pass finds nothing more to delete.
+    assert_eq!(
+        log.apply_retention().expect("retention"),
+        RetentionOutcome::default()
+    );
+    // With the limit exactly at what would remain without the oldest segment, it goes too
+    // (">=", as in Kafka); the active segment never goes, however small the limit.
+    let limit = size - segment_bytes;
+    let config = LogConfig {
+        retention_bytes: Some(limit),
+        ..log.config().clone()
+    };
+    log.set_config(config.clone()).expect("config");
+    let out = log.apply_retention().expect("retention");
+    assert_eq!(out.segments_deleted, 1);
+    assert_eq!(log.log_start_offset(), (gone + 1) * per);
+    log.set_config(LogConfig {
+        retention_bytes: Some(0),
+        ..config
+    })
+    .expect("config");
+    log.apply_retention().expect("retention");
+    assert_eq!(log.segment_bases(), vec![(segments - 1) * per]);
+    assert_eq!(log.log_start_offset(), (segments - 1) * per);
+    assert_eq!(log.size_bytes(), active_bytes);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Model-based test of the partition log: random sequences of appends, reads, rolls,
-//! truncations, `DeleteRecords`, size retention, flushes and clean or crashed reopens are run
-//! against a real [`Log`] in a temporary directory and against a plain in-memory model, and
-//! the two are compared after every operation.
+//! truncations, `DeleteRecords`, size and time retention, clock moves with `tick`, flushes,
+//! clean reopens, process crashes and power cuts are run against a real [`Log`] in a
+//! temporary directory and against a plain in-memory model, and the two are compared after
+//! every operation.
 //!
 //! Besides record batches, the log is given marker batches (Cairn's raft entries, which take
 //! no offset and share their base offset with the batch after them), so the model checks
@@ -11,11 +12,22 @@
 //! does not predict where segments roll (that depends on index fill, `segment.ms` and
 //! `segment.bytes`); instead it reads the segment bases from the log and checks that they are
 //! consistent with it (every base is a batch boundary, nothing readable is missing, the sizes
-//! add up), and uses them to predict exactly what size retention deletes.
+//! add up), and uses them to predict exactly what size and time retention delete and when
+//! `tick` rolls an idle segment.
+//!
+//! Two kinds of crash: a process crash (the `Log` is dropped; the page cache keeps every
+//! write, so nothing may be lost) and a power cut (the `Log` is dropped and then the files are
+//! cut back to what was durable: anything at or past [`Log::flushed_offset`] may be lost, so
+//! the test tears the segment holding a batch it picks there, at a byte it picks, and deletes
+//! or keeps the later segments). After a power cut every batch below the flushed offset must
+//! be intact and the log a prefix of the old one; the model forgets the lost tail.
 //!
 //! `PROPTEST_CASES` overrides the number of cases.
 
 mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use cairn_storage::{EpochEntry, Log, LogConfig, RetentionOutcome, StorageError};
 use proptest::prelude::*;
@@ -26,6 +38,9 @@ use cairn_storage::batch;
 use common::{as_stored, manual_clock, read_all, small_config};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Where the manual clock starts; batch timestamps start there too, so that time retention
+/// and `segment.ms` compare like with like.
+const CLOCK_START_MS: i64 = 1_700_000_000_000;
 const DEFAULT_CASES: u32 = 1000;
 
 fn cases() -> u32 {
@@ -89,9 +104,38 @@ enum Op {
     DeleteRecordsBefore(Pick),
     /// `retention.bytes` = the index into `0..size_bytes() + 1024`.
     RetentionBytes(Index),
+    /// `retention.ms` chosen so that "now - retention.ms" falls at (`delta` ms from) the
+    /// largest timestamp of the segment picked by the index, or past every timestamp.
+    RetentionTime {
+        segment: Index,
+        delta: i64,
+    },
+    /// Moves the manual clock forward by this many ms, then calls `Log::tick` (which rolls
+    /// an active segment that has been open for `segment.ms`).
+    AdvanceClock(i64),
     Flush,
     CloseReopen,
     CrashReopen,
+    /// Drop the log and cut its files back to what was durable (see the module docs).
+    PowerCut(PowerCut),
+}
+
+/// How a power cut damages the files: everything from the first lost batch on is gone.
+#[derive(Debug, Clone, Copy)]
+struct PowerCut {
+    /// The first lost batch, among those at or past the flushed offset (or none lost).
+    first_lost: Index,
+    /// `Some`: the cut falls inside that batch, this many bytes in (a torn write); `None`:
+    /// at its start.
+    torn: Option<Index>,
+    /// The lost bytes read back as zeros (blocks allocated, never written) instead of the file
+    /// being shorter (size never updated).
+    zero_fill: bool,
+    /// After a torn write, later segments survive whole (written back out of order); else
+    /// they are gone, as their directory entries were never fsynced.
+    keep_later: bool,
+    /// A segment that lost all its bytes loses its file too (if it is not the first).
+    delete_empty: bool,
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
@@ -140,9 +184,28 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, max_batches, max_bytes)| Op::ReadOrdinals { from, max_batches, max_bytes }),
         1 => pick().prop_map(Op::DeleteRecordsBefore),
         1 => any::<Index>().prop_map(Op::RetentionBytes),
+        1 => (any::<Index>(), -1i64..=1).prop_map(|(segment, delta)| Op::RetentionTime { segment, delta }),
+        2 => prop_oneof![
+            3 => 0i64..5_000,
+            1 => Just(60 * 60 * 1000),
+            1 => Just(DAY_MS),
+            // Past `segment.ms` (one week): `tick` rolls a non-empty active segment.
+            2 => Just(8 * DAY_MS),
+        ]
+        .prop_map(Op::AdvanceClock),
         1 => Just(Op::Flush),
         1 => Just(Op::CloseReopen),
         2 => Just(Op::CrashReopen),
+        2 => (
+            any::<Index>(),
+            prop_oneof![1 => Just(None), 2 => any::<Index>().prop_map(Some)],
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(first_lost, torn, zero_fill, keep_later, delete_empty)| {
+                Op::PowerCut(PowerCut { first_lost, torn, zero_fill, keep_later, delete_empty })
+            }),
     ]
 }
 
@@ -208,10 +271,15 @@ struct Model {
     next_ordinal: u64,
     ts: i64,
     seed: u8,
+    /// The manual clock the log reads.
+    now: Arc<AtomicI64>,
+    /// Clock time of the active segment's first append, or of the reopen or truncation that
+    /// left it non-empty (`None` while it is empty): `tick` rolls it `segment.ms` later.
+    active_since: Option<i64>,
 }
 
 impl Model {
-    fn new() -> Model {
+    fn new(now: Arc<AtomicI64>) -> Model {
         Model {
             batches: Vec::new(),
             log_start: 0,
@@ -219,8 +287,10 @@ impl Model {
             epochs: Vec::new(),
             epoch: 0,
             next_ordinal: 0,
-            ts: 1_000_000,
+            ts: CLOCK_START_MS,
             seed: 0,
+            now,
+            active_since: None,
         }
     }
 
@@ -369,6 +439,43 @@ impl Model {
             n += 1;
         }
         &self.batches[first..first + n]
+    }
+
+    fn now(&self) -> i64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    /// The batch numbered `ordinal` was just appended: if it opened the active segment, the
+    /// segment's age counts from now.
+    fn note_append(&mut self, log: &Log, ordinal: u64) {
+        if log.segment_base_ordinals().last() == Some(&ordinal) {
+            self.active_since = Some(self.now());
+        }
+    }
+
+    /// The log re-derived its roll clock (truncation): a non-empty active segment counts its
+    /// age from now.
+    fn reset_roll_clock(&mut self, log: &Log) {
+        self.reset_roll_clock_at(log, self.now());
+    }
+
+    fn reset_roll_clock_at(&mut self, log: &Log, now: i64) {
+        let active_first = log.segment_base_ordinals().last().copied();
+        self.active_since = (active_first < Some(self.next_ordinal)).then_some(now);
+    }
+
+    /// The batches of each segment whose first batches are numbered `ordinals`.
+    fn segment_batches(&self, ordinals: &[u64]) -> Vec<&[MBatch]> {
+        ordinals
+            .iter()
+            .enumerate()
+            .map(|(i, &first)| {
+                let next = ordinals.get(i + 1).copied().unwrap_or(u64::MAX);
+                let from = self.batches.partition_point(|b| b.ordinal < first);
+                let to = self.batches.partition_point(|b| b.ordinal < next);
+                &self.batches[from..to]
+            })
+            .collect()
     }
 
     /// Sizes of the segments whose first batches are numbered `ordinals` (the log's), from
@@ -674,6 +781,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 prop_assert_eq!(log.flushed_offset(), next, "flush.messages");
             }
             m.push_epoch(m.epoch, base, m.next_ordinal);
+            m.note_append(log, info.ordinal);
             m.batches.push(MBatch {
                 ordinal: m.next_ordinal,
                 base,
@@ -713,6 +821,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 prop_assert_eq!(log.flushed_offset(), base, "flush.messages");
             }
             m.push_epoch(m.epoch, base, m.next_ordinal);
+            m.note_append(log, info.ordinal);
             m.batches.push(MBatch {
                 ordinal: m.next_ordinal,
                 base,
@@ -742,7 +851,10 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             let offset = m.resolve(p);
             log.truncate_to(offset)
                 .map_err(|e| TestCaseError::fail(format!("truncate_to({offset}): {e}")))?;
-            m.truncate_to(offset);
+            if offset < m.log_end {
+                m.truncate_to(offset);
+                m.reset_roll_clock(log);
+            }
         }
         Op::TruncateToOrdinal(i) => {
             let first = log.first_ordinal();
@@ -751,6 +863,7 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             let first_base = log.segment_bases()[0];
             log.truncate_to_ordinal(ordinal)
                 .map_err(|e| TestCaseError::fail(format!("truncate_to_ordinal({ordinal}): {e}")))?;
+            let truncated = ordinal < m.next_ordinal;
             if ordinal >= m.next_ordinal {
                 // No-op.
             } else if ordinal <= first {
@@ -762,6 +875,9 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
             } else {
                 m.cut_at((ordinal - first) as usize);
                 prop_assert_eq!(m.next_ordinal, ordinal);
+            }
+            if truncated {
+                m.reset_roll_clock(log);
             }
         }
         Op::ReadOrdinals {
@@ -898,21 +1014,254 @@ fn apply(log: &mut Log, m: &mut Model, op: &Op, config: &LogConfig) -> Result<()
                 m.epochs_from_start(ordinals[deleted]);
             }
         }
+        Op::RetentionTime { segment, delta } => retention_by_time(log, m, segment, delta)?,
+        Op::AdvanceClock(ms) => {
+            let now = m.now.fetch_add(ms, Ordering::SeqCst) + ms;
+            let bases = log.segment_bases();
+            let ordinals = log.segment_base_ordinals();
+            let (active_base, active_ordinal) =
+                (bases[bases.len() - 1], ordinals[ordinals.len() - 1]);
+            // `segment.ms` after the active segment's first append (or reopen), a tick rolls
+            // it, if it holds an offset (a segment of markers alone cannot be sealed).
+            let rolls = m.next_ordinal > active_ordinal
+                && m.log_end > active_base
+                && m.active_since
+                    .is_some_and(|since| now - since >= config.segment_ms as i64);
+            log.tick()
+                .map_err(|e| TestCaseError::fail(format!("tick: {e}")))?;
+            let (mut want_bases, mut want_ordinals) = (bases, ordinals);
+            if rolls {
+                want_bases.push(m.log_end);
+                want_ordinals.push(m.next_ordinal);
+            }
+            prop_assert_eq!(
+                log.segment_bases(),
+                want_bases,
+                "segments after tick (rolls: {})",
+                rolls
+            );
+            prop_assert_eq!(log.segment_base_ordinals(), want_ordinals);
+        }
         Op::Flush => {
             log.flush()
                 .map_err(|e| TestCaseError::fail(format!("flush: {e}")))?;
             prop_assert_eq!(log.flushed_offset(), m.log_end);
         }
-        Op::CloseReopen | Op::CrashReopen => unreachable!("handled by run"),
+        Op::CloseReopen | Op::CrashReopen | Op::PowerCut(_) => unreachable!("handled by run"),
     }
     Ok(())
 }
 
+/// `apply_retention` with `retention.ms` alone (and the deletion of segments wholly below the
+/// log start), predicted from the batches' timestamps and the segment layout.
+fn retention_by_time(
+    log: &mut Log,
+    m: &mut Model,
+    segment: Index,
+    delta: i64,
+) -> Result<(), TestCaseError> {
+    let bases = log.segment_bases();
+    let ordinals = log.segment_base_ordinals();
+    let segments = m.segment_batches(&ordinals);
+    let newest: Vec<Option<i64>> = segments
+        .iter()
+        .map(|bs| bs.iter().filter(|b| !b.marker).map(|b| b.max_ts).max())
+        .collect();
+    let sizes: Vec<u64> = segments
+        .iter()
+        .map(|bs| bs.iter().map(|b| b.bytes.len() as u64).sum())
+        .collect();
+    let sealed = bases.len() - 1;
+    // Only a segment holding an offset is sealed, so every sealed segment has a record and a
+    // timestamp: retention never falls back to a file's modification time, which the model
+    // cannot know.
+    for (base, t) in bases.iter().zip(&newest[..sealed]) {
+        prop_assert!(t.is_some(), "sealed segment {} holds no timestamp", base);
+    }
+    // "Now - retention.ms" at (delta from) a segment's newest timestamp, or past them all.
+    let now = m.now();
+    let stamps: Vec<i64> = newest.iter().flatten().copied().collect();
+    let threshold = match stamps.get(segment.index(stamps.len() + 1)) {
+        Some(t) => t + delta,
+        None => stamps.iter().max().map_or(now, |t| t + 1),
+    };
+    let retention_ms = (now - threshold).max(0) as u64;
+    let expired_before = now - retention_ms as i64;
+    // Oldest first, sealed segments whose newest batch expired go; when only the active
+    // segment is left and all of it expired, it is rolled and goes too (if it holds an offset).
+    let expired = |i: usize| newest[i].is_some_and(|t| t < expired_before);
+    let mut deleted = 0;
+    while deleted < sealed && expired(deleted) {
+        deleted += 1;
+    }
+    let all_gone = deleted == sealed && expired(sealed) && m.log_end > bases[sealed];
+    let mut start = m.log_start;
+    let (want_bases, want_ordinals) = if all_gone {
+        start = m.log_end;
+        (vec![m.log_end], vec![m.next_ordinal])
+    } else {
+        if deleted > 0 {
+            start = start.max(bases[deleted]);
+        }
+        // Then the segments wholly below the log start.
+        while deleted < sealed && bases[deleted + 1] <= start {
+            deleted += 1;
+        }
+        (bases[deleted..].to_vec(), ordinals[deleted..].to_vec())
+    };
+    let gone = deleted + usize::from(all_gone);
+    let current = log.config().clone();
+    log.set_config(LogConfig {
+        retention_ms: Some(retention_ms),
+        retention_bytes: None,
+        ..current.clone()
+    })
+    .map_err(|e| TestCaseError::fail(format!("set_config: {e}")))?;
+    let outcome = log
+        .apply_retention()
+        .map_err(|e| TestCaseError::fail(format!("apply_retention: {e}")))?;
+    log.set_config(current)
+        .map_err(|e| TestCaseError::fail(format!("set_config: {e}")))?;
+    prop_assert_eq!(
+        outcome,
+        RetentionOutcome {
+            segments_deleted: gone,
+            bytes_deleted: sizes[..gone].iter().sum(),
+        },
+        "retention.ms {} (expired before {}) over segments {:?} with newest timestamps {:?}",
+        retention_ms,
+        expired_before,
+        bases,
+        newest
+    );
+    prop_assert_eq!(log.segment_bases(), want_bases);
+    prop_assert_eq!(log.segment_base_ordinals(), want_ordinals.clone());
+    if gone > 0 {
+        m.log_start = start;
+        m.epochs_from_start(want_ordinals[0]);
+    }
+    Ok(())
+}
+
+fn system_now() -> i64 {
+    cairn_storage::system_clock()()
+}
+
+/// Path of a segment file.
+fn segment_file(dir: &std::path::Path, base: u64, ext: &str) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.{ext}"))
+}
+
+fn remove_segment(dir: &std::path::Path, base: u64) -> Result<(), TestCaseError> {
+    for ext in ["log", "index", "timeindex"] {
+        let path = segment_file(dir, base, ext);
+        std::fs::remove_file(&path)
+            .map_err(|e| TestCaseError::fail(format!("remove {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Overwrites `path` with zeros from `from` to its end (its length unchanged).
+fn zero_from(path: &std::path::Path, from: u64) -> Result<(), TestCaseError> {
+    use std::os::unix::fs::FileExt;
+    let fail = |e: std::io::Error| TestCaseError::fail(format!("zero {}: {e}", path.display()));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(fail)?;
+    let len = f.metadata().map_err(fail)?.len();
+    if len > from {
+        f.write_all_at(&vec![0; (len - from) as usize], from)
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// A power cut: drops the log (as a crash would), then cuts its files back as `cut` says,
+/// never below what was durable, and makes the model the log that must come back. Returns
+/// the flushed offset at the time of the cut.
+fn power_cut(log: Log, m: &mut Model, cut: PowerCut) -> Result<u64, TestCaseError> {
+    let flushed = log.flushed_offset();
+    let dir = log.dir().to_path_buf();
+    let bases = log.segment_bases();
+    let ordinals = log.segment_base_ordinals();
+    drop(log);
+    // Every batch below the flushed offset was fsynced (a marker at it may not have been), and
+    // so were the segments before the one holding it: recovery trusts them without a scan.
+    let holding_flushed = bases.partition_point(|&b| b <= flushed).max(1) - 1;
+    let durable = m.batches.partition_point(|b| b.base < flushed).max(
+        m.batches
+            .partition_point(|b| b.ordinal < ordinals[holding_flushed]),
+    );
+    let i = durable + cut.first_lost.index(m.batches.len() - durable + 1);
+    let Some(lost) = m.batches.get(i).cloned() else {
+        return Ok(flushed); // nothing lost this time
+    };
+    let s = ordinals.partition_point(|&o| o <= lost.ordinal) - 1;
+    let in_segment: u64 = m.batches[..i]
+        .iter()
+        .filter(|b| b.ordinal >= ordinals[s])
+        .map(|b| b.bytes.len() as u64)
+        .sum();
+    // Zeros only tear a batch if they overwrite something that was not zero already.
+    let last_nonzero = lost.bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
+    let torn = cut.torn.map_or(0, |t| {
+        let room = if cut.zero_fill {
+            last_nonzero + 1
+        } else {
+            lost.bytes.len()
+        };
+        t.index(room) as u64
+    });
+    let pos = in_segment + torn;
+    let log_path = segment_file(&dir, bases[s], "log");
+    let removed = pos == 0 && s > 0 && cut.delete_empty && bases[s] > flushed;
+    if removed {
+        // Created after the last flush: its directory entry was never fsynced.
+        remove_segment(&dir, bases[s])?;
+    } else {
+        if cut.zero_fill {
+            zero_from(&log_path, pos)?;
+        } else {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log_path)
+                .map_err(|e| TestCaseError::fail(format!("open {}: {e}", log_path.display())))?;
+            f.set_len(pos)
+                .map_err(|e| TestCaseError::fail(format!("cut {}: {e}", log_path.display())))?;
+        }
+        // The segment holds unflushed data, so recovery rebuilds its indexes: their pages
+        // may never have been written back.
+        for ext in ["index", "timeindex"] {
+            zero_from(&segment_file(&dir, bases[s], ext), 0)?;
+        }
+    }
+    // Later segments: gone, or (when the cut above leaves an invalid batch for recovery to
+    // find) still there whole, written back before the earlier data was.
+    let cut_is_visible = !removed && (cut.zero_fill || torn > 0);
+    if !(cut.keep_later && cut_is_visible) {
+        for &base in &bases[s + 1..] {
+            remove_segment(&dir, base)?;
+        }
+    }
+    // The log comes back holding the batches before the lost one. If its start had been
+    // moved past them (DeleteRecords), it comes back empty at its start.
+    if m.log_start > lost.base {
+        m.batches.clear();
+        m.log_end = m.log_start;
+        m.epochs.clear();
+        m.next_ordinal = lost.ordinal;
+    } else {
+        m.cut_at(i);
+    }
+    Ok(flushed)
+}
+
 fn run(config: &LogConfig, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = common::tempdir();
-    let (clock, _now) = manual_clock(1_700_000_000_000);
+    let (clock, now) = manual_clock(CLOCK_START_MS);
     let mut log = open(dir.path(), config, &clock);
-    let mut m = Model::new();
+    let mut m = Model::new(now);
     check_state(&mut log, &mut m, config)?;
     for (n, op) in ops.iter().enumerate() {
         let context = |e: TestCaseError| TestCaseError::fail(format!("after op #{n} {op:?}: {e}"));
@@ -928,16 +1277,43 @@ fn run(config: &LogConfig, ops: &[Op]) -> Result<(), TestCaseError> {
                 drop(log);
                 open(dir.path(), config, &clock)
             }
+            Op::PowerCut(cut) => {
+                let flushed = power_cut(log, &mut m, *cut).map_err(context)?;
+                let log = open(dir.path(), config, &clock);
+                prop_assert!(
+                    log.log_end_offset() >= flushed,
+                    "after op #{} {:?}: log end {} below the flushed offset {}",
+                    n,
+                    op,
+                    log.log_end_offset(),
+                    flushed
+                );
+                log
+            }
             _ => {
                 apply(&mut log, &mut m, op, config).map_err(context)?;
                 log
             }
         };
-        if matches!(op, Op::CloseReopen | Op::CrashReopen) {
+        let reopened = matches!(op, Op::CloseReopen | Op::CrashReopen | Op::PowerCut(_));
+        if reopened {
             m.reopened(log.first_ordinal());
+            // `Log::open` dates the active segment by the system clock (the manual one is set
+            // after it, and `set_clock` does not re-date it). The manual clock runs years
+            // behind the system's (it starts in 2023 and moves at most a few hundred days),
+            // so the reopened segment never comes of age by `tick` before its next roll.
+            prop_assert!(
+                m.now() + 365 * DAY_MS < system_now(),
+                "the system clock is behind"
+            );
+            m.reset_roll_clock_at(&log, system_now());
+        }
+        // Every roll leaves an empty active segment, which has no age.
+        if log.segment_base_ordinals().last() == Some(&m.next_ordinal) {
+            m.active_since = None;
         }
         check_state(&mut log, &mut m, config).map_err(context)?;
-        if matches!(op, Op::CloseReopen | Op::CrashReopen) {
+        if reopened {
             prop_assert_eq!(log.flushed_offset(), m.log_end);
         }
         if !matches!(op, Op::Append { .. } | Op::Read { .. }) {

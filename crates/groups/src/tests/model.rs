@@ -8,6 +8,15 @@
 //! end, with every live client behaving, the group must settle: Stable, exactly the live
 //! clients as members, each holding a share of the current generation, the shares disjoint
 //! and covering every partition.
+//!
+//! Commits carry distinct offsets and the position of their record in `__consumer_offsets`,
+//! sometimes acknowledged late (after a newer commit of the same partition was applied, which
+//! must then win). After every operation the committed offsets read back (OffsetFetch's
+//! `committed_offset`/`committed_offsets`) must be exactly the model's, and at the end so must
+//! those of a fresh coordinator that replayed every record written (group records and offset
+//! records, in log order).
+//!
+//! Failing cases are kept in `model.proptest-regressions` beside this file and rerun first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,7 +24,7 @@ use proptest::prelude::*;
 
 use super::scale::{decode_partitions, round_robin};
 use super::*;
-use crate::{LeavingMember, OffsetValue};
+use crate::{Coordinator, LeavingMember, OffsetValue, RecordKey};
 
 const GROUP: &str = "model";
 const PARTITIONS: u32 = 12;
@@ -34,7 +43,9 @@ enum Op {
     DuplicateJoin(usize),
     StaleSync(usize),
     StaleHeartbeat(usize),
-    Commit(usize),
+    /// A commit by the client; `true`: its record precedes the newest one already applied to
+    /// that partition (its acknowledgement arrives late), so it must not be applied.
+    Commit(usize, bool),
     /// The client stops polling for a while (a long batch): its heartbeats go on, but it
     /// does not rejoin when told to, like a consumer past `max.poll.interval.ms`.
     Stall(usize, u64),
@@ -50,7 +61,7 @@ fn op(clients: usize) -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(Op::DuplicateJoin),
         1 => c.clone().prop_map(Op::StaleSync),
         1 => c.clone().prop_map(Op::StaleHeartbeat),
-        2 => c.clone().prop_map(Op::Commit),
+        2 => (c.clone(), prop::bool::weighted(0.3)).prop_map(|(i, late)| Op::Commit(i, late)),
         1 => (c, 0u64..60_000).prop_map(|(i, ms)| Op::Stall(i, ms)),
     ]
 }
@@ -119,6 +130,14 @@ struct Model {
     /// phase lists only members that rejoined in it.
     listed: BTreeMap<i32, BTreeSet<String>>,
     joined: BTreeMap<i32, BTreeSet<String>>,
+    /// What OffsetFetch must return: partition -> (offset, position of its record).
+    committed: BTreeMap<u32, (i64, u64)>,
+    /// The offset records written, with their positions in `__consumer_offsets`.
+    offset_records: Vec<(u64, Vec<u8>, Vec<u8>)>,
+    /// Position of the next record; even, so that a late commit fits in before a newer one.
+    next_position: u64,
+    /// Offset of the next commit: every commit names a different one.
+    next_offset: i64,
 }
 
 impl Model {
@@ -149,6 +168,10 @@ impl Model {
             last_generation: 0,
             listed: BTreeMap::new(),
             joined: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            offset_records: Vec::new(),
+            next_position: 2,
+            next_offset: 100,
         }
     }
 
@@ -493,7 +516,7 @@ impl Model {
                 }
             }
             Op::Stall(i, ms) => self.clients[i].stalled_until = self.now() + ms,
-            Op::Commit(i) => {
+            Op::Commit(i, late) => {
                 let c = &self.clients[i];
                 if c.alive && c.phase == Phase::Stable {
                     let (member_id, session, dynamic) =
@@ -513,19 +536,7 @@ impl Model {
                         instance.as_deref(),
                     );
                     if ok.is_ok() {
-                        let value = OffsetValue {
-                            offset: i64::from(partition),
-                            leader_epoch: -1,
-                            metadata: String::new(),
-                            commit_timestamp_ms: self.h.now.wall_ms,
-                        };
-                        self.h.c.apply_offset_commit(
-                            GROUP,
-                            "t",
-                            i32::try_from(partition).unwrap_or(0),
-                            value,
-                            None,
-                        );
+                        self.commit(partition, late);
                     }
                     self.deliver();
                 }
@@ -534,7 +545,106 @@ impl Model {
         self.check();
     }
 
+    /// Writes and applies an offset commit of `partition` (validated by the caller), as the
+    /// broker does: the record goes to `__consumer_offsets` at some position, then the
+    /// coordinator applies it, unless a record after it was applied first.
+    fn commit(&mut self, partition: u32, late: bool) {
+        let offset = self.next_offset;
+        self.next_offset += 1;
+        let newest = self.committed.get(&partition).map(|&(_, at)| at);
+        let position = match newest {
+            // Written before the newest applied commit, acknowledged after it.
+            Some(at) if late => at - 1,
+            _ => {
+                self.next_position += 2;
+                self.next_position
+            }
+        };
+        let value = OffsetValue {
+            offset,
+            leader_epoch: -1,
+            metadata: format!("commit at {position}"),
+            commit_timestamp_ms: self.h.now.wall_ms,
+        };
+        let key = RecordKey::Offset {
+            group: GROUP.into(),
+            topic: "t".into(),
+            partition: i32::try_from(partition).unwrap_or(0),
+        };
+        self.offset_records.push((
+            position,
+            key.encode().expect("encode an offset key"),
+            value.encode().expect("encode an offset value"),
+        ));
+        let applied = self.h.c.apply_offset_commit(
+            GROUP,
+            "t",
+            i32::try_from(partition).unwrap_or(0),
+            value,
+            Some(position),
+        );
+        let expected = newest.is_none_or(|at| position > at);
+        assert_eq!(
+            applied, expected,
+            "commit of partition {partition} at position {position} (newest applied: {newest:?})"
+        );
+        if expected {
+            self.committed.insert(partition, (offset, position));
+        }
+    }
+
+    /// OffsetFetch on `c` returns exactly the model's committed offsets.
+    fn check_offsets(&self, c: &Coordinator, what: &str) {
+        let fetched: BTreeMap<u32, i64> = c
+            .committed_offsets(GROUP)
+            .into_iter()
+            .map(|(topic, partition, value)| {
+                assert_eq!(
+                    topic, "t",
+                    "{what}: an offset of a topic nobody committed to"
+                );
+                (u32::try_from(partition).unwrap_or(u32::MAX), value.offset)
+            })
+            .collect();
+        let expected: BTreeMap<u32, i64> = self
+            .committed
+            .iter()
+            .map(|(&p, &(offset, _))| (p, offset))
+            .collect();
+        assert_eq!(fetched, expected, "{what}: committed offsets");
+        for p in 0..PARTITIONS {
+            let one = c
+                .committed_offset(GROUP, "t", i32::try_from(p).unwrap_or(0))
+                .map(|v| v.offset);
+            assert_eq!(
+                one,
+                expected.get(&p).copied(),
+                "{what}: offset of partition {p}"
+            );
+        }
+    }
+
+    /// A new coordinator loads `__consumer_offsets` (group records and offset records, in log
+    /// order) and must know the same committed offsets.
+    fn check_replay(&self) {
+        let mut replayed = Coordinator::new(config());
+        for (key, value) in &self.h.stored {
+            replayed
+                .replay(self.h.now, key, Some(value))
+                .expect("replay a group record");
+        }
+        let mut records: Vec<&(u64, Vec<u8>, Vec<u8>)> = self.offset_records.iter().collect();
+        records.sort_by_key(|(position, _, _)| *position);
+        for (_, key, value) in records {
+            replayed
+                .replay(self.h.now, key, Some(value))
+                .expect("replay an offset record");
+        }
+        self.check_offsets(&replayed, "after replay");
+    }
+
     fn check(&mut self) {
+        self.check_offsets(&self.h.c, "live");
         let Some(d) = self.h.c.describe_group(GROUP) else {
             return;
         };
@@ -630,11 +740,16 @@ fn run(sessions: Vec<i32>, statics: usize, ops: Vec<Op>) {
     );
     let sent: BTreeSet<Token> = m.tokens.keys().copied().collect();
     assert_eq!(sent, m.answered, "every token answered exactly once");
+    m.check_offsets(&m.h.c, "at the end");
+    m.check_replay();
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        failure_persistence: None,
+        // Beside this file: src/tests/model.proptest-regressions, committed with the fix.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
         ..ProptestConfig::default()
     })]
 
@@ -649,7 +764,7 @@ proptest! {
             .into_iter()
             .filter(|op| match op {
                 Op::Crash(i) | Op::Leave(i) | Op::Restart(i) | Op::DuplicateJoin(i)
-                | Op::StaleSync(i) | Op::StaleHeartbeat(i) | Op::Commit(i)
+                | Op::StaleSync(i) | Op::StaleHeartbeat(i) | Op::Commit(i, _)
                 | Op::Stall(i, _) => *i < n,
                 Op::Advance(_) => true,
             })
