@@ -11,10 +11,16 @@
 //! ```text
 //!  network runtime                      storage shard thread (current-thread runtime)
 //!  ───────────────                      ─────────────────────────────────────────────
-//!  PartitionHandle ──Command (bounded)──► owner task ─► Replica { RawNode<RaftLog>, Log,
-//!        ▲                                                 ProducerStates, pending acks }
+//!  PartitionHandle ──Command (bounded)──► owner task: Replica (driver: replies, watch, I/O)
+//!        ▲                                        │ inputs ▲ effects
+//!        │                                        ▼        │
+//!        │                                  ReplicaCore { RawNode<RaftLog>, Log,
+//!        │                                                ProducerStates, pending produces }
 //!        └──────── watch<PartitionState> ◄──────────┘
 //! ```
+//!
+//! The core is a state machine without network, timers or reply channels (see `core`), so
+//! several replicas run in one thread in a deterministic simulation (`sim`, in tests).
 //!
 //! Raft (tikv `raft`): entry index = batch ordinal + 1, entry term = the batch's leader epoch;
 //! a produced batch is proposed, appended to the log once, committed (immediately, for a
@@ -23,11 +29,14 @@
 //! Idempotent producer state is rebuilt from the log on open, from a periodic snapshot on.
 #![warn(missing_docs)]
 
+mod core;
 mod error;
 mod producers;
 mod raft_log;
 mod raft_state;
 mod replica;
+#[cfg(test)]
+mod sim;
 mod task;
 
 use std::path::PathBuf;

@@ -31,7 +31,7 @@ use crate::raft_state::RaftState;
 /// What raft's storage and the partition's owner share: the log and the raft state. Only the
 /// partition's owner task touches it (single thread, hence `Rc<RefCell<_>>`).
 #[derive(Debug)]
-pub(crate) struct Core {
+pub(crate) struct Shared {
     pub(crate) log: Log,
     pub(crate) state: RaftState,
 }
@@ -39,7 +39,7 @@ pub(crate) struct Core {
 /// `raft::Storage` over the partition log.
 #[derive(Debug, Clone)]
 pub(crate) struct RaftLog {
-    pub(crate) core: Rc<RefCell<Core>>,
+    pub(crate) shared: Rc<RefCell<Shared>>,
 }
 
 fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> raft::Error {
@@ -140,10 +140,10 @@ pub fn is_raft_control(batch_bytes: &[u8]) -> bool {
 
 impl raft::Storage for RaftLog {
     fn initial_state(&self) -> raft::Result<raft::RaftState> {
-        let core = self.core.borrow();
+        let shared = self.shared.borrow();
         Ok(raft::RaftState {
-            hard_state: core.state.hard_state.clone(),
-            conf_state: core.state.conf_state.clone(),
+            hard_state: shared.state.hard_state.clone(),
+            conf_state: shared.state.conf_state.clone(),
         })
     }
 
@@ -154,8 +154,8 @@ impl raft::Storage for RaftLog {
         max_size: impl Into<Option<u64>>,
         context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        let mut core = self.core.borrow_mut();
-        let log = &mut core.log;
+        let mut shared = self.shared.borrow_mut();
+        let log = &mut shared.log;
         if low <= log.first_ordinal() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
@@ -192,8 +192,8 @@ impl raft::Storage for RaftLog {
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
-        let mut core = self.core.borrow_mut();
-        let log = &mut core.log;
+        let mut shared = self.shared.borrow_mut();
+        let log = &mut shared.log;
         let first = log.first_ordinal() + 1;
         if idx == 0 {
             return Ok(0);
@@ -216,11 +216,11 @@ impl raft::Storage for RaftLog {
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.core.borrow().log.first_ordinal() + 1)
+        Ok(self.shared.borrow().log.first_ordinal() + 1)
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.core.borrow().log.next_ordinal())
+        Ok(self.shared.borrow().log.next_ordinal())
     }
 
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
@@ -301,7 +301,7 @@ mod tests {
             log.append(&entry_to_batch(e), 2 + i as i32)?;
         }
         let raft_log = RaftLog {
-            core: Rc::new(RefCell::new(Core {
+            shared: Rc::new(RefCell::new(Shared {
                 log,
                 state: RaftState::default(),
             })),

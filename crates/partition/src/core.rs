@@ -1,0 +1,976 @@
+//! The replica's core: raft, the log it writes, producer state and the produces waiting for
+//! acknowledgement, with no network, timers or reply channels of its own.
+//!
+//! ```text
+//!   inputs                                   effects (ReplicaCore::take_effects)
+//!   propose(token, batches, acks) ─┐       ┌─ Send(message)             to a peer, in order
+//!   step(message from a peer)      ├─► core ┼─ Persist { number }        writes to make durable
+//!   tick()                         │        └─ Produced { token, result } a produce's answer
+//!   persisted(number) ─────────────┘
+//! ```
+//!
+//! It follows raft-rs's Ready protocol for asynchronous persistence. Each `Ready` is handled
+//! in raft-rs's documented order: the leader's messages are sent at once (they may go before
+//! persistence); committed entries are applied; new entries are appended to the log and the
+//! hard state written (raft reads entries back from the log, so they must be there before
+//! `advance_append_async`); the messages that depend on them (votes, append answers) wait
+//! until the driver reports the ready *persisted* — durable under the flush policy — and are
+//! sent then. The log writes themselves are page-cache writes the core does; making them
+//! durable, and when, is the driver's (so one fsync can cover many partitions).
+//!
+//! Produces are tracked by the raft term and index of their entries: a produce is
+//! acknowledged only when the entry committed at its index has its term (another leader's
+//! entry at the same index is someone else's), and fails with NOT_LEADER_OR_FOLLOWER the
+//! moment this replica stops leading or its entries are cut. A replica whose storage failed
+//! neither votes nor campaigns until it recovers.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use cairn_storage::batch::BatchHeader;
+use cairn_storage::{Log, LogConfig, LogRead, StorageError, VerifiedBatch};
+use protobuf::Message as _;
+use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use raft::{RawNode, StateRole};
+
+use crate::error::{PartitionError, Result};
+use crate::producers::{ProducerStates, SequenceCheck};
+use crate::raft_log::{self, RaftLog, Shared};
+use crate::raft_state::RaftState;
+use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampOffsetAnswer};
+
+/// Write a producer-state snapshot after this many batches, so a restart replays at most
+/// that many headers.
+const SNAPSHOT_EVERY_BATCHES: u64 = 8192;
+/// How often a failed replica tries to restart raft, in ticks (1 s).
+const RECOVER_EVERY_TICKS: u64 = 10;
+
+/// Identifies a produce to its caller (the driver keeps the reply channel).
+pub(crate) type Token = u64;
+
+/// What the core asks its driver to do.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Deliver a raft message to `message.to`. Messages to one peer keep their order.
+    Send(Message),
+    /// The log writes and hard state of ready `number` (and of every ready before it) are in
+    /// the page cache: once they are durable under the flush policy, call
+    /// [`ReplicaCore::persisted`].
+    Persist { number: u64 },
+    /// A produce's answer.
+    Produced {
+        token: Token,
+        result: Result<ProduceAck>,
+    },
+}
+
+/// Raft timing, in ticks of [`crate::TICK_MS`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Election timeout: randomized in `[election, max_election)`.
+    pub(crate) election: usize,
+    /// Upper bound (exclusive) of the randomized election timeout.
+    pub(crate) max_election: usize,
+    /// Heartbeat interval.
+    pub(crate) heartbeat: usize,
+}
+
+impl Default for Timing {
+    /// 1–2 s election timeout, 300 ms heartbeats (raft-rs's defaults for the ratio).
+    fn default() -> Self {
+        Timing {
+            election: 10,
+            max_election: 20,
+            heartbeat: 3,
+        }
+    }
+}
+
+/// A produce waiting for its entries to be appended (acks=1) or committed (acks=all).
+#[derive(Debug)]
+struct Pending {
+    token: Token,
+    term: u64,
+    first_index: u64,
+    last_index: u64,
+    acks: Acks,
+    base_offset: Option<u64>,
+}
+
+/// The replica state machine. See the module docs.
+pub(crate) struct ReplicaCore {
+    name: String,
+    dir: PathBuf,
+    node_id: u64,
+    timing: Timing,
+    node: RawNode<RaftLog>,
+    shared: Rc<RefCell<Shared>>,
+    producers: ProducerStates,
+    batches_since_snapshot: u64,
+    pending: VecDeque<Pending>,
+    /// This leader's proposed batches not yet appended, in proposal order: their entries are
+    /// appended without checking their CRC again.
+    verified: VecDeque<VerifiedBatch>,
+    /// Offset after the last committed entry: reads stop here.
+    high_watermark: u64,
+    /// Raft index and base offset of the first of the raft control batches at the end of the
+    /// log (older logs' one-offset control batches; markers take no offset).
+    trailing_control: Option<(u64, u64)>,
+    /// Term and vote last written to `raft-state`.
+    persisted_term_vote: (u64, u64),
+    /// Messages that may leave only once their ready is persisted: (ready number, messages).
+    awaiting_persist: VecDeque<(u64, Vec<Message>)>,
+    /// The number of the last ready whose writes were handed to the driver.
+    last_ready: u64,
+    effects: Vec<Effect>,
+    ticks: u64,
+    /// Set after a storage failure: writes are refused and raft neither votes nor campaigns
+    /// until [`ReplicaCore::try_recover`] restarts it from what the log holds.
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for ReplicaCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaCore")
+            .field("name", &self.name)
+            .field("node_id", &self.node_id)
+            .field("high_watermark", &self.high_watermark)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bridges raft-rs's `slog` records to `tracing`.
+struct TracingDrain {
+    name: String,
+}
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(
+        &self,
+        record: &slog::Record<'_>,
+        _values: &slog::OwnedKVList,
+    ) -> std::result::Result<(), slog::Never> {
+        let msg = record.msg();
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => {
+                tracing::error!(partition = %self.name, "raft: {msg}")
+            }
+            slog::Level::Warning => tracing::warn!(partition = %self.name, "raft: {msg}"),
+            slog::Level::Info => tracing::debug!(partition = %self.name, "raft: {msg}"),
+            slog::Level::Debug | slog::Level::Trace => {
+                tracing::trace!(partition = %self.name, "raft: {msg}")
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn raft_err(e: raft::Error) -> PartitionError {
+    PartitionError::Raft(e.to_string())
+}
+
+/// The error a write gets while the replica is failed.
+fn storage_failure(dir: &Path, reason: &str) -> PartitionError {
+    PartitionError::Storage(StorageError::Io {
+        op: "append",
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(reason.to_string()),
+    })
+}
+
+impl ReplicaCore {
+    /// Opens (recovering if needed) the replica in `dir`. `voters` is the initial raft
+    /// membership of a new replica (just this node, for a single-node broker); a group of
+    /// one elects itself at once.
+    pub(crate) fn open(
+        name: String,
+        dir: &Path,
+        config: LogConfig,
+        node_id: u64,
+        voters: Vec<u64>,
+        timing: Timing,
+    ) -> Result<ReplicaCore> {
+        let mut log = Log::open(dir, config)?;
+        let state = match RaftState::read(dir)? {
+            Some(s) => s,
+            None => {
+                let s = raft_log::initial_state(voters);
+                s.write(dir)?;
+                s
+            }
+        };
+        let producers = rebuild_producers(dir, &mut log)?;
+        let shared = Rc::new(RefCell::new(Shared { log, state }));
+        let started = start_raft(&name, &shared, node_id, timing)?;
+        let mut core = ReplicaCore {
+            name,
+            dir: dir.to_path_buf(),
+            node_id,
+            timing,
+            node: started.node,
+            shared,
+            producers,
+            batches_since_snapshot: 0,
+            pending: VecDeque::new(),
+            verified: VecDeque::new(),
+            high_watermark: started.high_watermark,
+            trailing_control: started.trailing_control,
+            persisted_term_vote: started.term_vote,
+            awaiting_persist: VecDeque::new(),
+            last_ready: 0,
+            effects: Vec::new(),
+            ticks: 0,
+            failed: None,
+        };
+        if let Err(e) = core.process() {
+            // The new term's first entry could not be written (a full disk): the log is
+            // readable, writes wait until `try_recover` succeeds.
+            core.fail(e);
+        }
+        Ok(core)
+    }
+
+    /// This replica's raft id.
+    // Used by the multi-replica simulation; the driver needs it once nodes talk.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Whether this replica leads its group now.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The current raft term.
+    // Used by the multi-replica simulation; the driver needs it once nodes talk.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The raft commit index.
+    // Used by the multi-replica simulation; the driver needs it once nodes talk.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    /// The effects produced since the last call, in order.
+    pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The state clients see.
+    pub(crate) fn state(&self) -> PartitionState {
+        let shared = self.shared.borrow();
+        PartitionState {
+            high_watermark: self.visible_high_watermark(),
+            log_start_offset: shared.log.log_start_offset(),
+            log_end_offset: shared.log.log_end_offset(),
+            leader_epoch: self.node.raft.term as i32,
+            is_leader: self.is_leader(),
+        }
+    }
+
+    /// The high watermark clients see: the raft one, minus trailing raft control batches
+    /// of older logs (markers take no offset).
+    fn visible_high_watermark(&self) -> u64 {
+        match self.trailing_control {
+            Some((index, base_offset)) if self.node.raft.raft_log.committed >= index => {
+                base_offset.min(self.high_watermark)
+            }
+            _ => self.high_watermark,
+        }
+    }
+
+    fn fail(&mut self, e: PartitionError) {
+        tracing::error!(partition = %self.name, error = %e, "partition failed; refusing writes until it recovers");
+        self.failed = Some(e.to_string());
+        self.verified.clear();
+        self.awaiting_persist.clear();
+        let reason = e.to_string();
+        for p in std::mem::take(&mut self.pending) {
+            self.effects.push(Effect::Produced {
+                token: p.token,
+                result: Err(storage_failure(&self.dir, &reason)),
+            });
+        }
+    }
+
+    /// Fails every waiting produce with NOT_LEADER_OR_FOLLOWER (leadership lost).
+    fn fail_pending_not_leader(&mut self) {
+        for p in std::mem::take(&mut self.pending) {
+            self.effects.push(Effect::Produced {
+                token: p.token,
+                result: Err(PartitionError::NotLeader),
+            });
+        }
+        self.verified.clear();
+    }
+
+    /// Proposes a produce's batches (all in one raft message, their entries sharing the
+    /// received bytes). The answer comes as an [`Effect::Produced`] with `token`.
+    pub(crate) fn propose(&mut self, token: Token, batches: Vec<VerifiedBatch>, acks: Acks) {
+        if let Err(e) = self.check_produce(&batches) {
+            self.effects.push(Effect::Produced {
+                token,
+                result: Err(e),
+            });
+            return;
+        }
+        // Sequence checks against the state of every batch appended so far (appends happen
+        // before the next input is handled, so the state is never behind a proposal).
+        for b in &batches {
+            match self.producers.check(b.header()) {
+                Ok(SequenceCheck::Append) => {}
+                Ok(SequenceCheck::Duplicate(meta)) if batches.len() == 1 => {
+                    let ack = ProduceAck {
+                        base_offset: meta.base_offset,
+                        log_start_offset: self.shared.borrow().log.log_start_offset(),
+                        duplicate: true,
+                    };
+                    self.effects.push(Effect::Produced {
+                        token,
+                        result: Ok(ack),
+                    });
+                    return;
+                }
+                Ok(SequenceCheck::Duplicate(_)) => {}
+                Err(e) => {
+                    self.effects.push(Effect::Produced {
+                        token,
+                        result: Err(e.into()),
+                    });
+                    return;
+                }
+            }
+        }
+        let first_index = self.node.raft.raft_log.last_index() + 1;
+        let term = self.node.raft.term;
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.node.raft.id;
+        m.entries = batches
+            .iter()
+            .map(|b| Entry {
+                data: b.bytes().clone(),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+            .into();
+        if let Err(e) = self.node.step(m) {
+            self.effects.push(Effect::Produced {
+                token,
+                result: Err(raft_err(e)),
+            });
+            return;
+        }
+        let last_index = self.node.raft.raft_log.last_index();
+        debug_assert_eq!(last_index + 1 - first_index, batches.len() as u64);
+        self.verified.extend(batches);
+        self.pending.push_back(Pending {
+            token,
+            term,
+            first_index,
+            last_index,
+            acks,
+            base_offset: None,
+        });
+    }
+
+    /// Refusals that need no raft: a failed replica, a follower, and batches the log's own
+    /// limits would refuse (an append refused after raft took the entry would fail the
+    /// partition).
+    fn check_produce(&self, batches: &[VerifiedBatch]) -> Result<()> {
+        if let Some(reason) = &self.failed {
+            return Err(storage_failure(&self.dir, reason));
+        }
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        let (max_batch_bytes, segment_bytes) = {
+            let s = self.shared.borrow();
+            (s.log.config().max_batch_bytes, s.log.config().segment_bytes)
+        };
+        for b in batches {
+            let size = b.header().total_len();
+            for (limit, setting) in [
+                (max_batch_bytes, "max.message.bytes"),
+                (segment_bytes, "segment.bytes"),
+            ] {
+                if size > u64::from(limit) {
+                    return Err(PartitionError::BatchTooLarge {
+                        size,
+                        limit,
+                        setting,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A raft message from a peer. Ignored while the replica is failed (it does not vote).
+    // Used by the multi-replica simulation; the driver needs it once nodes talk.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn step(&mut self, m: Message) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.node.step(m) {
+            tracing::debug!(partition = %self.name, error = %e, "raft refused a message");
+        }
+    }
+
+    /// Raft's clock and the log's housekeeping (flush.ms, segment.ms, retention, producer
+    /// snapshots); after a storage failure, a restart of raft every second. A failed replica
+    /// does not tick raft, so it never campaigns.
+    pub(crate) fn tick(&mut self) {
+        self.ticks += 1;
+        if self.failed.is_some() {
+            if self.ticks.is_multiple_of(RECOVER_EVERY_TICKS) {
+                self.try_recover();
+            }
+            return;
+        }
+        self.node.tick();
+        let result = (|| -> Result<()> {
+            let mut shared = self.shared.borrow_mut();
+            shared.log.tick()?;
+            // `retention.check.interval.ms`, in ticks.
+            let every = (shared.log.config().retention_check_interval_ms / crate::TICK_MS).max(1);
+            if self.ticks.is_multiple_of(every) {
+                shared.log.apply_retention()?;
+            }
+            if self.batches_since_snapshot >= SNAPSHOT_EVERY_BATCHES {
+                let end = shared.log.log_end_offset();
+                self.producers.write_snapshot(&self.dir, end)?;
+                self.batches_since_snapshot = 0;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    /// After a storage failure that left the log usable (a write refused for lack of space,
+    /// undone), restarts raft from what the log and `raft-state` hold, which is all that was
+    /// persisted: entries raft accepted but the log refused are gone with the old node, and
+    /// their produces were already failed. A single voter elects itself again, which writes
+    /// one marker batch; if that fails too, the replica stays failed until the next try.
+    fn try_recover(&mut self) {
+        let Some(reason) = self.failed.clone() else {
+            return;
+        };
+        let restarted = (|| -> Result<()> {
+            {
+                let mut shared = self.shared.borrow_mut();
+                shared.log.check_usable()?;
+                if let Some(state) = RaftState::read(&self.dir)? {
+                    shared.state = state;
+                }
+            }
+            let started = start_raft(&self.name, &self.shared, self.node_id, self.timing)?;
+            self.node = started.node;
+            self.trailing_control = started.trailing_control;
+            self.high_watermark = started.high_watermark;
+            self.persisted_term_vote = started.term_vote;
+            self.verified.clear();
+            self.awaiting_persist.clear();
+            self.last_ready = 0;
+            self.failed = None;
+            self.process()
+        })();
+        match restarted {
+            Ok(()) => {
+                tracing::info!(partition = %self.name, failure = %reason, "partition writable again")
+            }
+            Err(e) => {
+                tracing::debug!(partition = %self.name, error = %e, "partition still cannot write");
+                self.failed = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Drains raft's ready states: sends, applies, appends, persists hard state; fails the
+    /// replica on a storage error. Call after every input.
+    pub(crate) fn run(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.process() {
+            self.fail(e);
+        }
+    }
+
+    fn process(&mut self) -> Result<()> {
+        while self.node.has_ready() {
+            let mut ready = self.node.ready();
+            for m in ready.take_messages() {
+                self.effects.push(Effect::Send(m));
+            }
+            if !ready.snapshot().is_empty() {
+                // Snapshots arrive with follower catch-up (not served yet): nothing sends one.
+                tracing::warn!(partition = %self.name, "ignoring a raft snapshot");
+            }
+            self.apply_committed(ready.take_committed_entries())?;
+            if !ready.entries().is_empty() {
+                let entries = ready.take_entries();
+                self.append_entries(&entries)?;
+            }
+            if let Some(hs) = ready.hs() {
+                let hs = hs.clone();
+                let term_vote = (hs.term, hs.vote);
+                self.shared.borrow_mut().state.hard_state = hs;
+                if term_vote != self.persisted_term_vote {
+                    // Raft's safety rule: term and vote are durable before anything depends
+                    // on them (the messages held below). The commit index rides along.
+                    let state = self.shared.borrow().state.clone();
+                    state.write(&self.dir)?;
+                    self.persisted_term_vote = term_vote;
+                }
+            }
+            let number = ready.number();
+            let after = ready.take_persisted_messages();
+            self.node.advance_append_async(ready);
+            if !after.is_empty() {
+                self.awaiting_persist.push_back((number, after));
+            }
+            self.last_ready = number;
+            self.effects.push(Effect::Persist { number });
+            if !self.is_leader() && !self.pending.is_empty() {
+                self.fail_pending_not_leader();
+            }
+        }
+        if !self.is_leader() && !self.pending.is_empty() {
+            self.fail_pending_not_leader();
+        }
+        Ok(())
+    }
+
+    /// The writes of ready `number` (and all before it) are durable: raft may count them
+    /// (commit, for a leader), and the messages that waited for them leave.
+    pub(crate) fn persisted(&mut self, number: u64) {
+        if self.failed.is_some() || number > self.last_ready {
+            return;
+        }
+        self.node.on_persist_ready(number);
+        while self
+            .awaiting_persist
+            .front()
+            .is_some_and(|(n, _)| *n <= number)
+        {
+            if let Some((_, messages)) = self.awaiting_persist.pop_front() {
+                self.effects.extend(messages.into_iter().map(Effect::Send));
+            }
+        }
+        self.run();
+    }
+
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<()> {
+        for entry in entries {
+            let bytes = raft_log::entry_to_batch(entry);
+            let epoch = i32::try_from(entry.term).unwrap_or(i32::MAX);
+            let info = {
+                let mut shared = self.shared.borrow_mut();
+                // raft may overwrite an uncommitted tail (a new leader's entries replacing
+                // an old one's); the log cuts there first.
+                if shared.log.next_ordinal() + 1 > entry.index {
+                    let offset = shared.log.batch_at_ordinal(entry.index - 1)?.base_offset;
+                    shared.log.truncate_to_ordinal(entry.index - 1)?;
+                    self.producers.truncate_to(offset);
+                    if self
+                        .trailing_control
+                        .is_some_and(|(index, _)| index >= entry.index)
+                    {
+                        self.trailing_control = None;
+                    }
+                }
+                // The entries of this leader's own proposals are the batches it was given,
+                // already verified: those skip a second CRC pass. Anything else (markers,
+                // another leader's entries) is checked in full.
+                let own = match self.verified.front() {
+                    Some(v) if v.is_same(&entry.data) => self.verified.pop_front(),
+                    Some(_) if !entry.data.is_empty() => {
+                        // Not the proposal the queue expected: raft replaced it.
+                        self.verified.clear();
+                        None
+                    }
+                    _ => None,
+                };
+                match own {
+                    Some(v) => shared.log.append_verified(&v, epoch)?,
+                    None => shared.log.append(&bytes, epoch)?,
+                }
+            };
+            debug_assert_eq!(info.ordinal + 1, entry.index, "raft index = ordinal + 1");
+            let is_control = entry.entry_type != EntryType::EntryNormal || entry.data.is_empty();
+            match self.trailing_control {
+                Some(_) if is_control => {}
+                _ => self.trailing_control = is_control.then_some((entry.index, info.base_offset)),
+            }
+            if !is_control {
+                if let Ok(h) = cairn_storage::batch::parse_header(&bytes) {
+                    self.producers.record(&h, info.base_offset);
+                }
+                self.batches_since_snapshot += 1;
+            }
+            for p in self.pending.iter_mut() {
+                if p.first_index == entry.index && p.term == entry.term {
+                    p.base_offset = Some(info.base_offset);
+                }
+            }
+        }
+        // acks=1 (and acks=0): acknowledged once in the leader's log.
+        let appended = self.shared.borrow().log.next_ordinal();
+        self.acknowledge(|p| p.acks != Acks::All && p.last_index <= appended);
+        Ok(())
+    }
+
+    fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<()> {
+        let Some(last) = entries.last() else {
+            return Ok(());
+        };
+        let commit = last.index;
+        for e in &entries {
+            match e.entry_type {
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    self.apply_conf_change(e)?
+                }
+                EntryType::EntryNormal => {}
+            }
+            // A committed entry at a pending produce's index with another term is another
+            // leader's: that produce is lost.
+            let lost: Vec<Token> = self
+                .pending
+                .iter()
+                .filter(|p| p.first_index <= e.index && e.index <= p.last_index && p.term != e.term)
+                .map(|p| p.token)
+                .collect();
+            if !lost.is_empty() {
+                self.pending.retain(|p| !lost.contains(&p.token));
+                for token in lost {
+                    self.effects.push(Effect::Produced {
+                        token,
+                        result: Err(PartitionError::NotLeader),
+                    });
+                }
+            }
+        }
+        self.high_watermark = committed_offset(&mut self.shared.borrow_mut().log, commit)?;
+        self.shared.borrow_mut().state.hard_state.commit = commit;
+        self.acknowledge(|p| p.last_index <= commit);
+        self.node.advance_apply_to(commit);
+        Ok(())
+    }
+
+    /// Applies a committed membership change and persists the new configuration.
+    fn apply_conf_change(&mut self, e: &Entry) -> Result<()> {
+        let applied = if e.entry_type == EntryType::EntryConfChange {
+            let cc = ConfChange::parse_from_bytes(&e.data)
+                .map_err(|err| PartitionError::Raft(err.to_string()))?;
+            self.node.apply_conf_change(&cc)
+        } else {
+            let cc = ConfChangeV2::parse_from_bytes(&e.data)
+                .map_err(|err| PartitionError::Raft(err.to_string()))?;
+            self.node.apply_conf_change(&cc)
+        };
+        let conf_state = applied.map_err(raft_err)?;
+        tracing::info!(partition = %self.name, index = e.index, voters = ?conf_state.voters, "raft membership changed");
+        let state = {
+            let mut shared = self.shared.borrow_mut();
+            shared.state.conf_state = conf_state;
+            shared.state.clone()
+        };
+        state.write(&self.dir)
+    }
+
+    /// Answers the pending produces that `done` says are complete.
+    fn acknowledge(&mut self, done: impl Fn(&Pending) -> bool) {
+        if !self.pending.iter().any(&done) {
+            return;
+        }
+        let log_start = self.shared.borrow().log.log_start_offset();
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for p in std::mem::take(&mut self.pending) {
+            if done(&p) {
+                let result = p
+                    .base_offset
+                    .map(|base_offset| ProduceAck {
+                        base_offset,
+                        log_start_offset: log_start,
+                        duplicate: false,
+                    })
+                    .ok_or(PartitionError::NotLeader);
+                self.effects.push(Effect::Produced {
+                    token: p.token,
+                    result,
+                });
+            } else {
+                kept.push_back(p);
+            }
+        }
+        self.pending = kept;
+    }
+
+    /// Whole batches from the one holding `offset`, below the high watermark.
+    pub(crate) fn fetch(&mut self, offset: u64, max_bytes: u32) -> Result<FetchData> {
+        let hw = self.high_watermark;
+        let visible = self.visible_high_watermark();
+        let mut shared = self.shared.borrow_mut();
+        let log = &mut shared.log;
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        if offset < start || offset > end {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset,
+                log_start: start,
+                high_watermark: visible,
+            });
+        }
+        let read = if offset >= hw {
+            LogRead::default()
+        } else {
+            log.read_bounded(offset, max_bytes, hw)?
+        };
+        Ok(FetchData {
+            read,
+            high_watermark: visible,
+            log_start_offset: start,
+        })
+    }
+
+    /// ListOffsets.
+    pub(crate) fn list_offsets(&mut self, query: OffsetQuery) -> Result<TimestampOffsetAnswer> {
+        let hw = self.visible_high_watermark();
+        let epoch = self.node.raft.term as i32;
+        let mut shared = self.shared.borrow_mut();
+        let log = &mut shared.log;
+        let answer = |timestamp: i64, offset: u64| TimestampOffsetAnswer {
+            timestamp,
+            offset: Some(offset),
+            leader_epoch: epoch,
+        };
+        let none = TimestampOffsetAnswer {
+            timestamp: -1,
+            offset: None,
+            leader_epoch: epoch,
+        };
+        Ok(match query {
+            OffsetQuery::Earliest => answer(-1, log.log_start_offset()),
+            OffsetQuery::Latest => answer(-1, hw),
+            OffsetQuery::Timestamp(ts) => match log.offset_for_time(ts)? {
+                Some(found) if found.offset < hw => answer(found.timestamp, found.offset),
+                _ => none,
+            },
+            OffsetQuery::MaxTimestamp => match log.max_timestamp()? {
+                Some(found) if found.offset < hw => answer(found.timestamp, found.offset),
+                _ => none,
+            },
+        })
+    }
+
+    /// OffsetForLeaderEpoch.
+    pub(crate) fn epoch_end_offset(&self, epoch: i32) -> Option<(i32, u64)> {
+        self.shared.borrow().log.epoch_end_offset(epoch)
+    }
+
+    /// DeleteRecords: moves the log start to `before` (the high watermark if `None`).
+    pub(crate) fn delete_records(&mut self, before: Option<u64>) -> Result<u64> {
+        let hw = self.visible_high_watermark();
+        let target = before.unwrap_or(hw);
+        let mut shared = self.shared.borrow_mut();
+        let log = &mut shared.log;
+        if target > hw {
+            return Err(PartitionError::OffsetOutOfRange {
+                offset: target,
+                log_start: log.log_start_offset(),
+                high_watermark: hw,
+            });
+        }
+        log.delete_records_before(target)?;
+        Ok(log.log_start_offset())
+    }
+
+    /// Replaces the log settings.
+    pub(crate) fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        Ok(self.shared.borrow_mut().log.set_config(config)?)
+    }
+
+    /// Bytes in the segment files.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.shared.borrow().log.size_bytes()
+    }
+
+    /// Reads the batches numbered `from..` as they are stored (for tests and checkers).
+    #[cfg(test)]
+    pub(crate) fn read_stored(&self, from: u64, max_batches: u64) -> Result<bytes::Bytes> {
+        let mut shared = self.shared.borrow_mut();
+        Ok(shared
+            .log
+            .read_ordinals(from, max_batches, u32::MAX)?
+            .load()?)
+    }
+
+    /// Replaces the log's clock (deterministic tests).
+    #[cfg(test)]
+    pub(crate) fn set_clock(&mut self, clock: cairn_storage::Clock) {
+        self.shared.borrow_mut().log.set_clock(clock);
+    }
+
+    /// Fails what waits and closes (optionally deleting the partition's directory).
+    pub(crate) fn close(&mut self, delete: bool) -> Result<()> {
+        for p in std::mem::take(&mut self.pending) {
+            self.effects.push(Effect::Produced {
+                token: p.token,
+                result: Err(PartitionError::Closed),
+            });
+        }
+        let mut shared = self.shared.borrow_mut();
+        if delete {
+            // Open files stay readable until dropped; nothing is written any more.
+            cairn_storage::durable::remove_dir_all(&self.dir)?;
+            return Ok(());
+        }
+        let end = shared.log.log_end_offset();
+        self.producers.write_snapshot(&self.dir, end)?;
+        shared.state.write(&self.dir)?;
+        shared.log.close_in_place()?;
+        Ok(())
+    }
+}
+
+/// What starting raft over a log found.
+struct Started {
+    node: RawNode<RaftLog>,
+    trailing_control: Option<(u64, u64)>,
+    high_watermark: u64,
+    term_vote: (u64, u64),
+}
+
+/// Starts raft over `shared` (the log and the raft state as persisted): commit clamped to
+/// the log (a machine crash under a lenient flush policy can lose committed entries),
+/// applied = commit, and a single voter campaigns at once.
+fn start_raft(
+    name: &str,
+    shared: &Rc<RefCell<Shared>>,
+    node_id: u64,
+    timing: Timing,
+) -> Result<Started> {
+    let (commit, trailing_control, high_watermark, term_vote, single_voter) = {
+        let mut s = shared.borrow_mut();
+        let last_index = s.log.next_ordinal();
+        if s.state.hard_state.commit > last_index {
+            // Raft must not believe in entries the log no longer has.
+            tracing::warn!(
+                partition = %name, commit = s.state.hard_state.commit, last_index,
+                "raft commit index is past the log end after recovery; lowering it"
+            );
+            s.state.hard_state.commit = last_index;
+        }
+        let commit = s.state.hard_state.commit;
+        let trailing_control = find_trailing_control(&mut s.log)?;
+        let high_watermark = committed_offset(&mut s.log, commit)?;
+        let hs = &s.state.hard_state;
+        let single_voter = s.state.conf_state.voters == [node_id];
+        (
+            commit,
+            trailing_control,
+            high_watermark,
+            (hs.term, hs.vote),
+            single_voter,
+        )
+    };
+    let raft_config = raft::Config {
+        id: node_id,
+        election_tick: timing.election,
+        min_election_tick: timing.election,
+        max_election_tick: timing.max_election,
+        heartbeat_tick: timing.heartbeat,
+        applied: commit,
+        pre_vote: true,
+        check_quorum: true,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        ..Default::default()
+    };
+    raft_config.validate().map_err(raft_err)?;
+    let logger = slog::Logger::root(
+        slog::Fuse(TracingDrain {
+            name: name.to_string(),
+        }),
+        slog::o!(),
+    );
+    let mut node = RawNode::new(
+        &raft_config,
+        RaftLog {
+            shared: Rc::clone(shared),
+        },
+        &logger,
+    )
+    .map_err(raft_err)?;
+    if single_voter {
+        // A group of one elects itself at once instead of after an election timeout.
+        node.campaign().map_err(raft_err)?;
+    }
+    Ok(Started {
+        node,
+        trailing_control,
+        high_watermark,
+        term_vote,
+    })
+}
+
+/// Offset after the entry with raft index `commit` (0: nothing committed).
+fn committed_offset(log: &mut Log, commit: u64) -> Result<u64> {
+    if commit == 0 || commit <= log.first_ordinal() {
+        return Ok(log.log_start_offset());
+    }
+    Ok(log
+        .batch_at_ordinal(commit - 1)?
+        .next_offset
+        .max(log.log_start_offset()))
+}
+
+/// The raft index and base offset of the first raft control batch of the run of them that
+/// ends the log, if it ends with one (read back at open; maintained in memory afterwards).
+fn find_trailing_control(log: &mut Log) -> Result<Option<(u64, u64)>> {
+    let mut found = None;
+    let mut ordinal = log.next_ordinal();
+    while ordinal > log.first_ordinal() {
+        ordinal -= 1;
+        let header = log.header_at_ordinal(ordinal)?;
+        if !header.is_control() {
+            break;
+        }
+        let bytes = log.read_ordinals(ordinal, 1, u32::MAX)?.load()?;
+        if !raft_log::is_raft_control(&bytes) {
+            break;
+        }
+        found = Some((ordinal + 1, header.base_offset as u64));
+    }
+    Ok(found)
+}
+
+/// Producer state from the last snapshot plus the batch headers written after it.
+fn rebuild_producers(dir: &Path, log: &mut Log) -> Result<ProducerStates> {
+    let (mut states, from) = match ProducerStates::read_snapshot(dir)? {
+        Some((s, offset)) if offset <= log.log_end_offset() => (s, offset),
+        _ => (ProducerStates::default(), 0),
+    };
+    states.truncate_to(log.log_end_offset());
+    let start = log.ordinal_of_offset(from)?.max(log.first_ordinal());
+    for ordinal in start..log.next_ordinal() {
+        let h: BatchHeader = log.header_at_ordinal(ordinal)?;
+        if (h.base_offset as u64) >= from {
+            states.record(&h, h.base_offset as u64);
+        }
+    }
+    Ok(states)
+}
