@@ -2,14 +2,19 @@
 //! (voters, learners), in one small file replaced atomically (`raft-state`).
 //!
 //! ```text
-//! cairn-raft-state 1
+//! cairn-raft-state 2
 //! term <u64>
 //! vote <u64>
 //! commit <u64>
 //! voters <id>,<id>,...
 //! learners <id>,...
+//! voters_outgoing <id>,...      (joint consensus: the old configuration while it lasts)
+//! learners_next <id>,...        (joint consensus: voters becoming learners on leaving it)
+//! auto_leave <true|false>
 //! crc32 <8 hex digits>          (written by cairn_storage::metafile)
 //! ```
+//!
+//! Version 1 files (without the three joint-consensus lines) are still read.
 //!
 //! Term and vote are written before any message that depends on them is sent (raft's safety
 //! rule); the commit index only when convenient, because it can always be re-learned (a stale
@@ -38,13 +43,18 @@ fn ids(v: &[u64]) -> String {
 impl RaftState {
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
         let hs = &self.hard_state;
+        let cs = &self.conf_state;
         let body = format!(
-            "cairn-raft-state 1\nterm {}\nvote {}\ncommit {}\nvoters {}\nlearners {}\n",
+            "cairn-raft-state 2\nterm {}\nvote {}\ncommit {}\nvoters {}\nlearners {}\n\
+             voters_outgoing {}\nlearners_next {}\nauto_leave {}\n",
             hs.term,
             hs.vote,
             hs.commit,
-            ids(&self.conf_state.voters),
-            ids(&self.conf_state.learners)
+            ids(&cs.voters),
+            ids(&cs.learners),
+            ids(&cs.voters_outgoing),
+            ids(&cs.learners_next),
+            cs.auto_leave
         );
         Ok(cairn_storage::metafile::write(dir, FILE, &body)?)
     }
@@ -63,12 +73,17 @@ impl RaftState {
     }
 
     fn parse(lines: &[String]) -> Option<RaftState> {
-        let [magic, term, vote, commit, voters, learners] = lines else {
+        let (magic, rest) = lines.split_first()?;
+        let (joint, v1) = match (magic.as_str(), rest) {
+            ("cairn-raft-state 1", [_, _, _, _, _]) => (None, rest),
+            ("cairn-raft-state 2", [_, _, _, _, _, outgoing, next, auto]) => {
+                (Some((outgoing, next, auto)), &rest[..5])
+            }
+            _ => return None,
+        };
+        let [term, vote, commit, voters, learners] = v1 else {
             return None;
         };
-        if magic != "cairn-raft-state 1" {
-            return None;
-        }
         let num = |line: &str, key: &str| line.strip_prefix(key)?.trim().parse::<u64>().ok();
         let list = |line: &str, key: &str| -> Option<Vec<u64>> {
             let rest = line.strip_prefix(key)?.trim();
@@ -83,11 +98,20 @@ impl RaftState {
             commit: num(commit, "commit ")?,
             ..Default::default()
         };
-        let conf_state = ConfState {
+        let mut conf_state = ConfState {
             voters: list(voters, "voters")?,
             learners: list(learners, "learners")?,
             ..Default::default()
         };
+        if let Some((outgoing, next, auto)) = joint {
+            conf_state.voters_outgoing = list(outgoing, "voters_outgoing")?;
+            conf_state.learners_next = list(next, "learners_next")?;
+            conf_state.auto_leave = match auto.strip_prefix("auto_leave ")?.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            };
+        }
         Some(RaftState {
             hard_state,
             conf_state,
@@ -108,7 +132,21 @@ mod tests {
         s.hard_state.vote = 1;
         s.hard_state.commit = 42;
         s.conf_state.voters = vec![1, 2, 3];
+        s.conf_state.voters_outgoing = vec![1, 2];
+        s.conf_state.learners_next = vec![2];
+        s.conf_state.auto_leave = true;
         s.write(dir.path()).expect("write");
         assert_eq!(RaftState::read(dir.path()).expect("read"), Some(s));
+    }
+
+    #[test]
+    fn version_1_files_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let body = "cairn-raft-state 1\nterm 3\nvote 1\ncommit 9\nvoters 1\nlearners \n";
+        cairn_storage::metafile::write(dir.path(), FILE, body).expect("write");
+        let s = RaftState::read(dir.path()).expect("read").expect("present");
+        assert_eq!((s.hard_state.term, s.hard_state.commit), (3, 9));
+        assert_eq!(s.conf_state.voters, vec![1]);
+        assert!(s.conf_state.voters_outgoing.is_empty());
     }
 }
