@@ -44,6 +44,7 @@ use std::path::PathBuf;
 pub use error::{PartitionError, ProducerError, Result};
 pub use producers::{BatchMeta, ProducerStates, SequenceCheck, BATCHES_PER_PRODUCER};
 pub use raft_log::is_raft_control;
+pub use replica::Outbox;
 pub use task::{PartitionHandle, PendingProduce, StorageShards};
 
 use cairn_storage::{LogConfig, LogRead};

@@ -3,15 +3,18 @@
 //!
 //! [`Replica`] owns a [`ReplicaCore`] and everything that is I/O to it: the reply channels of
 //! waiting produces (the core knows them by token), the watch of the partition's state, the
-//! raft messages to peers and the durability of log writes. Today every group is a group of
-//! one: there are no peers to send to, and a ready's writes are reported persisted as soon as
-//! they are in the log (the log applies the flush policy itself), so a produce is proposed,
-//! appended, committed and acknowledged within one command.
+//! raft messages to peers (through its [`Outbox`], encoded; a group of one has none) and the
+//! durability of log writes: a ready's writes are reported persisted as soon as they are in
+//! the log (the log applies the flush policy itself), so on a group of one a produce is
+//! proposed, appended, committed and acknowledged within one command.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use cairn_storage::{LogConfig, VerifiedBatch};
+use protobuf::Message as _;
+use raft::prelude::Message;
 use tokio::sync::{oneshot, watch};
 
 use crate::core::{Effect, ReplicaCore, Timing, Token};
@@ -54,15 +57,30 @@ pub(crate) enum Command {
         delete: bool,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// A raft message from a peer, encoded.
+    Step(Vec<u8>),
 }
 
+/// Where a replica's raft messages to peers go: `(to, encoded message)`. Called on the
+/// storage shard's thread, so it must not block (queue, and drop when full: raft resends).
+pub type Outbox = Arc<dyn Fn(u64, Vec<u8>) + Send + Sync>;
+
 /// A partition replica and its I/O.
-#[derive(Debug)]
 pub(crate) struct Replica {
     core: ReplicaCore,
     replies: HashMap<Token, oneshot::Sender<Result<ProduceAck>>>,
     next_token: Token,
     state_tx: watch::Sender<PartitionState>,
+    outbox: Option<Outbox>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("core", &self.core)
+            .field("waiting", &self.replies.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Replica {
@@ -74,6 +92,7 @@ impl Replica {
         config: LogConfig,
         node_id: u64,
         voters: Vec<u64>,
+        outbox: Option<Outbox>,
     ) -> Result<(Replica, watch::Receiver<PartitionState>)> {
         let core = ReplicaCore::open(name, dir, config, node_id, voters, Timing::default())?;
         let (state_tx, state_rx) = watch::channel(core.state());
@@ -82,6 +101,7 @@ impl Replica {
             replies: HashMap::new(),
             next_token: 0,
             state_tx,
+            outbox,
         };
         replica.drive();
         Ok((replica, state_rx))
@@ -99,10 +119,15 @@ impl Replica {
             self.publish();
             for effect in effects {
                 match effect {
-                    // A group of one has no peers; messages appear with the cluster.
-                    Effect::Send(m) => {
-                        tracing::debug!(to = m.to, kind = ?m.get_msg_type(), "dropping a raft message: no transport yet");
-                    }
+                    Effect::Send(m) => match (&self.outbox, m.write_to_bytes()) {
+                        (Some(outbox), Ok(bytes)) => outbox(m.to, bytes),
+                        (Some(_), Err(e)) => {
+                            tracing::error!(error = %e, "cannot encode a raft message")
+                        }
+                        (None, _) => {
+                            tracing::debug!(to = m.to, kind = ?m.get_msg_type(), "no outbox: dropping a raft message");
+                        }
+                    },
                     // The log applied the flush policy as it wrote: what the policy
                     // promises is already true.
                     Effect::Persist { number } => self.core.persisted(number),
@@ -168,6 +193,13 @@ impl Replica {
                 let _ = reply.send(closed);
                 return false;
             }
+            Command::Step(bytes) => match Message::parse_from_bytes(&bytes) {
+                Ok(m) => {
+                    self.core.step(m);
+                    self.core.run();
+                }
+                Err(e) => tracing::warn!(error = %e, "dropping an undecodable raft message"),
+            },
         }
         self.drive();
         true

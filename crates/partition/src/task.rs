@@ -10,7 +10,7 @@ use cairn_storage::{LogConfig, VerifiedBatch};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{PartitionError, Result};
-use crate::replica::{Command, Replica};
+use crate::replica::{Command, Outbox, Replica};
 use crate::{
     Acks, FetchData, OffsetQuery, PartitionSpec, PartitionState, ProduceAck, TimestampOffsetAnswer,
     TICK_MS,
@@ -147,12 +147,28 @@ async fn owner_loop(mut replica: Replica, mut commands: mpsc::Receiver<Command>)
 impl PartitionHandle {
     /// Opens (creating or recovering) a partition on one of `shards` and starts its owner.
     pub async fn open(shards: &StorageShards, spec: PartitionSpec) -> Result<PartitionHandle> {
+        Self::open_replicated(shards, spec, None).await
+    }
+
+    /// As [`PartitionHandle::open`], for a replica of a group with peers: its raft messages
+    /// go to `outbox`, and the peers' arrive through [`PartitionHandle::step`].
+    pub async fn open_replicated(
+        shards: &StorageShards,
+        spec: PartitionSpec,
+        outbox: Option<Outbox>,
+    ) -> Result<PartitionHandle> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let name: Arc<str> = Arc::from(spec.name.as_str());
         shards.spawn(Box::new(move || {
             tokio::task::spawn_local(async move {
-                let opened =
-                    Replica::open(spec.name, &spec.dir, spec.log, spec.node_id, spec.voters);
+                let opened = Replica::open(
+                    spec.name,
+                    &spec.dir,
+                    spec.log,
+                    spec.node_id,
+                    spec.voters,
+                    outbox,
+                );
                 match opened {
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -261,6 +277,12 @@ impl PartitionHandle {
     /// Bytes in the partition's segment files (DescribeLogDirs' partition size).
     pub async fn size_bytes(&self) -> Result<u64> {
         self.call(|reply| Command::SizeBytes { reply }).await
+    }
+
+    /// Hands a peer's raft message (encoded) to the replica. Never waits: with the command
+    /// queue full the message is dropped (raft resends) and `false` returned.
+    pub fn step(&self, message: Vec<u8>) -> bool {
+        self.commands.try_send(Command::Step(message)).is_ok()
     }
 
     /// Flushes and closes the partition.
