@@ -112,6 +112,16 @@ def test_records_with_library_timestamps_survive_retention_until_they_age(start_
     produce_all(producer(broker.bootstrap), short, [(None, b"after")], rec)
     rec.assert_all_delivered(1)
     assert watermarks(broker.bootstrap, short) == (n, n + 1)
+    # A crash right after retention removed whole segments: the restarted broker serves the
+    # same log start (deletions are raft entries, and the log start is durable), and raft
+    # restarts over a log whose first entries are gone (it used to refuse to start when the
+    # commit index it last wrote was below the log's first entry).
+    broker.kill9()
+    broker.start()
+    assert watermarks(broker.bootstrap, short) == (n, n + 1)
+    assert watermarks(broker.bootstrap, keep) == (0, n)
+    values = [m.value() for m in read_partitions(broker.bootstrap, short, [0], expected=1)]
+    assert values == [b"after"]
 
 
 def test_log_append_time_topic_and_timestamp_bounds(broker):

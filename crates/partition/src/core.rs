@@ -4,9 +4,10 @@
 //! ```text
 //!   inputs                                   effects (ReplicaCore::take_effects)
 //!   propose(token, batches, acks) ─┐       ┌─ Send(message)             to a peer, in order
+//!   delete_records(token, before)  │       │
 //!   step(message from a peer)      ├─► core ┼─ Persist { number }        writes to make durable
-//!   tick()                         │        └─ Produced { token, result } a produce's answer
-//!   persisted(number) ─────────────┘
+//!   tick()                         │        └─ Answered { token, result } a produce's or a
+//!   persisted(number) ─────────────┘                                      deletion's answer
 //! ```
 //!
 //! It follows raft-rs's Ready protocol for asynchronous persistence. Each `Ready` is handled
@@ -23,6 +24,14 @@
 //! entry at the same index is someone else's), and fails with NOT_LEADER_OR_FOLLOWER the
 //! moment this replica stops leading or its entries are cut. A replica whose storage failed
 //! neither votes nor campaigns until it recovers.
+//!
+//! Removing records from the head of the log (DeleteRecords, retention) is a raft entry too,
+//! a `RAFT_DELETE_RECORDS` marker carrying the new log start, which every replica applies
+//! when it commits: replicas agree on the log start, and a deletion acknowledged to a client
+//! survives a change of leader. Retention is decided by the leader alone (at every
+//! `retention.check.interval.ms`) and proposed the same way. Segments go only once every
+//! entry in them is applied and, on the leader, sent to every active follower; the log
+//! start moves at once.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -37,7 +46,7 @@ use raft::{RawNode, StateRole};
 
 use crate::error::{PartitionError, Result};
 use crate::producers::{ProducerStates, SequenceCheck};
-use crate::raft_log::{self, RaftLog, Shared};
+use crate::raft_log::{self, RaftLog, Shared, SnapshotData};
 use crate::raft_state::RaftState;
 use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampOffsetAnswer};
 
@@ -59,8 +68,9 @@ pub(crate) enum Effect {
     /// the page cache: once they are durable under the flush policy, call
     /// [`ReplicaCore::persisted`].
     Persist { number: u64 },
-    /// A produce's answer.
-    Produced {
+    /// The answer to a produce or a DeleteRecords (whose answer is the ack's log start, the
+    /// one its deletion left).
+    Answered {
         token: Token,
         result: Result<ProduceAck>,
     },
@@ -107,7 +117,6 @@ pub(crate) struct ReplicaCore {
     timing: Timing,
     node: RawNode<RaftLog>,
     shared: Rc<RefCell<Shared>>,
-    producers: ProducerStates,
     batches_since_snapshot: u64,
     pending: VecDeque<Pending>,
     /// This leader's proposed batches not yet appended, in proposal order: their entries are
@@ -126,6 +135,13 @@ pub(crate) struct ReplicaCore {
     last_ready: u64,
     effects: Vec<Effect>,
     ticks: u64,
+    /// Snapshots installed since open.
+    snapshots_installed: u64,
+    /// Peers sent a snapshot, and the tick it left at. Messages can be lost and the
+    /// transport does not report delivery: a snapshot not answered within an election
+    /// timeout is reported failed to raft, which then probes the follower again (and sends
+    /// another snapshot if it still needs one).
+    snapshots_sent: Vec<(u64, u64)>,
     /// Set after a storage failure: writes are refused and raft neither votes nor campaigns
     /// until [`ReplicaCore::try_recover`] restarts it from what the log holds.
     failed: Option<String>,
@@ -205,7 +221,11 @@ impl ReplicaCore {
             }
         };
         let producers = rebuild_producers(dir, &mut log)?;
-        let shared = Rc::new(RefCell::new(Shared { log, state }));
+        let shared = Rc::new(RefCell::new(Shared {
+            log,
+            state,
+            producers,
+        }));
         let started = start_raft(&name, &shared, node_id, timing)?;
         let mut core = ReplicaCore {
             name,
@@ -214,7 +234,6 @@ impl ReplicaCore {
             timing,
             node: started.node,
             shared,
-            producers,
             batches_since_snapshot: 0,
             pending: VecDeque::new(),
             verified: VecDeque::new(),
@@ -225,6 +244,8 @@ impl ReplicaCore {
             last_ready: 0,
             effects: Vec::new(),
             ticks: 0,
+            snapshots_installed: 0,
+            snapshots_sent: Vec::new(),
             failed: None,
         };
         if let Err(e) = core.process() {
@@ -296,7 +317,7 @@ impl ReplicaCore {
         self.awaiting_persist.clear();
         let reason = e.to_string();
         for p in std::mem::take(&mut self.pending) {
-            self.effects.push(Effect::Produced {
+            self.effects.push(Effect::Answered {
                 token: p.token,
                 result: Err(storage_failure(&self.dir, &reason)),
             });
@@ -306,7 +327,7 @@ impl ReplicaCore {
     /// Fails every waiting produce with NOT_LEADER_OR_FOLLOWER (leadership lost).
     fn fail_pending_not_leader(&mut self) {
         for p in std::mem::take(&mut self.pending) {
-            self.effects.push(Effect::Produced {
+            self.effects.push(Effect::Answered {
                 token: p.token,
                 result: Err(PartitionError::NotLeader),
             });
@@ -315,10 +336,10 @@ impl ReplicaCore {
     }
 
     /// Proposes a produce's batches (all in one raft message, their entries sharing the
-    /// received bytes). The answer comes as an [`Effect::Produced`] with `token`.
+    /// received bytes). The answer comes as an [`Effect::Answered`] with `token`.
     pub(crate) fn propose(&mut self, token: Token, batches: Vec<VerifiedBatch>, acks: Acks) {
         if let Err(e) = self.check_produce(&batches) {
-            self.effects.push(Effect::Produced {
+            self.effects.push(Effect::Answered {
                 token,
                 result: Err(e),
             });
@@ -327,7 +348,8 @@ impl ReplicaCore {
         // Sequence checks against the state of every batch appended so far (appends happen
         // before the next input is handled, so the state is never behind a proposal).
         for b in &batches {
-            match self.producers.check(b.header()) {
+            let check = self.shared.borrow().producers.check(b.header());
+            match check {
                 Ok(SequenceCheck::Append) => {}
                 Ok(SequenceCheck::Duplicate(meta)) if batches.len() == 1 => {
                     let ack = ProduceAck {
@@ -335,7 +357,7 @@ impl ReplicaCore {
                         log_start_offset: self.shared.borrow().log.log_start_offset(),
                         duplicate: true,
                     };
-                    self.effects.push(Effect::Produced {
+                    self.effects.push(Effect::Answered {
                         token,
                         result: Ok(ack),
                     });
@@ -343,7 +365,7 @@ impl ReplicaCore {
                 }
                 Ok(SequenceCheck::Duplicate(_)) => {}
                 Err(e) => {
-                    self.effects.push(Effect::Produced {
+                    self.effects.push(Effect::Answered {
                         token,
                         result: Err(e.into()),
                     });
@@ -365,7 +387,7 @@ impl ReplicaCore {
             .collect::<Vec<_>>()
             .into();
         if let Err(e) = self.node.step(m) {
-            self.effects.push(Effect::Produced {
+            self.effects.push(Effect::Answered {
                 token,
                 result: Err(raft_err(e)),
             });
@@ -440,24 +462,85 @@ impl ReplicaCore {
             return;
         }
         self.node.tick();
+        self.expire_snapshots();
         let result = (|| -> Result<()> {
-            let mut shared = self.shared.borrow_mut();
-            shared.log.tick()?;
-            // `retention.check.interval.ms`, in ticks.
-            let every = (shared.log.config().retention_check_interval_ms / crate::TICK_MS).max(1);
+            let every = {
+                let mut shared = self.shared.borrow_mut();
+                shared.log.tick()?;
+                if self.batches_since_snapshot >= SNAPSHOT_EVERY_BATCHES {
+                    let end = shared.log.log_end_offset();
+                    shared.producers.write_snapshot(&self.dir, end)?;
+                    self.batches_since_snapshot = 0;
+                }
+                // `retention.check.interval.ms`, in ticks.
+                (shared.log.config().retention_check_interval_ms / crate::TICK_MS).max(1)
+            };
             if self.ticks.is_multiple_of(every) {
-                shared.log.apply_retention()?;
-            }
-            if self.batches_since_snapshot >= SNAPSHOT_EVERY_BATCHES {
-                let end = shared.log.log_end_offset();
-                self.producers.write_snapshot(&self.dir, end)?;
-                self.batches_since_snapshot = 0;
+                self.check_retention()?;
             }
             Ok(())
         })();
         if let Err(e) = result {
             self.fail(e);
         }
+    }
+
+    /// Reports to raft the snapshots a follower has not answered within an election
+    /// timeout (see `snapshots_sent`).
+    fn expire_snapshots(&mut self) {
+        if self.snapshots_sent.is_empty() {
+            return;
+        }
+        let now = self.ticks;
+        let timeout = self.timing.election as u64;
+        let mut expired = Vec::new();
+        self.snapshots_sent.retain(|(to, at)| {
+            let done = now.saturating_sub(*at) >= timeout;
+            if done {
+                expired.push(*to);
+            }
+            !done
+        });
+        for to in expired {
+            let waiting = self
+                .node
+                .raft
+                .prs()
+                .get(to)
+                .is_some_and(|p| p.state == raft::ProgressState::Snapshot);
+            if waiting && self.is_leader() {
+                tracing::debug!(partition = %self.name, to, "snapshot unanswered; probing again");
+                self.node.report_snapshot(to, raft::SnapshotStatus::Failure);
+            }
+        }
+    }
+
+    /// Every `retention.check.interval.ms`: deletes the segments an earlier deletion had to
+    /// leave (they held entries not applied or not sent then) and, on the leader, proposes
+    /// the log start that retention allows.
+    fn check_retention(&mut self) -> Result<()> {
+        let limit = self.ordinal_limit(self.node.raft.raft_log.applied);
+        let hw = self.visible_high_watermark();
+        let (start, target) = {
+            let mut shared = self.shared.borrow_mut();
+            let start = shared.log.log_start_offset();
+            let deletion = shared.log.delete_records_before_committed(start, limit)?;
+            let target = match self.is_leader() {
+                true => shared.log.retention_target()?,
+                false => None,
+            };
+            drop(shared);
+            self.record_deletion(deletion)?;
+            (start, target)
+        };
+        if let Some(target) = target.map(|t| t.min(hw)).filter(|t| *t > start) {
+            tracing::info!(partition = %self.name, log_start_offset = target, "retention moves the log start");
+            if let Err(e) = self.propose_marker(raft_log::delete_records_entry(target)) {
+                // Raft refused the proposal (leadership moving): the next check retries.
+                tracing::debug!(partition = %self.name, error = %e, "retention proposal dropped");
+            }
+        }
+        Ok(())
     }
 
     /// After a storage failure that left the log usable (a write refused for lack of space,
@@ -514,12 +597,19 @@ impl ReplicaCore {
         while self.node.has_ready() {
             let mut ready = self.node.ready();
             for m in ready.take_messages() {
+                if m.get_msg_type() == MessageType::MsgSnapshot {
+                    self.snapshots_sent.retain(|(to, _)| *to != m.to);
+                    self.snapshots_sent.push((m.to, self.ticks));
+                }
                 self.effects.push(Effect::Send(m));
             }
-            if !ready.snapshot().is_empty() {
-                // Snapshots arrive with follower catch-up (not served yet): nothing sends one.
-                tracing::warn!(partition = %self.name, "ignoring a raft snapshot");
-            }
+            let snapshot_index = match ready.snapshot().is_empty() {
+                true => None,
+                false => {
+                    self.install_snapshot(ready.snapshot())?;
+                    Some(ready.snapshot().get_metadata().index)
+                }
+            };
             self.apply_committed(ready.take_committed_entries())?;
             if !ready.entries().is_empty() {
                 let entries = ready.take_entries();
@@ -545,6 +635,15 @@ impl ReplicaCore {
             }
             self.last_ready = number;
             self.effects.push(Effect::Persist { number });
+            if let Some(index) = snapshot_index {
+                // Installing a snapshot is durable by itself (the log cut and the raft state
+                // are fsynced), and supersedes every earlier ready's entries: raft may count
+                // it persisted now, and applied, so it never looks for entries before it.
+                self.mark_persisted(number);
+                if index > self.node.raft.raft_log.applied {
+                    self.node.advance_apply_to(index);
+                }
+            }
             if !self.is_leader() && !self.pending.is_empty() {
                 self.fail_pending_not_leader();
             }
@@ -561,6 +660,11 @@ impl ReplicaCore {
         if self.failed.is_some() || number > self.last_ready {
             return;
         }
+        self.mark_persisted(number);
+        self.run();
+    }
+
+    fn mark_persisted(&mut self, number: u64) {
         self.node.on_persist_ready(number);
         while self
             .awaiting_persist
@@ -571,12 +675,16 @@ impl ReplicaCore {
                 self.effects.extend(messages.into_iter().map(Effect::Send));
             }
         }
-        self.run();
     }
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<()> {
         for entry in entries {
             let bytes = raft_log::entry_to_batch(entry);
+            // Raft's own entries: empty (a new leader's), membership changes, and normal
+            // entries holding a marker (a deletion).
+            let is_control = entry.entry_type != EntryType::EntryNormal
+                || entry.data.is_empty()
+                || raft_log::is_raft_control(&entry.data);
             let epoch = i32::try_from(entry.term).unwrap_or(i32::MAX);
             let info = {
                 let mut shared = self.shared.borrow_mut();
@@ -585,7 +693,7 @@ impl ReplicaCore {
                 if shared.log.next_ordinal() + 1 > entry.index {
                     let offset = shared.log.batch_at_ordinal(entry.index - 1)?.base_offset;
                     shared.log.truncate_to_ordinal(entry.index - 1)?;
-                    self.producers.truncate_to(offset);
+                    shared.producers.truncate_to(offset);
                     if self
                         .trailing_control
                         .is_some_and(|(index, _)| index >= entry.index)
@@ -598,7 +706,7 @@ impl ReplicaCore {
                 // another leader's entries) is checked in full.
                 let own = match self.verified.front() {
                     Some(v) if v.is_same(&entry.data) => self.verified.pop_front(),
-                    Some(_) if !entry.data.is_empty() => {
+                    Some(_) if !is_control => {
                         // Not the proposal the queue expected: raft replaced it.
                         self.verified.clear();
                         None
@@ -611,14 +719,16 @@ impl ReplicaCore {
                 }
             };
             debug_assert_eq!(info.ordinal + 1, entry.index, "raft index = ordinal + 1");
-            let is_control = entry.entry_type != EntryType::EntryNormal || entry.data.is_empty();
             match self.trailing_control {
                 Some(_) if is_control => {}
                 _ => self.trailing_control = is_control.then_some((entry.index, info.base_offset)),
             }
             if !is_control {
                 if let Ok(h) = cairn_storage::batch::parse_header(&bytes) {
-                    self.producers.record(&h, info.base_offset);
+                    self.shared
+                        .borrow_mut()
+                        .producers
+                        .record(&h, info.base_offset);
                 }
                 self.batches_since_snapshot += 1;
             }
@@ -644,7 +754,11 @@ impl ReplicaCore {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     self.apply_conf_change(e)?
                 }
-                EntryType::EntryNormal => {}
+                EntryType::EntryNormal => {
+                    if let Some(target) = raft_log::delete_records_target(&e.data) {
+                        self.apply_delete_records(target, commit)?;
+                    }
+                }
             }
             // A committed entry at a pending produce's index with another term is another
             // leader's: that produce is lost.
@@ -657,7 +771,7 @@ impl ReplicaCore {
             if !lost.is_empty() {
                 self.pending.retain(|p| !lost.contains(&p.token));
                 for token in lost {
-                    self.effects.push(Effect::Produced {
+                    self.effects.push(Effect::Answered {
                         token,
                         result: Err(PartitionError::NotLeader),
                     });
@@ -666,9 +780,187 @@ impl ReplicaCore {
         }
         self.high_watermark = committed_offset(&mut self.shared.borrow_mut().log, commit)?;
         self.shared.borrow_mut().state.hard_state.commit = commit;
+        self.apply_snapshot_log_start(commit)?;
         self.acknowledge(|p| p.last_index <= commit);
         self.node.advance_apply_to(commit);
         Ok(())
+    }
+
+    /// Applies a committed `RAFT_DELETE_RECORDS` entry: the log start moves to `target` (never
+    /// past the log end or backwards); segments holding entries past `commit` (not applied
+    /// yet) or, on the leader, not yet sent to an active follower stay for now (see
+    /// [`ReplicaCore::ordinal_limit`]).
+    fn apply_delete_records(&mut self, target: u64, commit: u64) -> Result<()> {
+        let limit = self.ordinal_limit(commit);
+        let deletion = {
+            let mut shared = self.shared.borrow_mut();
+            let target = target.min(shared.log.log_end_offset());
+            shared.log.delete_records_before_committed(target, limit)?
+        };
+        self.record_deletion(deletion)
+    }
+
+    /// After segments went: raft must still know the term of the entry before the log's
+    /// first, and the commit index on disk must not be below it (raft refuses to start with
+    /// a commit index below its first entry).
+    fn record_deletion(&mut self, deletion: cairn_storage::Deletion) -> Result<()> {
+        let Some((ordinal, epoch)) = deletion.last_deleted else {
+            return Ok(());
+        };
+        let state = {
+            let mut shared = self.shared.borrow_mut();
+            shared
+                .state
+                .set_snapshot(ordinal + 1, u64::try_from(epoch).unwrap_or(0));
+            shared.state.clone()
+        };
+        tracing::debug!(
+            partition = %self.name, segments = deletion.outcome.segments_deleted,
+            bytes = deletion.outcome.bytes_deleted, first_index = ordinal + 2,
+            "segments deleted"
+        );
+        state.write(&self.dir)
+    }
+
+    /// A follower too far behind (the leader no longer has the entries it needs) installs
+    /// the leader's snapshot: its log is emptied and restarted where the leader's goes on,
+    /// with the leader's producer state; the leader's log start, if past that, is applied
+    /// as soon as the log reaches it. The log is cut first and the raft state written
+    /// after: a crash in between leaves an empty log at the snapshot's index, which the
+    /// next open counts as committed, and the leader sends the snapshot again.
+    fn install_snapshot(&mut self, snapshot: &raft::prelude::Snapshot) -> Result<()> {
+        let meta = snapshot.get_metadata();
+        let data = SnapshotData::decode(&snapshot.data).ok_or_else(|| {
+            PartitionError::Raft(format!(
+                "undecodable snapshot at index {} from the leader",
+                meta.index
+            ))
+        })?;
+        tracing::info!(
+            partition = %self.name, index = meta.index, term = meta.term,
+            next_offset = data.next_offset, log_start_offset = data.log_start,
+            "installing a raft snapshot: the log restarts where the leader's goes on"
+        );
+        let state = {
+            let mut shared = self.shared.borrow_mut();
+            shared
+                .log
+                .truncate_fully_and_start_at(data.next_offset, meta.index)?;
+            shared.producers = data.producers;
+            let mut state = shared.state.clone();
+            state.conf_state = meta.get_conf_state().clone();
+            state.conf_history = vec![(meta.index, state.conf_state.clone())];
+            state.set_snapshot(meta.index, meta.term);
+            state.hard_state.commit = state.hard_state.commit.max(meta.index);
+            state.snapshot_log_start = data.log_start;
+            shared.state = state.clone();
+            state
+        };
+        state.write(&self.dir)?;
+        self.trailing_control = None;
+        self.verified.clear();
+        self.high_watermark = data.next_offset;
+        self.snapshots_installed += 1;
+        Ok(())
+    }
+
+    /// Applies the log start an installed snapshot brought once the committed log has
+    /// reached it (the log start never passes the high watermark).
+    fn apply_snapshot_log_start(&mut self, commit: u64) -> Result<()> {
+        let (start, reached) = {
+            let s = self.shared.borrow();
+            let start = s.state.snapshot_log_start;
+            (
+                start,
+                start > s.log.log_start_offset() && self.high_watermark >= start,
+            )
+        };
+        if reached {
+            self.apply_delete_records(start, commit)?;
+        }
+        Ok(())
+    }
+
+    /// Below which ordinal segments may be deleted: entries up to `applied` are applied (so
+    /// raft never reads them again to apply), and a leader keeps what an active follower
+    /// has not received yet, so it can still send it entries rather than a snapshot.
+    fn ordinal_limit(&self, applied: u64) -> u64 {
+        let mut limit = applied;
+        if self.is_leader() {
+            let me = self.node_id;
+            for (id, progress) in self.node.raft.prs().iter() {
+                if *id != me && progress.recent_active {
+                    limit = limit.min(progress.matched);
+                }
+            }
+        }
+        limit
+    }
+
+    /// DeleteRecords: proposes moving the log start to `before` (the high watermark if
+    /// `None`). Answered with [`Effect::Answered`] once committed and applied, its ack's log
+    /// start the new one; at once when there is nothing to delete or it cannot be done.
+    pub(crate) fn delete_records(&mut self, token: Token, before: Option<u64>) {
+        let answer = (|| -> Result<Option<ProduceAck>> {
+            if let Some(reason) = &self.failed {
+                return Err(storage_failure(&self.dir, reason));
+            }
+            if !self.is_leader() {
+                return Err(PartitionError::NotLeader);
+            }
+            let hw = self.visible_high_watermark();
+            let log_start = self.shared.borrow().log.log_start_offset();
+            let target = before.unwrap_or(hw);
+            if target > hw {
+                return Err(PartitionError::OffsetOutOfRange {
+                    offset: target,
+                    log_start,
+                    high_watermark: hw,
+                });
+            }
+            if target <= log_start {
+                return Ok(Some(ProduceAck {
+                    base_offset: log_start,
+                    log_start_offset: log_start,
+                    duplicate: false,
+                }));
+            }
+            let index = self.propose_marker(raft_log::delete_records_entry(target))?;
+            self.pending.push_back(Pending {
+                token,
+                term: self.node.raft.term,
+                first_index: index,
+                last_index: index,
+                acks: Acks::All,
+                base_offset: None,
+            });
+            Ok(None)
+        })();
+        match answer {
+            Ok(None) => {}
+            Ok(Some(ack)) => self.effects.push(Effect::Answered {
+                token,
+                result: Ok(ack),
+            }),
+            Err(e) => self.effects.push(Effect::Answered {
+                token,
+                result: Err(e),
+            }),
+        }
+    }
+
+    /// Proposes one normal entry holding a marker batch; returns its raft index.
+    fn propose_marker(&mut self, data: bytes::Bytes) -> Result<u64> {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.node.raft.id;
+        m.entries = vec![Entry {
+            data,
+            ..Default::default()
+        }]
+        .into();
+        self.node.step(m).map_err(raft_err)?;
+        Ok(self.node.raft.raft_log.last_index())
     }
 
     /// Applies a committed membership change and persists the new configuration.
@@ -686,7 +978,7 @@ impl ReplicaCore {
         tracing::info!(partition = %self.name, index = e.index, voters = ?conf_state.voters, "raft membership changed");
         let state = {
             let mut shared = self.shared.borrow_mut();
-            shared.state.conf_state = conf_state;
+            shared.state.record_conf(e.index, conf_state);
             shared.state.clone()
         };
         state.write(&self.dir)
@@ -709,7 +1001,7 @@ impl ReplicaCore {
                         duplicate: false,
                     })
                     .ok_or(PartitionError::NotLeader);
-                self.effects.push(Effect::Produced {
+                self.effects.push(Effect::Answered {
                     token: p.token,
                     result,
                 });
@@ -781,23 +1073,6 @@ impl ReplicaCore {
         self.shared.borrow().log.epoch_end_offset(epoch)
     }
 
-    /// DeleteRecords: moves the log start to `before` (the high watermark if `None`).
-    pub(crate) fn delete_records(&mut self, before: Option<u64>) -> Result<u64> {
-        let hw = self.visible_high_watermark();
-        let target = before.unwrap_or(hw);
-        let mut shared = self.shared.borrow_mut();
-        let log = &mut shared.log;
-        if target > hw {
-            return Err(PartitionError::OffsetOutOfRange {
-                offset: target,
-                log_start: log.log_start_offset(),
-                high_watermark: hw,
-            });
-        }
-        log.delete_records_before(target)?;
-        Ok(log.log_start_offset())
-    }
-
     /// Replaces the log settings.
     pub(crate) fn set_config(&mut self, config: LogConfig) -> Result<()> {
         Ok(self.shared.borrow_mut().log.set_config(config)?)
@@ -806,6 +1081,26 @@ impl ReplicaCore {
     /// Bytes in the segment files.
     pub(crate) fn size_bytes(&self) -> u64 {
         self.shared.borrow().log.size_bytes()
+    }
+
+    /// Raft's applied, persisted and committed indexes (the simulation's failure report).
+    #[cfg(test)]
+    pub(crate) fn raft_indexes(&self) -> (u64, u64, u64) {
+        let l = &self.node.raft.raft_log;
+        (l.applied, l.persisted, l.committed)
+    }
+
+    /// Snapshots installed since open.
+    #[cfg(test)]
+    pub(crate) fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
+    }
+
+    /// The ordinal of the log's first batch (raft index - 1), and the log start offset.
+    #[cfg(test)]
+    pub(crate) fn log_head(&self) -> (u64, u64) {
+        let s = self.shared.borrow();
+        (s.log.first_ordinal(), s.log.log_start_offset())
     }
 
     /// Reads the batches numbered `from..` as they are stored (for tests and checkers).
@@ -827,7 +1122,7 @@ impl ReplicaCore {
     /// Fails what waits and closes (optionally deleting the partition's directory).
     pub(crate) fn close(&mut self, delete: bool) -> Result<()> {
         for p in std::mem::take(&mut self.pending) {
-            self.effects.push(Effect::Produced {
+            self.effects.push(Effect::Answered {
                 token: p.token,
                 result: Err(PartitionError::Closed),
             });
@@ -839,7 +1134,7 @@ impl ReplicaCore {
             return Ok(());
         }
         let end = shared.log.log_end_offset();
-        self.producers.write_snapshot(&self.dir, end)?;
+        shared.producers.write_snapshot(&self.dir, end)?;
         shared.state.write(&self.dir)?;
         shared.log.close_in_place()?;
         Ok(())
@@ -873,6 +1168,12 @@ fn start_raft(
                 "raft commit index is past the log end after recovery; lowering it"
             );
             s.state.hard_state.commit = last_index;
+        }
+        if s.state.hard_state.commit < s.log.first_ordinal() {
+            // Entries are deleted only once applied, and a snapshot is of committed
+            // entries: everything before the log's first entry was committed, whatever the
+            // commit index written last says (it is written when convenient).
+            s.state.hard_state.commit = s.log.first_ordinal();
         }
         let commit = s.state.hard_state.commit;
         let trailing_control = find_trailing_control(&mut s.log)?;

@@ -186,6 +186,16 @@ impl ProducerStates {
 
     /// Writes the state, complete up to (excluding) `offset`, to `dir/producer-state`.
     pub fn write_snapshot(&self, dir: &Path, offset: u64) -> Result<()> {
+        Ok(cairn_storage::metafile::write(
+            dir,
+            FILE,
+            &self.encode(offset),
+        )?)
+    }
+
+    /// The state as the lines of a `producer-state` file (without its checksum line): also
+    /// what a raft snapshot carries to a follower.
+    pub fn encode(&self, offset: u64) -> String {
         let mut body = format!("cairn-producer-state 1\noffset {offset}\n");
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort();
@@ -200,7 +210,13 @@ impl ProducerStates {
             }
             body.push('\n');
         }
-        Ok(cairn_storage::metafile::write(dir, FILE, &body)?)
+        body
+    }
+
+    /// The state [`ProducerStates::encode`] wrote and the offset it is complete up to.
+    pub fn decode(body: &str) -> Option<(ProducerStates, u64)> {
+        let lines: Vec<String> = body.lines().map(str::to_string).collect();
+        Self::parse(&lines)
     }
 
     /// The snapshot in `dir` and the offset it is complete up to; `None` if there is none

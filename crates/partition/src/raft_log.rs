@@ -9,13 +9,27 @@
 //! | normal, with data (a produced record batch) | that batch, byte for byte |
 //! | normal, empty (a new leader's first entry) | marker batch, kind `RAFT_NOOP` |
 //! | configuration change (v1 or v2) | marker batch, kind `RAFT_CONF_CHANGE`, payload = entry type byte + encoded change |
+//! | normal, a deletion (DeleteRecords, retention) | marker batch, kind `RAFT_DELETE_RECORDS`, payload = new log start (u64, big-endian); the entry's data is the marker itself |
 //!
 //! Marker batches (see `cairn_storage::batch::marker`) take no Kafka offset, so Kafka offsets
 //! count records alone: a new partition's first record is at offset 0, and elections leave
 //! no gaps. Logs written before markers existed hold these entries as control batches of one
 //! record, which take an offset each; they are still read. Fetch never hands either to
-//! clients. Entries below the log's first batch are gone (retention); raft sees them as
-//! compacted, and a follower that needs them will need a snapshot (the cluster's business).
+//! clients.
+//!
+//! Entries below the log's first batch are gone (retention, DeleteRecords); raft sees them
+//! as compacted, and a follower that needs them gets a *snapshot* instead: not a copy of the
+//! data (the records below the leader's first batch no longer exist anywhere) but where the
+//! log goes on — the offset of the leader's first batch, its log start and its producer
+//! state. The follower empties its log and restarts it there (see
+//! `ReplicaCore::install_snapshot`); entries after it then arrive as usual.
+//!
+//! ```text
+//! snapshot data:   cairn-snapshot 1
+//!                  next_offset <offset of the first batch after the snapshot's index>
+//!                  log_start <the leader's log start offset>
+//!                  <a producer-state body, complete up to next_offset>
+//! ```
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,14 +40,54 @@ use cairn_storage::Log;
 use raft::prelude::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, StorageError};
 
+use crate::producers::ProducerStates;
 use crate::raft_state::RaftState;
 
-/// What raft's storage and the partition's owner share: the log and the raft state. Only the
-/// partition's owner task touches it (single thread, hence `Rc<RefCell<_>>`).
+/// What raft's storage and the partition's owner share: the log, the raft state and the
+/// producer state (a snapshot carries it). Only the partition's owner task touches it
+/// (single thread, hence `Rc<RefCell<_>>`).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) log: Log,
     pub(crate) state: RaftState,
+    pub(crate) producers: ProducerStates,
+}
+
+/// What a raft snapshot of a partition carries (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SnapshotData {
+    /// The offset the log goes on at: the first batch after the snapshot's index.
+    pub(crate) next_offset: u64,
+    /// The leader's log start offset (at or after `next_offset`).
+    pub(crate) log_start: u64,
+    /// Producer state complete up to `next_offset`.
+    pub(crate) producers: ProducerStates,
+}
+
+impl SnapshotData {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        format!(
+            "cairn-snapshot 1\nnext_offset {}\nlog_start {}\n{}",
+            self.next_offset,
+            self.log_start,
+            self.producers.encode(self.next_offset)
+        )
+        .into_bytes()
+    }
+
+    pub(crate) fn decode(data: &[u8]) -> Option<SnapshotData> {
+        let text = std::str::from_utf8(data).ok()?;
+        let rest = text.strip_prefix("cairn-snapshot 1\n")?;
+        let (next, rest) = rest.split_once('\n')?;
+        let (start, rest) = rest.split_once('\n')?;
+        let next_offset = next.strip_prefix("next_offset ")?.parse().ok()?;
+        let (producers, complete_to) = ProducerStates::decode(rest)?;
+        (complete_to == next_offset).then_some(SnapshotData {
+            next_offset,
+            log_start: start.strip_prefix("log_start ")?.parse().ok()?,
+            producers,
+        })
+    }
 }
 
 /// `raft::Storage` over the partition log.
@@ -57,6 +111,25 @@ pub(crate) fn entry_to_batch(entry: &Entry) -> Bytes {
             value.extend_from_slice(&entry.data);
             Bytes::from(marker::build(control::RAFT_CONF_CHANGE, &value))
         }
+    }
+}
+
+/// The entry data of a deletion: a `RAFT_DELETE_RECORDS` marker moving the log start to
+/// `log_start`.
+pub(crate) fn delete_records_entry(log_start: u64) -> Bytes {
+    Bytes::from(marker::build(
+        control::RAFT_DELETE_RECORDS,
+        &log_start.to_be_bytes(),
+    ))
+}
+
+/// The new log start of a deletion entry's data; `None` for any other entry.
+pub(crate) fn delete_records_target(data: &[u8]) -> Option<u64> {
+    match marker::parse(data)? {
+        (control::RAFT_DELETE_RECORDS, payload) => {
+            Some(u64::from_be_bytes(payload.get(..8)?.try_into().ok()?))
+        }
+        _ => None,
     }
 }
 
@@ -199,9 +272,16 @@ impl raft::Storage for RaftLog {
             return Ok(0);
         }
         if idx + 1 == first {
-            // The entry just before the first one on disk (deleted by retention): the epoch
-            // in force at the log's first batch bounds it from above; raft only uses it to
-            // match a follower's log, which then needs a snapshot anyway.
+            // The entry just before the first one on disk (deleted, or a snapshot's): its
+            // term was recorded when it went. Logs from before that was recorded: the epoch
+            // in force at the log's first batch bounds it from above, and raft only uses it
+            // to match a follower's log (a wrong match is impossible: an entry of that
+            // term at that index would be this one), which then needs a snapshot anyway.
+            let (index, term) = shared.state.snapshot;
+            if index == idx {
+                return Ok(term);
+            }
+            let log = &mut shared.log;
             let base = log.batch_at_ordinal(first - 1).map(|b| b.leader_epoch);
             return Ok(base.map_or(0, |e| e.max(0) as u64));
         }
@@ -223,16 +303,51 @@ impl raft::Storage for RaftLog {
         Ok(self.shared.borrow().log.next_ordinal())
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    /// A follower needs entries this log no longer has: where the log goes on instead.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let index = self.shared.borrow().log.first_ordinal();
+        if index == 0 || index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let term = self.term(index)?;
+        let mut shared = self.shared.borrow_mut();
+        let next_offset = if index < shared.log.next_ordinal() {
+            shared
+                .log
+                .batch_at_ordinal(index)
+                .map_err(store_err)?
+                .base_offset
+        } else {
+            shared.log.log_end_offset()
+        };
+        let mut producers = shared.producers.clone();
+        producers.truncate_to(next_offset);
+        let data = SnapshotData {
+            next_offset,
+            log_start: shared.log.log_start_offset().max(next_offset),
+            producers,
+        };
+        let mut snapshot = Snapshot {
+            data: data.encode().into(),
+            ..Default::default()
+        };
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.conf_state = Some(shared.state.conf_at(index)).into();
+        tracing::info!(to, index, term, next_offset, "sending a raft snapshot");
+        Ok(snapshot)
     }
 }
 
 /// A fresh replica's raft state: no term yet, the given voters.
 pub(crate) fn initial_state(voters: Vec<u64>) -> RaftState {
     RaftState {
+        snapshot: (0, 0),
+        snapshot_log_start: 0,
+        conf_history: Vec::new(),
         hard_state: HardState::default(),
         conf_state: ConfState {
             voters,
@@ -304,6 +419,7 @@ mod tests {
             shared: Rc::new(RefCell::new(Shared {
                 log,
                 state: RaftState::default(),
+                producers: ProducerStates::default(),
             })),
         };
         let full = raft_log.entries(1, 4, None, GetEntriesContext::empty(true))?;

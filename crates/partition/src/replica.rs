@@ -65,10 +65,18 @@ pub(crate) enum Command {
 /// storage shard's thread, so it must not block (queue, and drop when full: raft resends).
 pub type Outbox = Arc<dyn Fn(u64, Vec<u8>) + Send + Sync>;
 
+/// Where the core's answer for a token goes.
+#[derive(Debug)]
+enum Reply {
+    Produce(oneshot::Sender<Result<ProduceAck>>),
+    /// DeleteRecords: the log start after the deletion.
+    DeleteRecords(oneshot::Sender<Result<u64>>),
+}
+
 /// A partition replica and its I/O.
 pub(crate) struct Replica {
     core: ReplicaCore,
-    replies: HashMap<Token, oneshot::Sender<Result<ProduceAck>>>,
+    replies: HashMap<Token, Reply>,
     next_token: Token,
     state_tx: watch::Sender<PartitionState>,
     outbox: Option<Outbox>,
@@ -131,11 +139,15 @@ impl Replica {
                     // The log applied the flush policy as it wrote: what the policy
                     // promises is already true.
                     Effect::Persist { number } => self.core.persisted(number),
-                    Effect::Produced { token, result } => {
-                        if let Some(reply) = self.replies.remove(&token) {
+                    Effect::Answered { token, result } => match self.replies.remove(&token) {
+                        Some(Reply::Produce(reply)) => {
                             let _ = reply.send(result);
                         }
-                    }
+                        Some(Reply::DeleteRecords(reply)) => {
+                            let _ = reply.send(result.map(|ack| ack.log_start_offset));
+                        }
+                        None => {}
+                    },
                 }
             }
         }
@@ -151,6 +163,14 @@ impl Replica {
         });
     }
 
+    /// A token for an answer the core will give later.
+    fn token(&mut self, reply: Reply) -> Token {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.replies.insert(token, reply);
+        token
+    }
+
     /// Handles one command; returns `false` once the replica has closed.
     pub(crate) fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
@@ -159,9 +179,7 @@ impl Replica {
                 acks,
                 reply,
             } => {
-                let token = self.next_token;
-                self.next_token += 1;
-                self.replies.insert(token, reply);
+                let token = self.token(Reply::Produce(reply));
                 self.core.propose(token, batches, acks);
                 self.core.run();
             }
@@ -179,7 +197,9 @@ impl Replica {
                 let _ = reply.send(Ok(self.core.epoch_end_offset(epoch)));
             }
             Command::DeleteRecords { before, reply } => {
-                let _ = reply.send(self.core.delete_records(before));
+                let token = self.token(Reply::DeleteRecords(reply));
+                self.core.delete_records(token, before);
+                self.core.run();
             }
             Command::SetConfig { config, reply } => {
                 let _ = reply.send(self.core.set_config(config));

@@ -1,17 +1,20 @@
 //! Deterministic simulation of a raft group of replica cores: one thread, a seeded network
 //! that loses, duplicates, delays and reorders messages and cuts links, crashes and
-//! restarts of replicas (a process crash: the files stay), and client produces with
-//! acks=all. Every failure prints its seed; `CAIRN_SIM_SEED=N` replays exactly that run.
+//! restarts of replicas (a process crash: the files stay), client produces with acks=all
+//! and DeleteRecords, and retention (by size, or of everything, depending on the seed) with
+//! small segments, so followers that fall behind the leader's first entry catch up through
+//! snapshots. Every failure prints its seed; `CAIRN_SIM_SEED=N` replays exactly that run.
 //!
 //! Checked after every step:
 //! - **election safety**: at most one leader per term;
 //! - **log matching of what is committed**: every replica's committed prefix is the same
 //!   batches, byte for byte (so offsets agree too), and no committed entry ever changes;
-//! - **high watermarks never go back** on a replica (between its restarts);
+//! - **high watermarks never go back** on a replica (between its restarts), **nor log starts**;
 //!
-//! and at the end, once the network is healed and every replica runs: every acknowledged
-//! produce is in the committed log, exactly once, at the offset it was acknowledged with,
-//! and Kafka offsets are dense (markers take none).
+//! and at the end, once the network is healed and every replica runs: every replica has the
+//! same log start, at least the largest one a DeleteRecords was acknowledged with; every
+//! acknowledged produce at or after it is in the committed log, exactly once, at the offset
+//! it was acknowledged with; and Kafka offsets are dense (markers take none).
 //!
 //! `CAIRN_SIM_SEEDS` (default 40) and `CAIRN_SIM_STEPS` (default 3000) make longer runs
 //! (`scripts/soak-sim`).
@@ -66,15 +69,28 @@ struct Sim {
     cut: HashSet<(u64, u64)>,
     clock: Arc<AtomicI64>,
     next_token: Token,
-    /// Token -> payload id of produces not answered yet.
-    waiting: HashMap<Token, (u64, u64)>,
+    /// Token -> (payload id of a produce or target of a DeleteRecords, node asked).
+    waiting: HashMap<Token, (Ask, u64)>,
+    /// The largest log start a DeleteRecords was acknowledged with.
+    acked_log_start: u64,
+    deletes_acked: usize,
     /// Acknowledged payload ids with their base offsets.
     acked: Vec<(u64, u64)>,
     next_payload: u64,
     leaders: BTreeMap<u64, u64>,
-    /// The committed log as first seen: raft index -> stored batch.
-    committed: Vec<Bytes>,
+    /// The committed log as first seen: raft index - 1 -> stored batch (`None`: deleted
+    /// on every replica before the checker saw it committed).
+    committed: Vec<Option<Bytes>>,
     high_watermarks: Vec<u64>,
+    log_starts: Vec<u64>,
+    snapshots_installed: usize,
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    Produce(u64),
+    DeleteRecords,
 }
 
 fn timing(id: u64) -> Timing {
@@ -118,11 +134,15 @@ impl Sim {
             clock,
             next_token: 0,
             waiting: HashMap::new(),
+            acked_log_start: 0,
+            deletes_acked: 0,
             acked: Vec::new(),
             next_payload: 0,
             leaders: BTreeMap::new(),
             committed: Vec::new(),
             high_watermarks: vec![0; NODES as usize],
+            log_starts: vec![0; NODES as usize],
+            snapshots_installed: 0,
         };
         for _ in 0..NODES {
             let dir = tempfile::tempdir_in(shm()).expect("tempdir");
@@ -143,6 +163,10 @@ impl Sim {
             LogConfig {
                 segment_bytes: 4096,
                 segment_index_bytes: 1024,
+                // Every record is from 1970: retention by time removes everything.
+                retention_ms: (self.seed % 3 == 2).then_some(1),
+                retention_bytes: (self.seed % 3 == 1).then_some(8192),
+                retention_check_interval_ms: 1000,
                 ..LogConfig::default()
             },
             id,
@@ -182,15 +206,22 @@ impl Sim {
                             core.persisted(number);
                         }
                     }
-                    Effect::Produced { token, result } => {
-                        let Some((payload, _)) = self.waiting.remove(&token) else {
+                    Effect::Answered { token, result } => {
+                        let Some((ask, _)) = self.waiting.remove(&token) else {
                             continue;
                         };
-                        match result {
-                            Ok(ack) => self.acked.push((payload, ack.base_offset)),
-                            Err(e) => {
+                        match (ask, result) {
+                            (Ask::Produce(payload), Ok(ack)) => {
+                                self.acked.push((payload, ack.base_offset))
+                            }
+                            (Ask::DeleteRecords, Ok(ack)) => {
+                                self.deletes_acked += 1;
+                                self.acked_log_start =
+                                    self.acked_log_start.max(ack.log_start_offset);
+                            }
+                            (ask, Err(e)) => {
                                 if std::env::var("CAIRN_SIM_DEBUG").is_ok() {
-                                    eprintln!("payload {payload} refused: {e}");
+                                    eprintln!("{ask:?} refused: {e}");
                                 }
                             }
                         }
@@ -228,7 +259,11 @@ impl Sim {
                     Some(l) if self.rng.chance(80) => l,
                     _ => id,
                 };
-                self.produce(to);
+                if roll == 91 && self.rng.chance(50) {
+                    self.delete_records(to);
+                } else {
+                    self.produce(to);
+                }
             }
             92..=93 => {
                 // A late group commit: one fsync makes every outstanding ready of a node
@@ -267,7 +302,10 @@ impl Sim {
             97 => {
                 // A process crash (0.3% of steps): what was written stays; what waited is
                 // never answered.
-                if self.rng.chance(30) && self.nodes[(id - 1) as usize].take().is_some() {
+                if self.rng.chance(30) && self.nodes[(id - 1) as usize].is_some() {
+                    if let Some(core) = self.nodes[(id - 1) as usize].take() {
+                        self.snapshots_installed += core.snapshots_installed() as usize;
+                    }
                     self.unpersisted.retain(|(node, _)| *node != id);
                     let mine: Vec<Token> = self
                         .waiting
@@ -320,11 +358,32 @@ impl Sim {
         let Some(core) = self.nodes[(id - 1) as usize].as_mut() else {
             return;
         };
-        self.waiting.insert(token, (payload, id));
+        self.waiting.insert(token, (Ask::Produce(payload), id));
         if std::env::var("CAIRN_SIM_DEBUG").is_ok() && core.is_leader() {
             eprintln!("propose {payload} on leader {id} term {}", core.term());
         }
         core.propose(token, vec![payload_batch(payload)], Acks::All);
+        core.run();
+    }
+
+    /// DeleteRecords up to somewhere between the log start and the high watermark (or to
+    /// the high watermark, as Kafka's -1 asks).
+    fn delete_records(&mut self, id: u64) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let pick = self.rng.next();
+        let Some(core) = self.nodes[(id - 1) as usize].as_mut() else {
+            return;
+        };
+        let state = core.state();
+        let before = match pick % 3 {
+            0 => None,
+            _ => Some(
+                state.log_start_offset + pick % (state.high_watermark - state.log_start_offset + 1),
+            ),
+        };
+        self.waiting.insert(token, (Ask::DeleteRecords, id));
+        core.delete_records(token, before);
         core.run();
     }
 
@@ -361,31 +420,48 @@ impl Sim {
                 self.fail(what);
             }
             self.high_watermarks[i] = state.high_watermark;
+            if state.log_start_offset < self.log_starts[i] {
+                let what = format!(
+                    "node {id}'s log start went back from {} to {}",
+                    self.log_starts[i], state.log_start_offset
+                );
+                self.fail(what);
+            }
+            self.log_starts[i] = state.log_start_offset;
+            if state.log_start_offset > state.high_watermark {
+                let what = format!("node {id}'s log start is past its high watermark: {state:?}");
+                self.fail(what);
+            }
             let commit = core.commit_index();
-            let known = self.committed.len() as u64;
+            let (first, _) = core.log_head();
             let stored = core
-                .read_stored(0, commit)
+                .read_stored(first, commit.saturating_sub(first))
                 .unwrap_or_else(|e| panic!("seed {}: node {id} cannot read: {e}", self.seed));
-            let mut index = 0u64;
+            let mut index = first;
             for item in iter_batches(&stored, u32::MAX) {
                 let (_, _, b) = item.unwrap_or_else(|e| {
                     panic!("seed {}: node {id} stored a bad batch: {e}", self.seed)
                 });
-                if index < known {
-                    if self.committed[index as usize][..] != *b {
+                while self.committed.len() as u64 <= index {
+                    self.committed.push(None);
+                }
+                match &self.committed[index as usize] {
+                    Some(seen) if seen[..] != *b => {
                         let what = format!(
                             "node {id}'s committed entry {} differs from the one committed before",
                             index + 1
                         );
                         self.fail(what);
                     }
-                } else {
-                    self.committed.push(Bytes::copy_from_slice(b));
+                    Some(_) => {}
+                    None => self.committed[index as usize] = Some(Bytes::copy_from_slice(b)),
                 }
                 index += 1;
             }
-            if index != commit {
-                let what = format!("node {id} committed {commit} entries but stores {index}");
+            if index < commit {
+                let what = format!(
+                    "node {id} committed {commit} entries but stores up to {index} (from {first})"
+                );
                 self.fail(what);
             }
         }
@@ -422,14 +498,17 @@ impl Sim {
             for id in 1..=NODES {
                 self.drain(id);
             }
-            let commits: Vec<u64> = self
+            let has_leader = self.nodes.iter().flatten().any(ReplicaCore::is_leader);
+            // Everything written is committed and applied, everywhere.
+            let indexes: Vec<(u64, u64, u64)> = self
                 .nodes
                 .iter()
                 .flatten()
-                .map(|c| c.commit_index())
+                .map(|c| c.raft_indexes())
                 .collect();
-            let has_leader = self.nodes.iter().flatten().any(ReplicaCore::is_leader);
-            if has_leader && commits.windows(2).all(|w| w[0] == w[1]) && self.network.is_empty() {
+            let done = indexes.windows(2).all(|w| w[0] == w[1])
+                && indexes.iter().all(|(a, p, c)| a == p && p == c);
+            if has_leader && done && self.network.is_empty() && self.unpersisted.is_empty() {
                 break;
             }
         }
@@ -445,27 +524,65 @@ impl Sim {
                 "replicas never agreed on a commit index: {commits:?}"
             ));
         }
+        let starts: Vec<u64> = self
+            .nodes
+            .iter()
+            .flatten()
+            .map(|c| c.state().log_start_offset)
+            .collect();
+        if !starts.windows(2).all(|w| w[0] == w[1]) || starts[0] < self.acked_log_start {
+            for c in self.nodes.iter().flatten() {
+                eprintln!(
+                    "node {}: raft {:?} head {:?} state {:?} commit {} snapshots {}",
+                    c.id(),
+                    c.raft_indexes(),
+                    c.log_head(),
+                    c.state(),
+                    c.commit_index(),
+                    c.snapshots_installed()
+                );
+            }
+            self.fail(format!(
+                "log starts {starts:?} disagree or are below the acknowledged {}",
+                self.acked_log_start
+            ));
+        }
     }
 
     /// Every acknowledged produce is committed exactly once, at its acknowledged offset;
     /// offsets are dense.
     fn check_acknowledged(&self) {
         let mut at: HashMap<u64, Vec<u64>> = HashMap::new();
-        let mut next_offset = 0u64;
+        // Unknown after an entry the checker never saw.
+        let mut next_offset = Some(0u64);
         for b in &self.committed {
+            let Some(b) = b else {
+                next_offset = None;
+                continue;
+            };
             let h = batch::parse_header(b).expect("a stored header");
-            if h.base_offset as u64 != next_offset {
+            if next_offset.is_some_and(|next| h.base_offset as u64 != next) {
                 self.fail(format!(
-                    "offsets are not dense: a batch at {} after {}",
-                    h.base_offset, next_offset
+                    "offsets are not dense: a batch at {} after {next_offset:?}",
+                    h.base_offset
                 ));
             }
-            next_offset = h.next_offset() as u64;
+            next_offset = Some(h.next_offset() as u64);
             if let Some(payload) = payload_of(b) {
                 at.entry(payload).or_default().push(h.base_offset as u64);
             }
         }
+        let log_start = self
+            .nodes
+            .iter()
+            .flatten()
+            .map(|c| c.state().log_start_offset)
+            .min()
+            .unwrap_or(0);
         for (payload, offset) in &self.acked {
+            if *offset < log_start {
+                continue; // deleted since
+            }
             match at.get(payload).map(Vec::as_slice) {
                 Some([found]) if found == offset => {}
                 other => self.fail(format!(
@@ -485,7 +602,16 @@ fn shm() -> std::path::PathBuf {
     }
 }
 
-fn run(seed: u64, steps: u64) -> (usize, usize) {
+/// What one run exercised.
+#[derive(Debug, Default)]
+struct Exercised {
+    acked: usize,
+    committed: usize,
+    deletes_acked: usize,
+    snapshots: usize,
+}
+
+fn run(seed: u64, steps: u64) -> Exercised {
     let mut sim = Sim::new(seed);
     for i in 0..steps {
         sim.step();
@@ -515,7 +641,19 @@ fn run(seed: u64, steps: u64) -> (usize, usize) {
             sim.waiting.len()
         );
     }
-    (sim.acked.len(), sim.committed.len())
+    let snapshots = sim.snapshots_installed
+        + sim
+            .nodes
+            .iter()
+            .flatten()
+            .map(|c| c.snapshots_installed() as usize)
+            .sum::<usize>();
+    Exercised {
+        acked: sim.acked.len(),
+        committed: sim.committed.len(),
+        deletes_acked: sim.deletes_acked,
+        snapshots,
+    }
 }
 
 fn env(name: &str, default: u64) -> u64 {
@@ -530,19 +668,30 @@ fn replicas_agree_under_message_loss_partitions_and_crashes() {
     let steps = env("CAIRN_SIM_STEPS", 3000);
     if let Ok(seed) = std::env::var("CAIRN_SIM_SEED") {
         let seed = seed.parse().expect("CAIRN_SIM_SEED is a number");
-        let (acked, committed) = run(seed, steps);
-        eprintln!("seed {seed}: {acked} acknowledged, {committed} entries committed");
+        eprintln!("seed {seed}: {:?}", run(seed, steps));
         return;
     }
     let seeds = env("CAIRN_SIM_SEEDS", 40);
-    let mut total_acked = 0;
+    let mut total = Exercised::default();
     for seed in 0..seeds {
-        let (acked, _) = run(seed, steps);
-        total_acked += acked;
+        let r = run(seed, steps);
+        total.acked += r.acked;
+        total.committed += r.committed;
+        total.deletes_acked += r.deletes_acked;
+        total.snapshots += r.snapshots;
     }
-    // The simulation must exercise something: produces get acknowledged.
+    eprintln!("{seeds} seeds: {total:?}");
+    // The simulation must exercise something: produces and deletions get acknowledged,
+    // followers catch up through snapshots.
     assert!(
-        total_acked as u64 > seeds * 10,
-        "only {total_acked} produces acknowledged over {seeds} seeds"
+        total.acked as u64 > seeds * 10,
+        "only {} produces acknowledged over {seeds} seeds",
+        total.acked
+    );
+    assert!(
+        total.deletes_acked as u64 > seeds && total.snapshots as u64 >= seeds / 10,
+        "too few deletions ({}) or snapshots ({}) over {seeds} seeds",
+        total.deletes_acked,
+        total.snapshots
     );
 }

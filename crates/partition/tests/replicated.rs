@@ -2,7 +2,8 @@
 //! real node-to-node transport over loopback TCP: a leader is elected, acks=all produces
 //! commit on a majority and every replica holds the same batches at the same offsets; when
 //! the leader goes away the others elect another and produce continues without a gap in
-//! the offsets; the old leader, back, catches up.
+//! the offsets; the old leader, back, catches up. A replica away while the leader deleted
+//! the records it would need catches up through a raft snapshot.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,16 +29,41 @@ fn free_addr() -> SocketAddr {
 }
 
 fn spec(dir: &Path, id: u64) -> PartitionSpec {
-    PartitionSpec {
-        name: format!("t-0@{id}"),
-        dir: dir.join(format!("node{id}")).join("t-0"),
-        log: LogConfig {
+    spec_with(
+        dir,
+        id,
+        LogConfig {
             segment_bytes: 64 * 1024,
             ..LogConfig::default()
         },
+    )
+}
+
+fn spec_with(dir: &Path, id: u64, log: LogConfig) -> PartitionSpec {
+    PartitionSpec {
+        name: format!("t-0@{id}"),
+        dir: replica_dir(dir, id),
+        log,
         node_id: id,
         voters: vec![1, 2, 3],
     }
+}
+
+fn replica_dir(dir: &Path, id: u64) -> std::path::PathBuf {
+    dir.join(format!("node{id}")).join("t-0")
+}
+
+/// Base offsets of the segment files in a replica's directory.
+fn segment_bases(dir: &Path) -> Vec<u64> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
 }
 
 fn data_batch(i: u32) -> VerifiedBatch {
@@ -74,11 +100,21 @@ async fn open_replica(
     node: &Node,
     handles: &Handles,
 ) -> PartitionHandle {
+    open_replica_with(shards, spec(dir, id), id, node, handles).await
+}
+
+async fn open_replica_with(
+    shards: &StorageShards,
+    spec: PartitionSpec,
+    id: u64,
+    node: &Node,
+    handles: &Handles,
+) -> PartitionHandle {
     let transport = Arc::clone(&node.transport);
     let outbox: Outbox = Arc::new(move |to, bytes| {
         transport.send(to, GROUP, bytes);
     });
-    let h = PartitionHandle::open_replicated(shards, spec(dir, id), Some(outbox))
+    let h = PartitionHandle::open_replicated(shards, spec, Some(outbox))
         .await
         .expect("open");
     handles.lock().expect("lock").insert(id, h.clone());
@@ -104,8 +140,13 @@ async fn leader_among(handles: &Handles, within: Duration) -> (u64, PartitionHan
 
 /// Every value a replica serves from offset 0, as (offset, value).
 async fn read_values(h: &PartitionHandle) -> Vec<(u64, String)> {
+    read_values_from(h, 0).await
+}
+
+/// Every value a replica serves from `from`, as (offset, value).
+async fn read_values_from(h: &PartitionHandle, from: u64) -> Vec<(u64, String)> {
     let mut out = Vec::new();
-    let mut at = 0u64;
+    let mut at = from;
     loop {
         let data = h.fetch(at, 1 << 20).await.expect("fetch");
         let bytes = data.read.load().expect("load");
@@ -221,6 +262,139 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
         assert_eq!(read_values(h).await, expected, "{}", h.name());
     }
     for h in replicas {
+        h.close().await.expect("close");
+    }
+    for (_, node) in nodes {
+        node.pump.abort();
+    }
+    shards.shutdown();
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited 10 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn produce_until_acked(leader: &PartitionHandle, i: u32) -> u64 {
+    loop {
+        match leader.produce(vec![data_batch(i)], Acks::All).await {
+            Ok(ack) => return ack.base_offset,
+            Err(PartitionError::NotLeader) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => panic!("produce {i}: {e}"),
+        }
+    }
+}
+
+/// DeleteRecords is a raft entry every replica applies; a replica that was away while the
+/// leader deleted the segments it would need gets a snapshot (where the log goes on, not
+/// the deleted data) and continues from there with the leader's log start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_deleted_records_catches_up_through_a_snapshot() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shards = StorageShards::new(3).expect("shards");
+    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+    let handles: Handles = Arc::default();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start_node(id, &addrs, &handles).await);
+    }
+    // Small segments (about 50 batches each), and deletions retried every second (no
+    // retention by time: the records are stamped 1970).
+    let log = LogConfig {
+        segment_bytes: 4096,
+        retention_check_interval_ms: 1000,
+        retention_ms: None,
+        ..LogConfig::default()
+    };
+    for id in 1..=3 {
+        let spec = spec_with(dir.path(), id, log.clone());
+        open_replica_with(&shards, spec, id, &nodes[&id], &handles).await;
+    }
+    let (leader_id, leader) = leader_among(&handles, Duration::from_secs(10)).await;
+    for i in 0..50u32 {
+        assert_eq!(produce_until_acked(&leader, i).await, u64::from(i));
+    }
+    let away_id = (1..=3).find(|id| *id != leader_id).expect("a follower");
+    let away = handles.lock().expect("lock")[&away_id].clone();
+    wait_for_high_watermark(&away, 50).await;
+    handles.lock().expect("lock").remove(&away_id);
+    away.close().await.expect("close");
+    for i in 50..450u32 {
+        assert_eq!(produce_until_acked(&leader, i).await, u64::from(i));
+    }
+    // Acknowledged once committed; both running replicas apply it.
+    assert_eq!(
+        leader
+            .delete_records(Some(300))
+            .await
+            .expect("delete records"),
+        300
+    );
+    let running: Vec<PartitionHandle> = handles.lock().expect("lock").values().cloned().collect();
+    for h in &running {
+        wait_for(&format!("{}'s log start", h.name()), || {
+            h.state().log_start_offset == 300
+        })
+        .await;
+    }
+    // The leader's segments below the new start go (at once, or at the next retention
+    // check once the absent replica no longer counts as active): nothing it has is what
+    // the absent replica needs next.
+    let leader_dir = replica_dir(dir.path(), leader_id);
+    wait_for("the leader to delete its old segments", || {
+        segment_bases(&leader_dir).first().is_some_and(|b| *b > 50)
+    })
+    .await;
+
+    // Back, the replica installs a snapshot and catches up from the leader's log start.
+    let spec = spec_with(dir.path(), away_id, log.clone());
+    let back = open_replica_with(&shards, spec, away_id, &nodes[&away_id], &handles).await;
+    wait_for_high_watermark(&back, 450).await;
+    wait_for("the log start to reach the replica", || {
+        back.state().log_start_offset == 300
+    })
+    .await;
+    let expected: Vec<(u64, String)> = (300..450).map(|i| (i, format!("value-{i}"))).collect();
+    assert_eq!(read_values_from(&back, 300).await, expected);
+    assert!(matches!(
+        back.fetch(100, 1 << 20).await,
+        Err(PartitionError::OffsetOutOfRange { .. })
+    ));
+    assert!(
+        segment_bases(&replica_dir(dir.path(), away_id))
+            .first()
+            .is_some_and(|b| *b > 50),
+        "the snapshot replaced the replica's old log"
+    );
+
+    // It goes on as a replica: more records reach it, and if the leader leaves, the two
+    // others (it among them) elect a leader that continues the offsets.
+    let gone = handles
+        .lock()
+        .expect("lock")
+        .remove(&leader_id)
+        .expect("the leader");
+    gone.close().await.expect("close");
+    let (_, new_leader) = leader_among(&handles, Duration::from_secs(10)).await;
+    for i in 450..470u32 {
+        assert_eq!(produce_until_acked(&new_leader, i).await, u64::from(i));
+    }
+    wait_for_high_watermark(&back, 470).await;
+    let expected: Vec<(u64, String)> = (300..470).map(|i| (i, format!("value-{i}"))).collect();
+    let replicas: Vec<PartitionHandle> = handles.lock().expect("lock").values().cloned().collect();
+    for h in &replicas {
+        wait_for_high_watermark(h, 470).await;
+        assert_eq!(read_values_from(h, 300).await, expected, "{}", h.name());
         h.close().await.expect("close");
     }
     for (_, node) in nodes {

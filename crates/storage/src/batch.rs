@@ -448,6 +448,9 @@ pub mod control {
     pub const RAFT_NOOP: i16 = 16;
     /// A raft configuration change (the value holds the encoded change).
     pub const RAFT_CONF_CHANGE: i16 = 17;
+    /// A deletion from the head of the log (DeleteRecords, retention): the value holds the
+    /// new log start offset. Only ever a marker.
+    pub const RAFT_DELETE_RECORDS: i16 = 18;
 }
 
 /// Builds a control batch (attribute bit 5) with one control record: key `[version 0: i16,

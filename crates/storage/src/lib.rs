@@ -83,4 +83,4 @@ pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};
 pub use log::{system_clock, AppendInfo, BatchInfo, Clock, Log, TimestampOffset};
 pub use read::{FileSlice, LogRead};
-pub use retention::RetentionOutcome;
+pub use retention::{Deletion, RetentionOutcome};

@@ -23,57 +23,35 @@ pub struct RetentionOutcome {
     pub bytes_deleted: u64,
 }
 
+/// What a deletion from the head of a raft log removed (see
+/// [`Log::delete_records_before_committed`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deletion {
+    /// Segments and bytes deleted.
+    pub outcome: RetentionOutcome,
+    /// The ordinal and leader epoch of the last batch deleted, if any: the raft entry just
+    /// before the log's first, which raft must still know the term of.
+    pub last_deleted: Option<(u64, i32)>,
+}
+
 impl Log {
     /// Deletes the oldest segments that `retention.ms` (by the segment's largest timestamp,
-    /// or its file's modification time when it has none) or `retention.bytes` allow to go.
-    /// The active segment is rolled first when all of it has expired, as Kafka does.
+    /// or its file's modification time when it has none) or `retention.bytes` allow to go,
+    /// and any left wholly below the log start. The active segment is rolled first when all
+    /// of it has expired, as Kafka does. For a log nothing else decides for: a replicated
+    /// log takes [`Log::retention_target`] through raft instead.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
-        self.check_usable()?;
-        let now = self.now_ms();
-        let mut outcome = RetentionOutcome::default();
-        if let Some(retention_ms) = self.config.retention_ms {
-            let expired_before = now.saturating_sub(retention_ms as i64);
-            loop {
-                let Some(&base) = self.sealed.keys().next() else {
-                    // Only the active segment is left: roll it if all of it has expired,
-                    // so the next round deletes it.
-                    match self.active.max_timestamp() {
-                        Some((max, _)) if max < expired_before && self.active_can_roll() => {
-                            self.roll()?;
-                            continue;
-                        }
-                        _ => break,
-                    }
-                };
-                let newest = match self.segment_max_timestamp(base)? {
-                    Some((ts, _)) => ts,
-                    None => self.segment_mtime_ms(base)?,
-                };
-                if newest >= expired_before {
-                    break;
-                }
-                outcome.bytes_deleted += self.delete_oldest_segment()?;
-                outcome.segments_deleted += 1;
-            }
+        let start = self.log_start_offset;
+        let target = self.retention_target()?;
+        if target == Some(start) && start == self.log_end_offset() && self.active_can_roll() {
+            // Everything expired, and what the active segment holds is below the start
+            // already: roll it so it goes with the rest.
+            self.roll()?;
         }
-        // Segments wholly below the log start (left by DeleteRecords or a truncation) hold
-        // nothing readable.
-        while let Some(&base) = self.sealed.keys().next() {
-            if self.next_base_after(base) > self.log_start_offset {
-                break;
-            }
-            outcome.bytes_deleted += self.delete_oldest_segment()?;
-            outcome.segments_deleted += 1;
-        }
-        if let Some(limit) = self.config.retention_bytes {
-            while let Some((_, oldest)) = self.sealed.iter().next() {
-                if self.size_bytes().saturating_sub(oldest.size) < limit {
-                    break;
-                }
-                outcome.bytes_deleted += self.delete_oldest_segment()?;
-                outcome.segments_deleted += 1;
-            }
-        }
+        let target = target.unwrap_or(start).max(start);
+        let outcome = self
+            .delete_records_before_committed(target, u64::MAX)?
+            .outcome;
         if outcome.segments_deleted > 0 {
             tracing::info!(
                 dir = %self.dir.display(),
@@ -84,6 +62,60 @@ impl Log {
             );
         }
         Ok(outcome)
+    }
+
+    /// The log start [`Log::apply_retention`] would leave, without deleting anything: the
+    /// base of the first segment it would keep (the log end when every segment expired).
+    /// `None` when it would delete nothing (it may also be the log start already: records
+    /// hidden below the start but still in the active segment). For a replicated log, whose leader decides
+    /// retention and has every replica apply it as `delete_records_before(target)`, so all
+    /// agree on the log start.
+    pub fn retention_target(&mut self) -> Result<Option<u64>> {
+        self.check_usable()?;
+        let sealed: Vec<(u64, u64)> = self.sealed.iter().map(|(b, s)| (*b, s.size)).collect();
+        let mut deleted = 0usize;
+        let mut everything = false;
+        if let Some(retention_ms) = self.config.retention_ms {
+            let expired_before = self.now_ms().saturating_sub(retention_ms as i64);
+            while let Some(&(base, _)) = sealed.get(deleted) {
+                let newest = match self.segment_max_timestamp(base)? {
+                    Some((ts, _)) => ts,
+                    None => self.segment_mtime_ms(base)?,
+                };
+                if newest >= expired_before {
+                    break;
+                }
+                deleted += 1;
+            }
+            if deleted == sealed.len() {
+                // As apply_retention: an active segment wholly expired is rolled and goes.
+                everything = matches!(
+                    self.active.max_timestamp(),
+                    Some((max, _)) if max < expired_before && self.active_can_roll()
+                );
+            }
+        }
+        if !everything {
+            if let Some(limit) = self.config.retention_bytes {
+                let mut total =
+                    self.size_bytes() - sealed[..deleted].iter().map(|(_, size)| size).sum::<u64>();
+                while let Some(&(_, size)) = sealed.get(deleted) {
+                    if total.saturating_sub(size) < limit {
+                        break;
+                    }
+                    total -= size;
+                    deleted += 1;
+                }
+            }
+        }
+        let target = if everything {
+            self.log_end_offset()
+        } else {
+            sealed
+                .get(deleted)
+                .map_or(self.active.base(), |(base, _)| *base)
+        };
+        Ok((deleted > 0 || everything).then_some(target))
     }
 
     fn segment_mtime_ms(&self, base: u64) -> Result<i64> {
@@ -124,6 +156,22 @@ impl Log {
     /// out-of-range) and deletes the segments wholly below it. The new start is durable when
     /// this returns.
     pub fn delete_records_before(&mut self, offset: u64) -> Result<()> {
+        self.delete_records_before_committed(offset, u64::MAX)
+            .map(|_| ())
+    }
+
+    /// [`Log::delete_records_before`] for a raft log: a segment holding any batch with an
+    /// ordinal at or past `ordinal_limit` (raft's commit index: entries not committed yet)
+    /// stays, even when all its offsets are below `offset`, since raft may still need those
+    /// entries (marker batches take no offset, so uncommitted ones can sit at the very end
+    /// of a segment below the new start). Segments left wholly below the log start go when
+    /// this is called again with a higher limit; an `offset` at or below the log start only
+    /// does that.
+    pub fn delete_records_before_committed(
+        &mut self,
+        offset: u64,
+        ordinal_limit: u64,
+    ) -> Result<Deletion> {
         self.check_usable()?;
         let end = self.log_end_offset();
         if offset > end {
@@ -133,21 +181,34 @@ impl Log {
                 log_end: end,
             });
         }
-        if offset <= self.log_start_offset {
-            return Ok(());
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.write_checkpoint(None)?;
+            if offset == end && self.active.size() > 0 && self.next_ordinal() <= ordinal_limit {
+                self.roll()?;
+            }
         }
-        self.log_start_offset = offset;
-        self.write_checkpoint(None)?;
-        if offset == end && self.active.size() > 0 {
-            self.roll()?;
-        }
+        let mut deletion = Deletion::default();
         while let Some(&base) = self.sealed.keys().next() {
-            if self.next_base_after(base) > offset {
+            let (next_base, next_ordinal) = self
+                .sealed
+                .range(base + 1..)
+                .next()
+                .map_or((self.active.base(), self.active_base_ordinal), |(b, s)| {
+                    (*b, s.base_ordinal)
+                });
+            if next_base > self.log_start_offset || next_ordinal > ordinal_limit {
                 break;
             }
-            self.delete_oldest_segment()?;
+            let last = next_ordinal.saturating_sub(1);
+            let epoch = self.epochs.epoch_for_ordinal(last).unwrap_or(-1);
+            deletion.outcome.bytes_deleted += self.delete_oldest_segment()?;
+            deletion.outcome.segments_deleted += 1;
+            if next_ordinal > 0 {
+                deletion.last_deleted = Some((last, epoch));
+            }
         }
-        Ok(())
+        Ok(deletion)
     }
 
     /// Removes every batch holding an offset at or after `offset` (the batch holding `offset`

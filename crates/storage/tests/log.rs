@@ -315,6 +315,62 @@ fn delete_records_moves_the_log_start_durably() {
     assert!(log.read(200, 10).expect("read").is_empty());
 }
 
+/// A raft log deletes no segment holding an entry not yet committed: marker batches take no
+/// offset, so uncommitted ones can sit at the end of a segment wholly below the new start.
+#[test]
+fn delete_records_keeps_segments_holding_uncommitted_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    for i in 0..10u8 {
+        log.append(&batch(i as i64, 1, 100, i), 0).expect("append");
+    }
+    // Two markers end the first segment (ordinals 10 and 11), then it is sealed.
+    let noop = batch::marker::build(batch::control::RAFT_NOOP, &[]);
+    log.append(&noop, 0).expect("marker");
+    log.append(&noop, 0).expect("marker");
+    log.roll().expect("roll");
+    log.append(&batch(10, 1, 100, 10), 0).expect("append");
+    assert_eq!(log.segment_bases(), vec![0, 10]);
+    // Entries up to ordinal 10 committed: the first segment holds ordinal 11, so it stays.
+    let out = log
+        .delete_records_before_committed(10, 11)
+        .expect("delete records");
+    assert_eq!(out, cairn_storage::Deletion::default());
+    assert_eq!(log.log_start_offset(), 10);
+    assert_eq!(log.segment_bases(), vec![0, 10]);
+    assert_eq!(log.first_ordinal(), 0);
+    // Once everything in it is committed, the next call removes it.
+    let out = log
+        .delete_records_before_committed(10, 12)
+        .expect("delete records");
+    assert_eq!(out.outcome.segments_deleted, 1);
+    assert_eq!(
+        out.last_deleted,
+        Some((11, 0)),
+        "ordinal and epoch of the last one gone"
+    );
+    assert_eq!(log.segment_bases(), vec![10]);
+    assert_eq!(log.first_ordinal(), 12);
+    // Deleting up to the end rolls the active segment only when all of it is committed.
+    log.append(&noop, 0).expect("marker");
+    log.delete_records_before_committed(11, 13)
+        .expect("delete records");
+    assert_eq!(
+        (log.log_start_offset(), log.segment_bases()),
+        (11, vec![10])
+    );
+    log.delete_records_before_committed(11, 14)
+        .expect("delete records");
+    assert_eq!(
+        log.segment_bases(),
+        vec![10],
+        "the start did not move: no roll"
+    );
+    drop(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.log_start_offset(), 11);
+}
+
 /// 200 batches of one 150-byte record, the batch at offset `i` stamped `1_000_000 + i` s,
 /// in `small_config` segments, under `retention` limits. Returns the log, the manual clock
 /// and the number of batches per segment. All batches have the same length, so the layout
