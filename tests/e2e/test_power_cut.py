@@ -1,4 +1,6 @@
-"""Power cuts during acks=all production with `flush.messages=1`, three times over.
+"""Power cuts during acks=all production, three times over, under both durability policies:
+the default (raft counts an entry persisted only once its shard's group commit fsynced it)
+and Kafka's `flush.messages=1` (every append fsynced as it is written).
 
 The broker's data directory lives on `powercut` (tests/powercut), a FUSE file system that,
 at a cut, keeps only what POSIX promises survives a power loss: file contents as of their
@@ -46,10 +48,12 @@ def assert_topic_intact(bootstrap: str, topic: str, after: str) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_power_cuts_lose_no_acknowledged_record_and_no_topic(powercut_fs, start_broker):
+@pytest.mark.parametrize("policy", ["group-commit", "flush.messages=1"])
+def test_power_cuts_lose_no_acknowledged_record_and_no_topic(powercut_fs, start_broker, policy):
+    flush = {"CAIRN_LOG_FLUSH_MESSAGES": "1"} if policy == "flush.messages=1" else {}
     broker = start_broker(
         env={
-            "CAIRN_LOG_FLUSH_MESSAGES": "1",
+            **flush,
             # Small segments, so every cycle rolls some: a segment a roll creates must have
             # its name fsynced before an append into it counts as flushed. (librdkafka's
             # batches stay under 1 MB, batch.size.)

@@ -1073,6 +1073,49 @@ impl ReplicaCore {
         self.shared.borrow().log.epoch_end_offset(epoch)
     }
 
+    /// Whether raft may count entries persisted only once they are fsynced (the default:
+    /// neither `flush.messages` nor `flush.ms` set); otherwise the log's flush policy
+    /// decides durability and entries count as persisted once written.
+    pub(crate) fn sync_on_commit(&self) -> bool {
+        let s = self.shared.borrow();
+        let c = s.log.config();
+        c.flush_messages.is_none() && c.flush_ms.is_none()
+    }
+
+    /// A job that makes everything written so far durable (`None`: it already is).
+    pub(crate) fn begin_sync(&mut self) -> Option<cairn_storage::SyncJob> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let begun = self.shared.borrow_mut().log.begin_sync();
+        match begun {
+            Ok(job) => job,
+            Err(e) => {
+                self.fail(e.into());
+                None
+            }
+        }
+    }
+
+    /// Records a sync job's outcome; `true` if what it covered is durable. A failed fsync
+    /// fails the replica for good (the log refuses writes).
+    pub(crate) fn finish_sync(
+        &mut self,
+        job: cairn_storage::SyncJob,
+        result: cairn_storage::Result<()>,
+    ) -> bool {
+        let finished = self.shared.borrow_mut().log.finish_sync(job, result);
+        match finished {
+            Ok(()) => self.failed.is_none(),
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.fail(e.into());
+                }
+                false
+            }
+        }
+    }
+
     /// Replaces the log settings.
     pub(crate) fn set_config(&mut self, config: LogConfig) -> Result<()> {
         Ok(self.shared.borrow_mut().log.set_config(config)?)

@@ -37,6 +37,7 @@ mod raft_state;
 mod replica;
 #[cfg(test)]
 mod sim;
+mod syncer;
 mod task;
 
 use std::path::PathBuf;

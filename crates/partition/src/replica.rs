@@ -4,9 +4,12 @@
 //! [`Replica`] owns a [`ReplicaCore`] and everything that is I/O to it: the reply channels of
 //! waiting produces (the core knows them by token), the watch of the partition's state, the
 //! raft messages to peers (through its [`Outbox`], encoded; a group of one has none) and the
-//! durability of log writes: a ready's writes are reported persisted as soon as they are in
-//! the log (the log applies the flush policy itself), so on a group of one a produce is
-//! proposed, appended, committed and acknowledged within one command.
+//! durability of log writes. By default a ready counts as persisted only once fsynced: at the
+//! end of each turn the replica hands a sync job to its shard's syncer (`crate::syncer`)
+//! and goes on; when it completes, every ready before it is reported at once (group
+//! commit). A topic that sets `flush.messages` or `flush.ms` opts out: its log applies that
+//! policy as it writes, and a ready counts as persisted as soon as it is in the log (Kafka's
+//! page-cache acknowledgement, with the loss window those settings imply).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +22,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::core::{Effect, ReplicaCore, Timing, Token};
 use crate::error::Result;
+use crate::syncer::{self, SyncDone};
 use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampOffsetAnswer};
 
 /// Commands from the rest of the broker to a partition's owner task.
@@ -80,6 +84,10 @@ pub(crate) struct Replica {
     next_token: Token,
     state_tx: watch::Sender<PartitionState>,
     outbox: Option<Outbox>,
+    /// The newest ready written but not yet covered by a sync.
+    unsynced: Option<u64>,
+    /// The sync in flight: the newest ready it covers, and where its outcome arrives.
+    syncing: Option<(u64, oneshot::Receiver<SyncDone>)>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -110,6 +118,8 @@ impl Replica {
             next_token: 0,
             state_tx,
             outbox,
+            unsynced: None,
+            syncing: None,
         };
         replica.drive();
         Ok((replica, state_rx))
@@ -136,6 +146,9 @@ impl Replica {
                             tracing::debug!(to = m.to, kind = ?m.get_msg_type(), "no outbox: dropping a raft message");
                         }
                     },
+                    Effect::Persist { number } if self.core.sync_on_commit() => {
+                        self.unsynced = Some(number);
+                    }
                     // The log applied the flush policy as it wrote: what the policy
                     // promises is already true.
                     Effect::Persist { number } => self.core.persisted(number),
@@ -161,6 +174,49 @@ impl Replica {
             *s = state;
             changed
         });
+    }
+
+    /// End of a turn: if readies wait for a sync and none is in flight, start one (or, when
+    /// everything is durable already, report them persisted now).
+    pub(crate) fn start_sync(&mut self) {
+        if self.syncing.is_some() {
+            return;
+        }
+        let Some(number) = self.unsynced.take() else {
+            return;
+        };
+        match self.core.begin_sync() {
+            Some(job) => self.syncing = Some((number, syncer::submit(job))),
+            None => {
+                self.core.persisted(number);
+                self.drive();
+            }
+        }
+    }
+
+    /// Waits for the sync in flight (pending forever when there is none).
+    pub(crate) async fn sync_done(&mut self) -> (u64, Option<SyncDone>) {
+        match self.syncing.as_mut() {
+            Some((number, rx)) => {
+                let number = *number;
+                (number, rx.await.ok())
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A sync finished: the readies it covered are persisted (or the replica failed).
+    pub(crate) fn synced(&mut self, number: u64, done: Option<SyncDone>) {
+        self.syncing = None;
+        let durable = match done {
+            Some((job, result)) => self.core.finish_sync(job, result),
+            None => false,
+        };
+        if durable {
+            self.core.persisted(number);
+        }
+        self.drive();
+        self.start_sync();
     }
 
     /// A token for an answer the core will give later.

@@ -118,6 +118,7 @@ async fn owner_loop(mut replica: Replica, mut commands: mpsc::Receiver<Command>)
     loop {
         tokio::select! {
             biased;
+            (number, done) = replica.sync_done() => replica.synced(number, done),
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else {
                     // Every handle is gone: close cleanly.
@@ -141,6 +142,7 @@ async fn owner_loop(mut replica: Replica, mut commands: mpsc::Receiver<Command>)
             }
             _ = timer.tick() => replica.tick(),
         }
+        replica.start_sync();
     }
 }
 

@@ -37,6 +37,7 @@
 //! | `flush.ms = T` (with [`Log::tick`] called every few hundred ms) | about T ms + the tick period |
 //! | neither (Kafka's default) | whatever the OS has not written back (Linux: ~30 s by default) |
 //! | explicit [`Log::flush`] before acknowledging | none for what was acknowledged |
+//! | [`Log::begin_sync`] / [`SyncJob::run`] / [`Log::finish_sync`] before acknowledging | none for what was acknowledged (the fsync runs off the owner's thread) |
 //!
 //! In every mode, a rolled segment is fsynced in the background right after the roll.
 //!
@@ -76,6 +77,7 @@ mod recovery;
 mod retention;
 mod scan;
 mod segment;
+mod sync;
 
 pub use batch::VerifiedBatch;
 pub use config::{LogConfig, BROKER_ONLY_NAMES, KAFKA_NAMES};
@@ -84,3 +86,4 @@ pub use error::{BatchError, Result, StorageError};
 pub use log::{system_clock, AppendInfo, BatchInfo, Clock, Log, TimestampOffset};
 pub use read::{FileSlice, LogRead};
 pub use retention::{Deletion, RetentionOutcome};
+pub use sync::SyncJob;

@@ -121,6 +121,12 @@ pub struct Log {
     pub(crate) pending_flushes: VecDeque<PendingFlush>,
     /// A segment file was created or deleted since the directory was last fsynced.
     pub(crate) dir_dirty: bool,
+    /// How many times the directory became dirty (an in-flight [`crate::SyncJob`] may mark
+    /// it clean only if this did not change).
+    pub(crate) dir_changes: u64,
+    /// How many times the log was truncated (an in-flight [`crate::SyncJob`] covered data
+    /// that may be gone since).
+    pub(crate) truncations: u64,
     /// Largest timestamp of the active segment's first batch (Kafka's rolling-based
     /// timestamp): an append whose timestamp is `segment.ms` past it rolls the segment.
     pub(crate) rolling_ts: Option<i64>,
@@ -394,7 +400,7 @@ impl Log {
         let new_base = self.active.next_offset();
         let fresh = Segment::create(&self.dir, new_base, self.limits)?;
         let mut old = std::mem::replace(&mut self.active, fresh);
-        self.dir_dirty = true;
+        self.mark_dir_dirty();
         self.rolling_ts = None;
         self.active_since_ms = None;
         if let Err(e) = old.seal() {
@@ -496,7 +502,7 @@ impl Log {
 
     /// Writes `partition.checkpoint` when the recovery point moved into another segment:
     /// recovery scans whole segments, so finer progress would buy nothing.
-    fn maybe_checkpoint(&mut self) -> Result<()> {
+    pub(crate) fn maybe_checkpoint(&mut self) -> Result<()> {
         if self.segment_base_for(self.recovery_point)
             != self.segment_base_for(self.checkpointed_recovery_point)
         {
@@ -547,6 +553,12 @@ impl Log {
     pub(crate) fn trim_epochs_to_disk(&mut self) -> Result<()> {
         let first = self.first_ordinal();
         self.epochs.truncate_from_start(first)
+    }
+
+    /// A segment file was created or deleted: the directory needs an fsync.
+    pub(crate) fn mark_dir_dirty(&mut self) {
+        self.dir_dirty = true;
+        self.dir_changes += 1;
     }
 
     /// Base of the segment after the one based at `base`.

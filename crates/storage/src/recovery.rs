@@ -219,6 +219,8 @@ impl Log {
             oldest_unflushed_ms: None,
             pending_flushes: VecDeque::new(),
             dir_dirty: false,
+            dir_changes: 0,
+            truncations: 0,
             rolling_ts: None,
             active_since_ms: None,
             clock: system_clock(),

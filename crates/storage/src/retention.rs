@@ -147,7 +147,7 @@ impl Log {
         self.log_start_offset = self.log_start_offset.max(next);
         self.write_checkpoint(None)?;
         Segment::delete_files(&self.dir, base)?;
-        self.dir_dirty = true;
+        self.mark_dir_dirty();
         self.trim_epochs_to_disk()?;
         Ok(size)
     }
@@ -267,7 +267,7 @@ impl Log {
             seg.reactivate(self.limits)?;
             self.active = seg;
             self.active_base_ordinal = keep_ordinal;
-            self.dir_dirty = true;
+            self.mark_dir_dirty();
         }
         if let Err(e) = self.active.truncate_to_entry(entry) {
             return self.fail(e);
@@ -277,6 +277,7 @@ impl Log {
             self.dir_dirty = false;
         }
         let end = self.log_end_offset();
+        self.truncations += 1;
         self.reset_roll_clock()?;
         // The cut is at the base of a batch, which may lie below a log start inside that
         // batch: the start follows the end down (as in Kafka's truncateTo).
@@ -292,6 +293,7 @@ impl Log {
     /// log start and the log end), the next batch getting ordinal `ordinal`.
     pub fn truncate_fully_and_start_at(&mut self, offset: u64, ordinal: u64) -> Result<()> {
         self.check_usable()?;
+        self.truncations += 1;
         self.poll_flushes(true)?;
         let doomed: Vec<u64> = self.sealed.keys().copied().collect();
         let active_base = self.active.base();

@@ -777,6 +777,11 @@ impl Segment {
         self.time_index.file().sync()
     }
 
+    /// The log file, for an fsync of its data from another thread.
+    pub(crate) fn log_sync_handle(&self) -> (PathBuf, Arc<File>) {
+        (self.paths.log.to_path_buf(), Arc::clone(&self.log))
+    }
+
     /// Handles for syncing this segment's files from another thread.
     pub(crate) fn sync_handles(&self) -> Result<Vec<(PathBuf, Arc<File>)>> {
         Ok(vec![

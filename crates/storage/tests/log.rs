@@ -315,6 +315,62 @@ fn delete_records_moves_the_log_start_durably() {
     assert!(log.read(200, 10).expect("read").is_empty());
 }
 
+/// A sync job made on the owner's thread and run on another covers what was appended before
+/// it, not after; a truncation in between keeps it from advancing the recovery point.
+#[test]
+fn sync_jobs_cover_what_was_appended_before_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    assert!(
+        log.begin_sync().expect("begin").is_none(),
+        "a new log is durable as opened"
+    );
+    for i in 0..5u8 {
+        log.append(&batch(i as i64, 1, 100, i), 0).expect("append");
+    }
+    let job = log.begin_sync().expect("begin").expect("something to sync");
+    assert_eq!(job.end_offset(), 5);
+    log.append(&batch(5, 1, 100, 5), 0).expect("append");
+    let result = std::thread::scope(|s| s.spawn(|| job.run()).join().expect("thread"));
+    log.finish_sync(job, result).expect("finish");
+    assert_eq!(
+        log.flushed_offset(),
+        5,
+        "the append after begin_sync is not covered"
+    );
+    let job = log.begin_sync().expect("begin").expect("the sixth batch");
+    assert_eq!(job.end_offset(), 6);
+    let result = job.run();
+    log.finish_sync(job, result).expect("finish");
+    assert_eq!(log.flushed_offset(), 6);
+    assert!(
+        log.begin_sync().expect("begin").is_none(),
+        "nothing left to sync"
+    );
+
+    // Truncated while the job runs: what it covered may be gone, the recovery point stays.
+    log.append(&batch(6, 1, 100, 6), 0).expect("append");
+    let job = log.begin_sync().expect("begin").expect("the seventh batch");
+    log.truncate_to(6).expect("truncate");
+    log.append(&batch(6, 1, 100, 9), 0).expect("append");
+    let result = job.run();
+    log.finish_sync(job, result).expect("finish");
+    assert_eq!(log.flushed_offset(), 6);
+
+    // A failed fsync fails the log: nothing may be reported durable after it.
+    let job = log.begin_sync().expect("begin").expect("the replacement");
+    let failed = Err(StorageError::Io {
+        op: "fsync",
+        path: dir.path().to_path_buf(),
+        source: std::io::Error::other("EIO"),
+    });
+    assert!(log.finish_sync(job, failed).is_err());
+    assert!(
+        log.append(&batch(7, 1, 100, 7), 0).is_err(),
+        "the log refuses writes"
+    );
+}
+
 /// A raft log deletes no segment holding an entry not yet committed: marker batches take no
 /// offset, so uncommitted ones can sit at the end of a segment wholly below the new start.
 #[test]
