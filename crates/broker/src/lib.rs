@@ -22,6 +22,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod meta;
+mod node;
 mod read_buffers;
 mod server;
 mod topic_config;
