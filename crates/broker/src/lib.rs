@@ -21,6 +21,7 @@ mod disk;
 mod errors;
 mod groups;
 mod handlers;
+mod http;
 mod meta;
 mod node;
 mod read_buffers;
@@ -31,6 +32,7 @@ mod topics;
 pub use broker_configs::broker_name_of_log_setting;
 pub use cairn_groups::CoordinatorConfig;
 pub use config::{BrokerConfig, GroupSettings};
+pub use http::HttpLimits;
 pub use server::Broker;
 pub use topic_config::{ConfigError, DescribedConfig, TopicConfigs};
 
@@ -40,6 +42,15 @@ pub enum BrokerError {
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP API's listener could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
         /// The address.
         addr: std::net::SocketAddr,
         /// Why.

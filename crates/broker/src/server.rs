@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
+use crate::http::HttpServer;
 use crate::node::Node;
 use crate::{handlers, BrokerError};
 
@@ -59,6 +60,7 @@ pub struct Broker {
     node: Arc<Node>,
     shards: Arc<StorageShards>,
     local_addr: SocketAddr,
+    http: Option<HttpServer>,
     shutdown: watch::Sender<bool>,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -101,13 +103,58 @@ async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> st
 }
 
 impl Broker {
-    /// Opens the data directory (topics, partitions, metadata), binds the listener and starts
-    /// serving.
+    /// Binds the HTTP API (if configured; it answers `/livez` from then on and 503 to
+    /// everything else), opens the data directory (topics, partitions, metadata, groups),
+    /// binds the Kafka listener and starts serving both.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let http = match config.http_listen {
+            Some(addr) => Some(
+                HttpServer::bind(addr, config.http.clone(), shutdown_rx.clone())
+                    .await
+                    .map_err(|source| BrokerError::HttpBind { addr, source })?,
+            ),
+            None => None,
+        };
+        let started = Self::open(config, shutdown_rx).await;
+        let (node, shards, listener, local_addr) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                // Nothing else runs yet: stop the HTTP server, which waits for nothing.
+                let _ = shutdown.send(true);
+                if let Some(http) = http {
+                    http.stopped().await;
+                }
+                return Err(e);
+            }
+        };
+        node.spawn_tasks();
+        let acceptor = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&node),
+            node.shutdown.clone(),
+        ));
+        if let Some(http) = &http {
+            http.serve(Arc::clone(&node));
+        }
+        Ok(Broker {
+            node,
+            shards,
+            local_addr,
+            http,
+            shutdown,
+            acceptor,
+        })
+    }
+
+    /// Opens the node and binds the Kafka listener.
+    async fn open(
+        config: BrokerConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Arc<Node>, Arc<StorageShards>, TcpListener, SocketAddr), BrokerError> {
         let shards =
             Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut node = Node::open(config, Arc::clone(&shards), shutdown_rx.clone()).await?;
+        let mut node = Node::open(config, Arc::clone(&shards), shutdown).await?;
         let listen = node.config.listen;
         let listener = TcpListener::bind(listen)
             .await
@@ -122,16 +169,12 @@ impl Broker {
         if node.config.advertise.1 == 0 {
             node.config.advertise.1 = local_addr.port();
         }
-        let node = Arc::new(node);
-        node.spawn_tasks();
-        let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&node), shutdown_rx));
-        Ok(Broker {
-            node,
-            shards,
-            local_addr,
-            shutdown,
-            acceptor,
-        })
+        Ok((Arc::new(node), shards, listener, local_addr))
+    }
+
+    /// The address the HTTP API is bound to, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
     }
 
     /// The address the listener is bound to.
@@ -155,6 +198,9 @@ impl Broker {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.acceptor.await;
+        if let Some(http) = self.http {
+            http.stopped().await;
+        }
         self.node.topics.close_all().await;
         let shards = self.shards;
         let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
