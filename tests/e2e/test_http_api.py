@@ -522,7 +522,27 @@ def test_broker_and_cluster_configs(broker, api):
         "KafkaClusterConfig", "2097152", "DYNAMIC_DEFAULT_BROKER_CONFIG", "BROKER")
     assert expect(api.get(f"{base}/brokers/1/configs/log.segment.bytes"), 200)["source"] == \
         "DYNAMIC_DEFAULT_BROKER_CONFIG"
+    assert api.put(f"{base}/broker-configs/log.retention.bytes",
+                   json_body={"value": "1073741824"}).status == 204
+    got = expect(api.get(f"{base}/broker-configs/log.retention.bytes"), 200)
+    assert (got["value"], got["source"]) == ("1073741824", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+    assert api.delete(f"{base}/broker-configs/log.retention.bytes").status == 204
+    # As Kafka describes the cluster-wide resource: only the configs set at that level.
+    assert error_of(api.get(f"{base}/broker-configs/log.retention.bytes"))[:2] == (404, 40404)
+    assert expect(api.get(f"{base}/brokers/1/configs/log.retention.bytes"), 200)["source"] == \
+        "DEFAULT_CONFIG"
+    # A broker's batch; the per-broker value wins over the cluster-wide one.
+    assert api.post(f"{base}/brokers/1/configs:alter", json_body={"data": [
+        {"name": "log.segment.bytes", "value": "4194304"},
+        {"name": "log.flush.interval.ms", "value": "1000"}]}).status == 204
+    got = expect(api.get(f"{base}/brokers/1/configs/log.segment.bytes"), 200)
+    assert (got["value"], got["source"]) == ("4194304", "DYNAMIC_BROKER_CONFIG")
+    status, code, message = error_of(api.post(f"{base}/brokers/1/configs:alter", json_body={
+        "data": [{"name": "log.segment.bytes", "value": "x", "operation": "APPEND"}]}))
+    assert (status, code) == (400, 40002) and "INVALID_CONFIG" in message
     assert error_of(api.get(f"{base}/brokers/2/configs"))[:2] == (404, 40407)
+    assert error_of(api.post(f"{base}/brokers/2/configs:alter", json_body={"data": []}))[:2] == (
+        404, 40407)
     assert error_of(api.get(f"{base}/broker-configs/nope"))[:2] == (404, 40404)
 
 

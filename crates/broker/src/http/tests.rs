@@ -12,10 +12,12 @@ use super::{router, HttpLimits, HttpState};
 use crate::{Broker, BrokerConfig};
 
 async fn call(state: &Arc<HttpState>, req: Request<Body>) -> (StatusCode, Value) {
-    let response = router(Arc::clone(state))
-        .oneshot(req)
-        .await
-        .expect("infallible");
+    send(router(Arc::clone(state)), req).await
+}
+
+/// Calls `app` (a clone of one router shares its limits).
+async fn send(app: axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+    let response = app.oneshot(req).await.expect("infallible");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
@@ -136,4 +138,65 @@ async fn answers_follow_rest_proxy_and_readiness_follows_the_node() {
     let (status, body) = call(&ready, get("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error_code"], 50302);
+}
+
+/// With one slot, a request waits while a consume holds it; the consume, asking to wait
+/// longer than the request timeout, is cut off at the timeout with 503 50301, which frees
+/// the slot for the one waiting.
+#[tokio::test]
+async fn requests_wait_for_a_slot_within_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = BrokerConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    let broker = Broker::start(config).await.expect("start");
+    let node = broker.ctx();
+    let created = crate::node::topics::NewTopic {
+        name: "t".into(),
+        partitions: 1,
+        replication_factor: -1,
+        ..Default::default()
+    };
+    node.create_topic(&created, false).await.expect("topic");
+    let mut limits = HttpLimits::default();
+    limits.max_in_flight = 1;
+    limits.request_timeout = std::time::Duration::from_millis(300);
+    let state = Arc::new(HttpState::new(limits));
+    let _ = state.node.set(node);
+
+    let app = router(Arc::clone(&state));
+    let long = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            send(
+                app,
+                get("/topics/t/partitions/0/records?offset=0&timeout_ms=5000"),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let (status, _) = send(
+        app.clone(),
+        get(&format!("/v3/clusters/{}", broker.cluster_id())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(150)
+            && waited < std::time::Duration::from_secs(3),
+        "waited {waited:?} for the slot"
+    );
+    let (status, body) = long.await.expect("task");
+    assert_eq!(
+        (status, body["error_code"].as_u64()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(50301))
+    );
+    // Probes do not wait for a slot.
+    let (status, _) = send(app, get("/livez")).await;
+    assert_eq!(status, StatusCode::OK);
+    broker.shutdown().await;
 }
