@@ -159,9 +159,11 @@ async fn requests_wait_for_a_slot_within_the_timeout() {
         ..Default::default()
     };
     node.create_topic(&created, false).await.expect("topic");
-    let mut limits = HttpLimits::default();
-    limits.max_in_flight = 1;
-    limits.request_timeout = std::time::Duration::from_millis(300);
+    let limits = HttpLimits {
+        max_in_flight: 1,
+        request_timeout: std::time::Duration::from_millis(300),
+        ..HttpLimits::default()
+    };
     let state = Arc::new(HttpState::new(limits));
     let _ = state.node.set(node);
 
