@@ -109,3 +109,31 @@ impl AsyncWrite for Connection {
         self.stream.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    /// A second connection is accepted only once the first one is closed.
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = tcp.local_addr().expect("addr");
+        let mut listener = Limited::new(tcp, 1);
+        let _a = TcpStream::connect(addr).await.expect("connect a");
+        let (first, _) = listener.accept().await;
+        let _b = TcpStream::connect(addr).await.expect("connect b");
+        let waiting = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(
+            waiting.is_err(),
+            "a second connection was accepted beyond the limit"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        assert!(
+            second.is_ok(),
+            "the freed permit admits the waiting connection"
+        );
+    }
+}
