@@ -35,6 +35,7 @@ mod v2;
 mod v3;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -105,6 +106,9 @@ pub(crate) struct HttpState {
     pub(crate) limits: HttpLimits,
     /// Permits of `produce_bytes_in_flight`, one per body byte.
     pub(crate) produce_bytes: Arc<Semaphore>,
+    /// Counts produce requests: which partition the null-keyed records of the next one
+    /// stick to.
+    pub(crate) next_sticky: AtomicUsize,
 }
 
 impl HttpState {
@@ -117,6 +121,7 @@ impl HttpState {
             node: OnceLock::new(),
             limits,
             produce_bytes: Arc::new(Semaphore::new(permits)),
+            next_sticky: AtomicUsize::new(0),
         }
     }
 

@@ -17,7 +17,7 @@
 //! round-robin across requests.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, Request, State};
@@ -31,8 +31,8 @@ use cairn_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use cairn_protocol::partitioner::partition_for_key;
-use serde::Deserialize;
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Format, V2_JSON};
@@ -52,27 +52,20 @@ const RECORD_OVERHEAD: usize = 40;
 /// Likewise per header (name and value lengths).
 const HEADER_OVERHEAD: usize = 10;
 
-/// Which partition null-keyed records of the next request stick to.
-static NEXT_STICKY: AtomicUsize = AtomicUsize::new(0);
-
 /// REST Proxy v2's produce request (the schema fields are accepted and ignored, as REST
 /// Proxy ignores them for the binary and JSON formats).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProduceRequest {
     records: Vec<ProduceRecord>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    key_schema: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    key_schema_id: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    value_schema: Option<Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    value_schema_id: Option<Value>,
+    #[serde(default, rename = "key_schema")]
+    _key_schema: Option<IgnoredAny>,
+    #[serde(default, rename = "key_schema_id")]
+    _key_schema_id: Option<IgnoredAny>,
+    #[serde(default, rename = "value_schema")]
+    _value_schema: Option<IgnoredAny>,
+    #[serde(default, rename = "value_schema_id")]
+    _value_schema_id: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,7 +209,8 @@ async fn produce(
         ));
     }
     let partitions = t.partitions.len() as i32;
-    let sticky = (NEXT_STICKY.fetch_add(1, Ordering::Relaxed) % partitions.max(1) as usize) as i32;
+    let sticky =
+        (state.next_sticky.fetch_add(1, Ordering::Relaxed) % partitions.max(1) as usize) as i32;
     let now = wall_ms();
     let mut by_partition: BTreeMap<i32, Vec<Prepared>> = BTreeMap::new();
     for (index, record) in request.records.into_iter().enumerate() {
