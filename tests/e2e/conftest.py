@@ -202,17 +202,30 @@ class Cairn:
             self.proc.wait()
 
 
+def http_listen_env(args, env: dict[str, str] | None) -> dict[str, str]:
+    """`env` plus a free HTTP port for a `cairn serve` that names none: the HTTP API's default
+    port (8080) must not make tests collide with each other or with anything else on the
+    machine. A test that wants the configuration file's `http_listen` passes
+    `CAIRN_HTTP_LISTEN=""` (an empty variable counts as unset)."""
+    env = dict(env or {})
+    if args and args[0] == "serve" and "--http-listen" not in args and "CAIRN_HTTP_LISTEN" not in env:
+        env["CAIRN_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
+    return env
+
+
 @pytest.fixture
 def run_cairn(cairn_bin: Path, tmp_path: Path):
     """Starts `cairn ARGS...` in `tmp_path` with a clean environment plus `env`.
 
     Returns the `Cairn`; does not wait for readiness. Anything still running at the end of the
-    test is killed, so a failing test leaks no process.
+    test is killed, so a failing test leaks no process. A `serve` gets a free HTTP port unless
+    the test names one (`http_listen_env`).
     """
     started: list[Cairn] = []
 
     def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Cairn:
-        process = Cairn([str(cairn_bin), *args], clean_env(**(env or {})), cwd or tmp_path)
+        env = http_listen_env(args, env)
+        process = Cairn([str(cairn_bin), *args], clean_env(**env), cwd or tmp_path)
         started.append(process)
         return process
 
@@ -292,7 +305,9 @@ def port_accepts(host: str, port: int) -> bool:
 
 
 class Broker:
-    """A `cairn serve` node with a Kafka listener on 127.0.0.1:PORT and its own data dir.
+    """A `cairn serve` node with a Kafka listener on 127.0.0.1:PORT, its HTTP API on
+    127.0.0.1:HTTP_PORT (`broker.http` is its base URL; unless `args` or `env` choose another
+    `--http-listen`) and its own data dir.
 
     It can be stopped, killed and started again on the same directory and port; every run's
     stderr is kept, and the fixture fails the test at teardown if any run panicked.
@@ -306,6 +321,9 @@ class Broker:
         self.env = dict(env)
         self.args = tuple(args)
         self.port = free_port()
+        self.http_port = free_port()
+        while self.http_port == self.port:
+            self.http_port = free_port()
         self.host = "127.0.0.1"
         self.runs: list[Cairn] = []
         self.ready: dict[str, str] = {}
@@ -313,6 +331,11 @@ class Broker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http(self) -> str:
+        """The HTTP API's base URL, `http://127.0.0.1:HTTP_PORT`."""
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def process(self) -> Cairn:
@@ -338,6 +361,8 @@ class Broker:
             "--listen", self.bootstrap,
             *self.args,
         ]
+        if "--http-listen" not in self.args and "CAIRN_HTTP_LISTEN" not in self.env:
+            argv += ["--http-listen", f"{self.host}:{self.http_port}"]
         process = Cairn(argv, clean_env(**self.env), self.cwd)
         self.runs.append(process)
         self.ready = process.wait_ready()

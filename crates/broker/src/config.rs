@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use cairn_storage::LogConfig;
 
 pub use crate::groups::GroupSettings;
+use crate::http::HttpLimits;
 
 /// Settings of one broker node.
 #[derive(Debug, Clone)]
@@ -18,6 +19,10 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// The address the Kafka listener binds.
     pub listen: SocketAddr,
+    /// The address the HTTP API binds; `None`: no HTTP API.
+    pub http_listen: Option<SocketAddr>,
+    /// The HTTP API's limits.
+    pub http: HttpLimits,
     /// Host and port clients are told to connect to (Kafka's `advertised.listeners`).
     pub advertise: (String, u16),
     /// `auto.create.topics.enable`: Metadata for an unknown topic creates it (Kafka default
@@ -65,6 +70,8 @@ impl BrokerConfig {
             node_id: 1,
             data_dir,
             listen,
+            http_listen: None,
+            http: HttpLimits::default(),
             advertise: (listen.ip().to_string(), listen.port()),
             auto_create_topics: true,
             num_partitions: 1,

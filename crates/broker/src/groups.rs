@@ -32,7 +32,7 @@ use cairn_protocol::ErrorCode;
 use cairn_storage::{batch, VerifiedBatch};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use crate::server::Ctx;
+use crate::node::Node;
 use crate::topic_config::TopicConfigs;
 use crate::topics::{TopicError, TopicRegistry};
 use crate::BrokerError;
@@ -225,7 +225,7 @@ impl Groups {
 
 /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on the first
 /// FindCoordinator).
-pub(crate) async fn ensure_offsets_topic(ctx: &Ctx) -> Result<(), ErrorCode> {
+pub(crate) async fn ensure_offsets_topic(ctx: &Node) -> Result<(), ErrorCode> {
     if ctx.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
@@ -314,12 +314,17 @@ fn offsets_batch(entries: &[Entry]) -> Result<Bytes, ErrorCode> {
 /// Appends records to `__consumer_offsets` partition `partition` and waits until they are
 /// committed (acks=all): on `Ok` they survive a crash. Answers the offset of the first record
 /// (the others follow it in order); 0 when there was nothing to write.
-pub(crate) async fn append(ctx: &Ctx, partition: i32, entries: &[Entry]) -> Result<u64, ErrorCode> {
+pub(crate) async fn append(
+    ctx: &Node,
+    partition: i32,
+    entries: &[Entry],
+) -> Result<u64, ErrorCode> {
     if entries.is_empty() {
         return Ok(0);
     }
     ensure_offsets_topic(ctx).await?;
-    let (_, handle) = crate::handlers::partition(ctx, OFFSETS_TOPIC, partition)
+    let (_, handle) = ctx
+        .partition(OFFSETS_TOPIC, partition)
         .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
     let batch = VerifiedBatch::new(offsets_batch(entries)?, u32::MAX).map_err(|e| {
         tracing::error!(error = %e, "an offsets batch of our own is invalid");
@@ -411,7 +416,7 @@ pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), 
 
 /// The background tasks: the coordinator's timer, the group-record writer and offsets
 /// expiry. They end when the broker shuts down.
-pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) fn spawn_tasks(ctx: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
     let timer_ctx = Arc::clone(&ctx);
     let mut timer_shutdown = shutdown.clone();
     tokio::spawn(async move {
@@ -451,7 +456,7 @@ pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
         let mut writer_shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                // Ends with the broker (the sender lives in `Ctx`, which this task holds).
+                // Ends with the broker (the sender lives in `Node`, which this task holds).
                 let next = tokio::select! {
                     next = rx.recv() => next,
                     _ = writer_shutdown.changed() => None,
@@ -483,7 +488,7 @@ pub(crate) fn spawn_tasks(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Writes tombstones for expired offsets (and emptied groups), then applies them.
-pub(crate) async fn expire_offsets(ctx: &Ctx) {
+pub(crate) async fn expire_offsets(ctx: &Node) {
     let expired = ctx.groups.read(|c| c.expired_offsets(wall_ms()));
     if expired.is_empty() {
         return;
@@ -539,7 +544,7 @@ mod tests {
         c
     }
 
-    async fn commit(ctx: &Ctx, group: &str, offset: i64) {
+    async fn commit(ctx: &Node, group: &str, offset: i64) {
         let key = RecordKey::Offset {
             group: group.into(),
             topic: "t".into(),
@@ -562,7 +567,7 @@ mod tests {
             .with(|c, _| c.apply_offset_commit(group, "t", 0, value, None));
     }
 
-    fn committed(ctx: &Ctx, group: &str) -> Option<i64> {
+    fn committed(ctx: &Node, group: &str) -> Option<i64> {
         ctx.groups
             .read(|c| c.committed_offset(group, "t", 0).map(|v| v.offset))
     }

@@ -1,18 +1,21 @@
-//! Cairn's broker: the Kafka-protocol TCP server, its request handlers, and the topics they
-//! serve.
+//! Cairn's broker: the node layer (topics, partitions, groups, configs and the operations on
+//! them) and its two front ends, the Kafka-protocol TCP server and the HTTP API.
 //!
 //! ```text
 //! client ──TCP──► connection task ── frame (protocol::decode_frame, bounded)
 //!                   │  parse_request ── unknown API / bad frame: log peer+reason, close
-//!                   ├─► one task per request ─► handlers::handle ─► TopicRegistry ─►
-//!                   │        PartitionHandle (storage shard) ─► response
-//!                   └─◄ responses written in request order (at most
-//!                       `max_inflight_per_connection` in flight; reading pauses beyond)
+//!                   ├─► one task per request ─► handlers::handle ─┐
+//!                   └─◄ responses written in request order        │
+//!                       (at most `max_inflight_per_connection`)   ├─► node::Node ─► TopicRegistry
+//! HTTP client ──► http (axum; REST Proxy v3/v2 shapes) ───────────┘     ─► PartitionHandle
+//!                                                                         (storage shard)
 //! ```
 //!
-//! The broker knows Kafka requests and topics; partitions know raft and the log. Everything a
-//! client can make the broker hold is bounded: frame size, requests in flight per connection,
-//! connections, decompression per batch, partitions per topic.
+//! The broker knows Kafka requests, HTTP and topics; partitions know raft and the log. Both
+//! front ends translate into the node layer's operations and never call each other.
+//! Everything a client can make the broker hold is bounded: frame size, requests in flight
+//! per connection, connections, decompression per batch, partitions per topic, HTTP bodies,
+//! requests and waits.
 #![warn(missing_docs)]
 
 mod broker_configs;
@@ -21,7 +24,9 @@ mod disk;
 mod errors;
 mod groups;
 mod handlers;
+mod http;
 mod meta;
+mod node;
 mod read_buffers;
 mod server;
 mod topic_config;
@@ -30,6 +35,7 @@ mod topics;
 pub use broker_configs::broker_name_of_log_setting;
 pub use cairn_groups::CoordinatorConfig;
 pub use config::{BrokerConfig, GroupSettings};
+pub use http::HttpLimits;
 pub use server::Broker;
 pub use topic_config::{ConfigError, DescribedConfig, TopicConfigs};
 
@@ -39,6 +45,15 @@ pub enum BrokerError {
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP API's listener could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
         /// The address.
         addr: std::net::SocketAddr,
         /// Why.

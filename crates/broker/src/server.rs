@@ -38,11 +38,8 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
-use crate::disk::DiskGuard;
-use crate::groups::{self, Groups};
-use crate::meta::{self, ProducerIds};
-use crate::read_buffers::ReadBuffers;
-use crate::topics::TopicRegistry;
+use crate::http::HttpServer;
+use crate::node::Node;
 use crate::{handlers, BrokerError};
 
 /// How long shutdown waits for connections to finish their in-flight requests.
@@ -57,27 +54,13 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// little still costs only what it sent.
 const FRAME_RESERVE_BYTES: usize = 8 << 20;
 
-/// What request handlers share.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub(crate) config: BrokerConfig,
-    pub(crate) topics: TopicRegistry,
-    pub(crate) cluster_id: String,
-    pub(crate) producer_ids: ProducerIds,
-    pub(crate) groups: Groups,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    /// Reused buffers for Fetch reads.
-    pub(crate) read_buffers: Arc<ReadBuffers>,
-    /// The data directory's free space: produces are refused while it is full.
-    pub(crate) disk: Arc<DiskGuard>,
-}
-
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
-    ctx: Arc<Ctx>,
+    node: Arc<Node>,
     shards: Arc<StorageShards>,
     local_addr: SocketAddr,
+    http: Option<HttpServer>,
     shutdown: watch::Sender<bool>,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -120,66 +103,78 @@ async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> st
 }
 
 impl Broker {
-    /// Opens the data directory (topics, partitions, metadata), binds the listener and starts
-    /// serving.
-    pub async fn start(mut config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let dir = config.data_dir.clone();
-        // Its name durable too (even if it existed): every topic lives under it.
-        cairn_storage::durable::ensure_dir(&dir)?;
-        if config.node_id < 0 {
-            return Err(BrokerError::Config(format!(
-                "node.id must not be negative, got {}",
-                config.node_id
-            )));
-        }
-        let cluster_id = meta::cluster_id(&dir, config.node_id)?;
-        let producer_ids = ProducerIds::open(&dir)?;
-        // Before the partitions open: on a full disk this frees the ballast they need to
-        // write their checkpoints, and says once what is full.
-        let disk = Arc::new(DiskGuard::new(&dir, config.storage_min_free_bytes));
-        disk.check();
-        let shards =
-            Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
-        let raft_id = config.node_id as u64 + 1;
-        let topics =
-            TopicRegistry::load(&dir, Arc::clone(&shards), config.log.clone(), raft_id).await?;
-        let groups = Groups::new(&config.groups);
-        groups::load(&topics, &groups).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        if config.advertise.1 == 0 {
-            config.advertise.1 = local_addr.port();
-        }
+    /// Binds the HTTP API (if configured; it answers `/livez` from then on and 503 to
+    /// everything else), opens the data directory (topics, partitions, metadata, groups),
+    /// binds the Kafka listener and starts serving both.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let ctx = Arc::new(Ctx {
-            config,
-            topics,
-            cluster_id,
-            producer_ids,
-            groups,
-            shutdown: shutdown_rx.clone(),
-            read_buffers: Arc::default(),
-            disk: Arc::clone(&disk),
-        });
-        groups::spawn_tasks(Arc::clone(&ctx), shutdown_rx.clone());
-        spawn_disk_watch(disk, shutdown_rx.clone());
-        let acceptor = tokio::spawn(accept_loop(listener, Arc::clone(&ctx), shutdown_rx));
+        let http = match config.http_listen {
+            Some(addr) => Some(
+                HttpServer::bind(addr, config.http.clone(), shutdown_rx.clone())
+                    .await
+                    .map_err(|source| BrokerError::HttpBind { addr, source })?,
+            ),
+            None => None,
+        };
+        let started = Self::open(config, shutdown_rx).await;
+        let (node, shards, listener, local_addr) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                // Nothing else runs yet: stop the HTTP server, which waits for nothing.
+                let _ = shutdown.send(true);
+                if let Some(http) = http {
+                    http.stopped().await;
+                }
+                return Err(e);
+            }
+        };
+        node.spawn_tasks();
+        let acceptor = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&node),
+            node.shutdown.clone(),
+        ));
+        if let Some(http) = &http {
+            http.serve(Arc::clone(&node));
+        }
         Ok(Broker {
-            ctx,
+            node,
             shards,
             local_addr,
+            http,
             shutdown,
             acceptor,
         })
+    }
+
+    /// Opens the node and binds the Kafka listener.
+    async fn open(
+        config: BrokerConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Arc<Node>, Arc<StorageShards>, TcpListener, SocketAddr), BrokerError> {
+        let shards =
+            Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
+        let mut node = Node::open(config, Arc::clone(&shards), shutdown).await?;
+        let listen = node.config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: listen,
+            source,
+        })?;
+        if node.config.advertise.1 == 0 {
+            node.config.advertise.1 = local_addr.port();
+        }
+        Ok((Arc::new(node), shards, listener, local_addr))
+    }
+
+    /// The address the HTTP API is bound to, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
     }
 
     /// The address the listener is bound to.
@@ -187,15 +182,15 @@ impl Broker {
         self.local_addr
     }
 
-    /// The shared state handlers use (tests drive handlers directly with it).
+    /// The node handlers serve (tests drive handlers directly with it).
     #[cfg(test)]
-    pub(crate) fn ctx(&self) -> Arc<Ctx> {
-        Arc::clone(&self.ctx)
+    pub(crate) fn ctx(&self) -> Arc<Node> {
+        Arc::clone(&self.node)
     }
 
     /// The cluster id.
     pub fn cluster_id(&self) -> &str {
-        &self.ctx.cluster_id
+        &self.node.cluster_id
     }
 
     /// Stops accepting, lets connections finish in-flight requests (for a bounded time),
@@ -203,37 +198,20 @@ impl Broker {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.acceptor.await;
-        self.ctx.topics.close_all().await;
+        if let Some(http) = self.http {
+            http.stopped().await;
+        }
+        self.node.topics.close_all().await;
         let shards = self.shards;
         let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
     }
-}
-
-/// How often the data directory's free space is checked.
-const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Checks the free space every second until shutdown.
-fn spawn_disk_watch(disk: Arc<DiskGuard>, mut shutdown: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(DISK_CHECK_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            let disk = Arc::clone(&disk);
-            // statvfs and ballast writes are file system calls: off the network threads.
-            let _ = tokio::task::spawn_blocking(move || disk.check()).await;
-        }
-    });
 }
 
 fn is_shutting_down(rx: &watch::Receiver<bool>) -> bool {
     *rx.borrow()
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, ctx: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
     let mut connections = JoinSet::new();
     loop {
@@ -281,7 +259,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut shutdown: watch::
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    ctx: Arc<Ctx>,
+    ctx: Arc<Node>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::debug!(%peer, "connection opened");

@@ -36,6 +36,62 @@ use self::broker_table::{deserialize_broker_table, env_suffix, BROKER_KEYS};
 pub use self::log_table::log_settings;
 use self::log_table::{deserialize_log_table, LOG_KEYS};
 
+/// Default of `http_max_request_bytes`: 16 MiB.
+pub const DEFAULT_HTTP_MAX_REQUEST_BYTES: u64 = 16 << 20;
+/// Bounds of `http_max_request_bytes`.
+const HTTP_MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<u64> = 1024..=(1 << 30);
+
+/// Where the HTTP API listens: `IP:PORT`, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HttpListen {
+    /// No HTTP API.
+    Off,
+    /// Bind this address.
+    On(SocketAddr),
+}
+
+impl HttpListen {
+    /// The address to bind, if any.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            HttpListen::Off => None,
+            HttpListen::On(addr) => Some(addr),
+        }
+    }
+}
+
+impl std::str::FromStr for HttpListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HttpListen, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(HttpListen::Off);
+        }
+        s.parse()
+            .map(HttpListen::On)
+            .map_err(|e| format!("{s:?}: {e} (expected IP:PORT, e.g. 127.0.0.1:8080, or off)"))
+    }
+}
+
+impl TryFrom<String> for HttpListen {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<HttpListen, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for HttpListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpListen::Off => f.write_str("off"),
+            HttpListen::On(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
 /// Environment variable naming the configuration file; `--config` overrides it.
 pub const CONFIG_ENV: &str = "CAIRN_CONFIG";
 /// File read when neither `--config` nor `CAIRN_CONFIG` names one, if it exists.
@@ -57,6 +113,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `host:port` that clients are told to connect to; `listen` when unset.
     pub advertise: Option<String>,
+    /// Address the HTTP API binds, or off.
+    pub http_listen: HttpListen,
+    /// Largest body of an HTTP produce request.
+    pub http_max_request_bytes: u64,
     /// Log verbosity: a level (`info`) or a tracing directive list (`info,cairn=debug`).
     /// `RUST_LOG`, when set, takes precedence.
     pub log_level: String,
@@ -78,6 +138,8 @@ impl Default for Config {
             data_dir: PathBuf::from("cairn-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertise: None,
+            http_listen: HttpListen::On(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            http_max_request_bytes: DEFAULT_HTTP_MAX_REQUEST_BYTES,
             log_level: "info".to_string(),
             log: LogConfig::default(),
             broker: BrokerSettings::default(),
@@ -145,6 +207,9 @@ pub struct ConfigArgs {
     /// host:port advertised to clients [env: CAIRN_ADVERTISE; default: the listen address]
     #[arg(long, value_name = "HOST:PORT")]
     pub advertise: Option<String>,
+    /// Address of the HTTP API, or off [env: CAIRN_HTTP_LISTEN; default: 127.0.0.1:8080]
+    #[arg(long, value_name = "IP:PORT|off")]
+    pub http_listen: Option<HttpListen>,
     /// Log level or tracing directives [env: CAIRN_LOG_LEVEL; default: info; RUST_LOG wins]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -218,6 +283,16 @@ impl Config {
                 // Chooses the file; already consumed by `load`.
                 CONFIG_ENV => {}
                 "CAIRN_DATA_DIR" => self.data_dir = PathBuf::from(value),
+                "CAIRN_HTTP_LISTEN" => {
+                    self.http_listen = value
+                        .parse()
+                        .map_err(|err| anyhow::anyhow!("{name}={err}"))?;
+                }
+                "CAIRN_HTTP_MAX_REQUEST_BYTES" => {
+                    self.http_max_request_bytes = value.trim().parse().map_err(|_| {
+                        anyhow::anyhow!("{name}={value:?}: expected a number of bytes")
+                    })?;
+                }
                 "CAIRN_LISTEN" => {
                     self.listen = value.trim().parse().map_err(|err| {
                         anyhow::anyhow!(
@@ -296,8 +371,12 @@ impl Config {
             data_dir,
             listen,
             advertise,
+            http_listen,
             log_level,
         } = args;
+        if let Some(http_listen) = http_listen {
+            self.http_listen = *http_listen;
+        }
         if let Some(data_dir) = data_dir {
             self.data_dir = data_dir.clone();
         }
@@ -331,6 +410,21 @@ impl Config {
         }
         check_log_level(&self.log_level)?;
         self.to_log_config().validate()?;
+        if !HTTP_MAX_REQUEST_BYTES_RANGE.contains(&self.http_max_request_bytes) {
+            bail!(
+                "http_max_request_bytes {} must be from {} to {}",
+                self.http_max_request_bytes,
+                HTTP_MAX_REQUEST_BYTES_RANGE.start(),
+                HTTP_MAX_REQUEST_BYTES_RANGE.end()
+            );
+        }
+        if let (Some(http), true) = (self.http_listen.addr(), self.listen.port() != 0) {
+            if http == self.listen {
+                bail!(
+                    "http_listen {http} is also the Kafka listen address; give the HTTP API                      another port (or http_listen = \"off\")"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -472,6 +566,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
         assert_eq!(config.advertise_addr(), "127.0.0.1:9092");
         assert_eq!(config.log_level, "info");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.http_max_request_bytes, 16 << 20);
         assert_eq!(config.to_log_config(), LogConfig::default());
         config.validate().expect("defaults are valid");
         assert!(loaded.file.is_none());
@@ -537,9 +633,11 @@ mod tests {
             data_dir: Some(PathBuf::from("/flag")),
             listen: Some("[::1]:9093".parse().expect("valid address")),
             advertise: Some("broker1:9093".to_string()),
+            http_listen: Some(HttpListen::Off),
             log_level: Some("debug".to_string()),
         };
         let config = resolve(None, &[], &flags).expect("flags load").config;
+        assert_eq!(config.http_listen, HttpListen::Off);
         assert_eq!(config.data_dir, PathBuf::from("/flag"));
         assert_eq!(config.listen.to_string(), "[::1]:9093");
         assert_eq!(config.advertise_addr(), "broker1:9093");
@@ -605,6 +703,64 @@ mod tests {
             .config
             .static_broker_configs
             .is_empty());
+    }
+
+    #[test]
+    fn http_settings_come_from_every_layer() {
+        let file = "http_listen = \"127.0.0.1:1111\"\nhttp_max_request_bytes = 2048\n";
+        let config = resolve(Some(file), &[], &ConfigArgs::default())
+            .expect("file loads")
+            .config;
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:1111");
+        assert_eq!(config.http_max_request_bytes, 2048);
+        let environment = [
+            ("CAIRN_HTTP_LISTEN", "off"),
+            ("CAIRN_HTTP_MAX_REQUEST_BYTES", "4096"),
+        ];
+        let config = resolve(Some(file), &environment, &ConfigArgs::default())
+            .expect("env loads")
+            .config;
+        assert_eq!(config.http_listen, HttpListen::Off);
+        assert_eq!(config.http_max_request_bytes, 4096);
+        let flags = ConfigArgs {
+            http_listen: Some("127.0.0.1:3333".parse().expect("valid")),
+            ..ConfigArgs::default()
+        };
+        let config = resolve(Some(file), &environment, &flags)
+            .expect("flags load")
+            .config;
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:3333");
+
+        let message = error(resolve(
+            None,
+            &[("CAIRN_HTTP_LISTEN", "localhost")],
+            &ConfigArgs::default(),
+        ));
+        assert!(message.contains("CAIRN_HTTP_LISTEN"), "{message}");
+        assert!(message.contains("expected IP:PORT"), "{message}");
+        let message = error(resolve(
+            Some("http_listen = \"nowhere\"\n"),
+            &[],
+            &ConfigArgs::default(),
+        ));
+        assert!(message.contains("line 1"), "{message}");
+        assert!(message.contains("or off"), "{message}");
+        for (pairs, expected) in [
+            (
+                &[("CAIRN_HTTP_MAX_REQUEST_BYTES", "10")][..],
+                "http_max_request_bytes 10",
+            ),
+            (
+                &[("CAIRN_HTTP_LISTEN", "127.0.0.1:9092")][..],
+                "also the Kafka listen address",
+            ),
+        ] {
+            let config = resolve(None, pairs, &ConfigArgs::default())
+                .expect("parses")
+                .config;
+            let message = format!("{:#}", config.validate().expect_err("invalid"));
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! 2. install signal handlers, before anything announces readiness, so a signal sent the
 //!    moment `cairn ready` appears is handled rather than killing the process;
 //! 3. create the data directory and lock it;
-//! 4. start the broker: open every topic's partitions (recovering them after a crash) and
-//!    bind the Kafka listener;
-//! 5. log `cairn ready` — clients can connect from this line on.
+//! 4. start the broker: bind the HTTP API (`/livez` answers from here on, `/readyz` says
+//!    503), open every topic's partitions (recovering them after a crash) and bind the Kafka
+//!    listener;
+//! 5. log `cairn ready` with the Kafka and HTTP addresses — clients can connect from this
+//!    line on, and `/readyz` says 200.
 //!
 //! Shutdown runs the same steps backwards: `shutting down`, stop accepting and drain
 //! connections, flush and close every partition (a clean shutdown: the next start reads no
@@ -20,7 +22,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, info, warn};
 
-use cairn_broker::{Broker, BrokerConfig};
+use cairn_broker::{Broker, BrokerConfig, HttpLimits};
 
 use crate::config::{log_settings, Config, ConfigArgs};
 use crate::lock::DataDirLock;
@@ -63,10 +65,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let broker = Broker::start(broker_config(config, &data_dir))
         .await
         .context("cannot start the broker")?;
+    let http = match broker.http_addr() {
+        Some(addr) => format!("http://{addr}"),
+        None => "off".to_string(),
+    };
     info!(
         data_dir = %data_dir.display(),
         listen = %broker.local_addr(),
         advertise = %config.advertise_addr(),
+        http = %http,
         cluster_id = broker.cluster_id(),
         "cairn ready"
     );
@@ -99,6 +106,8 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.groups.offset_metadata_max_bytes = g.offset_metadata_max_bytes;
     b.groups.retention_check_interval_ms = g.offsets_retention_check_interval_ms;
     b.storage_min_free_bytes = g.storage_min_free_bytes;
+    b.http_listen = config.http_listen.addr();
+    b.http = HttpLimits::new(usize::try_from(config.http_max_request_bytes).unwrap_or(usize::MAX));
     b.log = config.to_log_config();
     b.static_configs = config.static_broker_configs.clone();
     b

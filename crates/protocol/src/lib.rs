@@ -34,6 +34,7 @@ pub mod errors;
 pub mod frame;
 mod legacy;
 pub mod message_sets;
+pub mod partitioner;
 pub mod records;
 pub mod request;
 pub mod response;

@@ -16,13 +16,12 @@ use cairn_protocol::kafka_protocol::messages::{
 use cairn_protocol::ErrorCode;
 
 use super::{str_bytes, topic_name};
-use crate::errors::topic_error;
-use crate::server::Ctx;
+use crate::node::topics::NewTopic;
+use crate::node::{Node, NodeError};
 use crate::topic_config::TopicConfigs;
-use crate::topics::{TopicError, MAX_PARTITIONS};
 
 pub(super) async fn create_topics(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -56,7 +55,7 @@ pub(super) async fn create_topics(
                 r.num_partitions = partitions;
                 r.replication_factor = 1;
                 r.configs = Some(
-                    super::configs::topic_entries(ctx, &configs)
+                    ctx.topic_entries(&configs)
                         .into_iter()
                         .map(|d| {
                             let mut c = CreatableTopicConfigs::default();
@@ -82,76 +81,50 @@ pub(super) async fn create_topics(
 
 pub(super) type Refusal = (ErrorCode, String);
 
-pub(super) fn refusal(e: TopicError) -> Refusal {
-    (topic_error(&e), e.to_string())
+fn node_refusal(e: NodeError) -> Refusal {
+    (e.code(), e.to_string())
 }
 
 async fn create_one(
-    ctx: &Ctx,
+    ctx: &Node,
     name: &str,
     topic: &cairn_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic,
     validate_only: bool,
 ) -> Result<(uuid::Uuid, i32, TopicConfigs), Refusal> {
-    let node = ctx.config.node_id;
-    // One broker: a replication factor above 1 cannot be met.
-    if topic.replication_factor > 1
-        || topic.replication_factor == 0
-        || topic.replication_factor < -1
-    {
-        return Err(refusal(TopicError::InvalidReplicationFactor(format!(
-            "replication factor {} is not possible on a single-node cluster (use 1 or -1)",
-            topic.replication_factor
-        ))));
-    }
-    let partitions = if topic.assignments.is_empty() {
-        match topic.num_partitions {
-            -1 => ctx.config.num_partitions,
-            n => n,
-        }
-    } else {
-        if topic.num_partitions != -1 || topic.replication_factor != -1 {
-            return Err((
-                ErrorCode::InvalidRequest,
-                "replica assignments exclude num_partitions and replication_factor".into(),
-            ));
-        }
-        for (i, a) in topic.assignments.iter().enumerate() {
-            if a.partition_index != i as i32
-                || a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != [node]
-            {
-                return Err((
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "partition {} must be assigned to broker {node} alone",
-                        a.partition_index
-                    ),
-                ));
-            }
-        }
-        topic.assignments.len() as i32
-    };
-    if partitions > MAX_PARTITIONS {
-        return Err(refusal(TopicError::InvalidPartitions(format!(
-            "number of partitions must be at most {MAX_PARTITIONS}"
-        ))));
-    }
-    let configs = TopicConfigs::from_pairs(
-        topic
+    let new = NewTopic {
+        name: name.to_string(),
+        partitions: topic.num_partitions,
+        replication_factor: i32::from(topic.replication_factor),
+        assignments: topic
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect(),
+        configs: topic
             .configs
             .iter()
-            .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
-    )
-    .map_err(|e| refusal(e.into()))?;
+            .map(|c| {
+                (
+                    c.name.as_str().to_string(),
+                    c.value.as_ref().map(|v| v.as_str().to_string()),
+                )
+            })
+            .collect(),
+    };
     let created = ctx
-        .topics
-        .create(name, partitions, configs, validate_only)
+        .create_topic(&new, validate_only)
         .await
-        .map_err(refusal)?;
-    Ok((created.id, partitions, created.configs.clone()))
+        .map_err(node_refusal)?;
+    Ok((created.id, created.partitions, created.configs))
 }
 
 pub(super) async fn delete_topics(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
@@ -175,10 +148,10 @@ pub(super) async fn delete_topics(
         let mut topic_id = id;
         match name {
             None => r.error_code = ErrorCode::UnknownTopicId.code(),
-            Some(name) => match ctx.topics.delete(&name).await {
+            Some(name) => match ctx.delete_topic(&name).await {
                 Ok(deleted_id) => topic_id = deleted_id,
                 Err(e) => {
-                    r.error_code = topic_error(&e).code();
+                    r.error_code = e.code().code();
                     if version >= 5 {
                         r.error_message = Some(str_bytes(&e.to_string()));
                     }
@@ -194,30 +167,28 @@ pub(super) async fn delete_topics(
 }
 
 pub(super) async fn create_partitions(
-    ctx: &Ctx,
+    ctx: &Node,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
-    let node = ctx.config.node_id;
     for topic in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
-        let bad_assignment = topic
+        let assignments: Vec<Vec<i32>> = topic
             .assignments
             .iter()
             .flatten()
-            .any(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != [node]);
-        let result = if bad_assignment {
-            Err((
-                ErrorCode::InvalidReplicaAssignment,
-                format!("partitions must be assigned to broker {node} alone"),
-            ))
-        } else {
-            ctx.topics
-                .add_partitions(topic.name.0.as_str(), topic.count, req.validate_only)
-                .await
-                .map_err(refusal)
-        };
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
+        let result = ctx
+            .add_partitions(
+                topic.name.0.as_str(),
+                topic.count,
+                &assignments,
+                req.validate_only,
+            )
+            .await
+            .map_err(node_refusal);
         if let Err((code, message)) = result {
             r.error_code = code.code();
             r.error_message = Some(str_bytes(&message));
@@ -227,7 +198,7 @@ pub(super) async fn create_partitions(
     resp
 }
 
-pub(super) fn init_producer_id(ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(super) fn init_producer_id(ctx: &Node, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
@@ -256,7 +227,7 @@ pub(super) fn init_producer_id(ctx: &Ctx, req: InitProducerIdRequest) -> InitPro
 }
 
 pub(super) fn describe_cluster(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {

@@ -10,7 +10,7 @@ use cairn_protocol::kafka_protocol::messages::*;
 use cairn_protocol::{client, message_sets, parse_request, ErrorCode, Request};
 
 use super::{handle, str_bytes, topic_name};
-use crate::server::Ctx;
+use crate::node::Node;
 use crate::{Broker, BrokerConfig};
 
 async fn start(dir: &Path) -> Broker {
@@ -18,7 +18,7 @@ async fn start(dir: &Path) -> Broker {
     Broker::start(config).await.expect("start")
 }
 
-async fn ask(ctx: &Arc<Ctx>, version: i16, body: RequestKind) -> ResponseKind {
+async fn ask(ctx: &Arc<Node>, version: i16, body: RequestKind) -> ResponseKind {
     let key = match &body {
         RequestKind::AlterConfigs(_) => ApiKey::AlterConfigs,
         RequestKind::IncrementalAlterConfigs(_) => ApiKey::IncrementalAlterConfigs,
@@ -112,7 +112,12 @@ fn alter_result(r: ResponseKind) -> (i16, String) {
 /// name -> (value, source, read_only, synonym sources)
 type Described = std::collections::BTreeMap<String, (String, i8, bool, Vec<(String, i8)>)>;
 
-async fn describe(ctx: &Arc<Ctx>, version: i16, resource_type: i8, name: &str) -> (i16, Described) {
+async fn describe(
+    ctx: &Arc<Node>,
+    version: i16,
+    resource_type: i8,
+    name: &str,
+) -> (i16, Described) {
     let mut res = describe_configs_request::DescribeConfigsResource::default();
     res.resource_type = resource_type;
     res.resource_name = str_bytes(name);
@@ -402,7 +407,7 @@ fn produce(topic: &str, records: usize) -> RequestKind {
 }
 
 async fn log_dir_sizes(
-    ctx: &Arc<Ctx>,
+    ctx: &Arc<Node>,
     version: i16,
     topics: Option<&[(&str, &[i32])]>,
 ) -> (DescribeLogDirsResult, Vec<(String, i32, i64)>) {

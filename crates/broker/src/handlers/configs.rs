@@ -6,7 +6,7 @@
 //! resource and a null value (except for DELETE) are INVALID_REQUEST. Topic configs are
 //! `topic_config`'s; broker configs, their sources and synonyms are `broker_configs`'.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
 use cairn_protocol::kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -19,12 +19,12 @@ use cairn_protocol::kafka_protocol::messages::{
 use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::ErrorCode;
 
-use super::admin::{refusal, Refusal};
+use super::admin::Refusal;
 use super::str_bytes;
-use crate::broker_configs::{self, BrokerConfigError, Entry, Source, Synonym, View};
+use crate::broker_configs::{BrokerConfigError, Source, Synonym};
 use crate::errors::broker_config_error;
-use crate::server::Ctx;
-use crate::topic_config::TopicConfigs;
+use crate::node::configs::{ConfigChange, ConfigOp};
+use crate::node::Node;
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -51,57 +51,6 @@ fn config_type(value: &str) -> i8 {
 
 fn broker_refusal(e: BrokerConfigError) -> Refusal {
     (broker_config_error(&e), e.to_string())
-}
-
-/// One topic config as DescribeConfigs and CreateTopics show it.
-#[derive(Debug, Clone)]
-pub(super) struct TopicEntry {
-    pub(super) name: &'static str,
-    pub(super) value: String,
-    pub(super) source: Source,
-    pub(super) synonyms: Vec<Synonym>,
-    /// Whether Cairn acts on it yet.
-    pub(super) effective: bool,
-}
-
-/// A topic's configs with their sources: an override is TOPIC_CONFIG; an inherited value
-/// has the source of the broker level it comes from (Kafka's `createTopicConfigEntry`),
-/// e.g. DYNAMIC_DEFAULT_BROKER_CONFIG after a cluster-wide change of `log.retention.ms`.
-pub(super) fn topic_entries(ctx: &Ctx, configs: &TopicConfigs) -> Vec<TopicEntry> {
-    let defaults = ctx.topics.defaults();
-    let dynamic = ctx.topics.dynamic_configs();
-    let view = View {
-        config: &ctx.config,
-        dynamic: &dynamic,
-    };
-    let kafka_defaults: HashMap<&'static str, String> = TopicConfigs::default()
-        .describe(&cairn_storage::LogConfig::default())
-        .into_iter()
-        .map(|d| (d.name, d.value))
-        .collect();
-    configs
-        .describe(&defaults)
-        .into_iter()
-        .map(|d| {
-            let mut synonyms = Vec::new();
-            if d.overridden {
-                synonyms.push(Synonym {
-                    name: d.name,
-                    value: d.value.clone(),
-                    source: Source::Topic,
-                });
-            }
-            let default = kafka_defaults.get(d.name).map_or("", String::as_str);
-            synonyms.extend(view.topic_chain(d.name, default));
-            TopicEntry {
-                name: d.name,
-                source: synonyms.first().map_or(Source::Default, |s| s.source),
-                value: d.value,
-                synonyms,
-                effective: d.effective,
-            }
-        })
-        .collect()
 }
 
 /// How DescribeConfigs writes entries at the request's version.
@@ -149,7 +98,7 @@ impl Style {
 }
 
 pub(super) fn describe_configs(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -171,7 +120,8 @@ pub(super) fn describe_configs(
         match resource.resource_type {
             RESOURCE_TOPIC => match ctx.topics.get(resource.resource_name.as_str()) {
                 Some(topic) => {
-                    r.configs = topic_entries(ctx, &topic.configs)
+                    r.configs = ctx
+                        .topic_entries(&topic.configs)
                         .iter()
                         .filter(|e| wanted(e.name))
                         .map(|e| {
@@ -188,17 +138,7 @@ pub(super) fn describe_configs(
                 }
             },
             RESOURCE_BROKER => {
-                let dynamic = ctx.topics.dynamic_configs();
-                let view = View {
-                    config: &ctx.config,
-                    dynamic: &dynamic,
-                };
-                let entries: Result<Vec<Entry>, _> =
-                    broker_configs::scope_of(resource.resource_name.as_str(), ctx.config.node_id)
-                        .map(|scope| match scope {
-                            broker_configs::Scope::Broker => view.broker(),
-                            broker_configs::Scope::Cluster => view.cluster_defaults(),
-                        });
+                let entries = ctx.broker_configs(resource.resource_name.as_str());
                 match entries {
                     Ok(entries) => {
                         r.configs = entries
@@ -217,9 +157,8 @@ pub(super) fn describe_configs(
                             .collect();
                     }
                     Err(e) => {
-                        let (code, message) = broker_refusal(e);
-                        r.error_code = code.code();
-                        r.error_message = Some(str_bytes(&message));
+                        r.error_code = e.code().code();
+                        r.error_message = Some(str_bytes(&e.to_string()));
                     }
                 }
             }
@@ -274,75 +213,34 @@ fn duplicated<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> HashSet<(i8
 
 /// Applies one checked resource; `replace` is the legacy API's "this is the whole set".
 async fn alter_one(
-    ctx: &Ctx,
+    ctx: &Node,
     resource: &Resource<'_>,
     replace: bool,
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    let ops: Vec<(String, i8, String)> = resource
+    let changes: Vec<ConfigChange> = resource
         .ops
         .iter()
-        .map(|(n, op, v)| (n.to_string(), *op, v.unwrap_or_default().to_string()))
-        .collect();
-    if resource.resource_type == RESOURCE_TOPIC {
-        return ctx
-            .topics
-            .alter_configs(resource.name, validate_only, move |configs, defaults| {
-                if replace {
-                    *configs = TopicConfigs::default();
-                }
-                for (name, op, value) in &ops {
-                    match *op {
-                        OP_SET => configs.set(name, value)?,
-                        OP_DELETE => configs.delete(name)?,
-                        OP_APPEND => configs.append(name, value, defaults)?,
-                        OP_SUBTRACT => configs.subtract(name, value, defaults)?,
-                        other => {
-                            return Err(crate::ConfigError {
-                                name: name.clone(),
-                                reason: format!("unknown operation {other}"),
-                            })
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .await
-            .map_err(refusal);
-    }
-    let scope =
-        broker_configs::scope_of(resource.name, ctx.config.node_id).map_err(broker_refusal)?;
-    ctx.topics
-        .alter_broker_configs(scope, validate_only, move |values: &mut BTreeMap<_, _>| {
-            if replace {
-                values.clear();
-            }
-            for (name, op, value) in ops {
-                match op {
-                    OP_SET => {
-                        values.insert(name, value);
-                    }
-                    // Kafka removes the value without checking the name.
-                    OP_DELETE => {
-                        values.remove(&name);
-                    }
-                    OP_APPEND | OP_SUBTRACT => {
-                        return Err(BrokerConfigError::NotAList {
-                            op: if op == OP_APPEND {
-                                "append"
-                            } else {
-                                "subtract"
-                            },
-                            name,
-                        })
-                    }
-                    other => return Err(BrokerConfigError::UnknownOperation(other)),
-                }
-            }
-            Ok(())
+        .map(|(name, op, value)| {
+            let value = value.unwrap_or_default().to_string();
+            let op = match *op {
+                OP_SET => ConfigOp::Set(value),
+                OP_DELETE => ConfigOp::Delete,
+                OP_APPEND => ConfigOp::Append(value),
+                OP_SUBTRACT => ConfigOp::Subtract(value),
+                other => ConfigOp::Unknown(other),
+            };
+            ConfigChange::new(*name, op)
         })
-        .await
-        .map_err(broker_refusal)
+        .collect();
+    let result = if resource.resource_type == RESOURCE_TOPIC {
+        ctx.alter_topic_configs(resource.name, &changes, replace, validate_only)
+            .await
+    } else {
+        ctx.alter_broker_configs(resource.name, &changes, replace, validate_only)
+            .await
+    };
+    result.map_err(|e| (e.code(), e.to_string()))
 }
 
 fn set_error(code: &mut i16, message: &mut Option<StrBytes>, result: Result<(), Refusal>) {
@@ -353,7 +251,7 @@ fn set_error(code: &mut i16, message: &mut Option<StrBytes>, result: Result<(), 
     }
 }
 
-pub(super) async fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(super) async fn alter_configs(ctx: &Node, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let twice = duplicated(
         req.resources
             .iter()
@@ -391,7 +289,7 @@ pub(super) async fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> AlterC
 }
 
 pub(super) async fn incremental_alter_configs(
-    ctx: &Ctx,
+    ctx: &Node,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let twice = duplicated(

@@ -25,32 +25,26 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use cairn_partition::{is_raft_control, PartitionHandle, PartitionState};
+use bytes::Bytes;
+use cairn_partition::{PartitionHandle, PartitionState};
 use cairn_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
 use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use cairn_protocol::{message_sets, ErrorCode};
-use cairn_storage::{batch, LogRead};
+use cairn_storage::LogRead;
 use tokio::sync::watch;
 
-use super::{check_leader_epoch, partition};
+use super::check_leader_epoch;
 use crate::errors::partition_error;
+use crate::node::read::{self, read_batches};
+use crate::node::Node;
 use crate::read_buffers::ReadBuffers;
-use crate::server::Ctx;
 
 /// The longest a fetch waits, whatever it asks (clients ask for 500 ms by default).
 const MAX_WAIT: Duration = Duration::from_secs(30);
-/// Loads larger than this run on the blocking pool rather than on a network thread.
-const BLOCKING_LOAD_BYTES: u64 = 256 * 1024;
-/// A read this small may be nothing but raft control batches (a few dozen bytes each).
-const CONTROL_ONLY_MAX_BYTES: u64 = 4096;
 /// Fetch v4 is the first version whose answer carries v2 record batches.
 const FIRST_BATCH_FETCH: i16 = 4;
-/// Runs of control batches skipped before a fetch gives up looking for data (there is one
-/// per election, and elections follow one another only after restarts).
-const MAX_CONTROL_SKIPS: usize = 16;
 
 /// The partitions a connection's last fetch left out for lack of budget (topic, partition):
 /// its next fetch reads them first.
@@ -101,7 +95,7 @@ struct Wanted {
 }
 
 pub(super) async fn fetch(
-    ctx: &Ctx,
+    ctx: &Node,
     left_out: &LeftOut,
     version: i16,
     req: FetchRequest,
@@ -112,7 +106,9 @@ pub(super) async fn fetch(
             wanted.push(Wanted {
                 topic: topic.topic.0.as_str().to_string(),
                 partition: p.partition,
-                handle: partition(ctx, topic.topic.0.as_str(), p.partition).map(|(_, h)| h),
+                handle: ctx
+                    .partition(topic.topic.0.as_str(), p.partition)
+                    .map(|(_, h)| h),
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
                 leader_epoch: p.current_leader_epoch,
@@ -280,29 +276,9 @@ async fn locate(
         });
     }
     let limit = limit.min(u32::MAX as u64) as u32;
-    let fetch_at = |offset| async move {
-        handle
-            .fetch(offset, limit)
-            .await
-            .map_err(|e| partition_error(&e))
-    };
-    let mut data = fetch_at(offset).await?;
-    // A read always holds at least one batch (KIP-74). If all it holds is Cairn's raft
-    // control batches (an election's no-op, which clients never see) because the next data
-    // batch is larger than the limit, the client would get nothing and ask again from the same
-    // offset forever: read on from after them, so the "at least one" is a data batch.
-    for _ in 0..MAX_CONTROL_SKIPS {
-        if data.read.total_bytes() > CONTROL_ONLY_MAX_BYTES {
-            break;
-        }
-        let Some(next) = data.read.next_offset() else {
-            break;
-        };
-        if next >= data.high_watermark || !only_raft_control(&data.read) {
-            break;
-        }
-        data = fetch_at(next).await?;
-    }
+    let data = read_batches(handle, offset, limit)
+        .await
+        .map_err(|e| partition_error(&e))?;
     d.high_watermark = data.high_watermark as i64;
     d.last_stable_offset = data.high_watermark as i64;
     d.log_start_offset = data.log_start_offset as i64;
@@ -327,65 +303,19 @@ async fn load(
     buffers: &Arc<ReadBuffers>,
     version: i16,
 ) -> Result<Bytes, ErrorCode> {
-    let size = read.total_bytes();
-    let loaded = if size > BLOCKING_LOAD_BYTES {
-        let buffers = Arc::clone(buffers);
-        tokio::task::spawn_blocking(move || buffers.load(&read))
-            .await
-            .map_err(|_| ErrorCode::UnknownServerError)?
-    } else {
-        buffers.load(&read)
-    };
-    match loaded {
+    match read::load(buffers, read).await {
         Ok(bytes) if version < FIRST_BATCH_FETCH => {
             let magic = if version < 2 { 0 } else { 1 };
             let limit = usize::try_from(w.max_bytes.max(0)).unwrap_or(usize::MAX);
             Ok(message_sets::downconvert(&bytes, magic, limit))
         }
-        Ok(bytes) => Ok(strip_raft_control(bytes)),
+        Ok(bytes) => Ok(read::strip_raft_control(bytes)),
         Err(e) => {
             let name = w.handle.as_ref().map_or("?", |h| h.name());
             tracing::error!(partition = name, offset = w.offset, error = %e, "fetch read failed");
-            Err(ErrorCode::from(&e))
+            Err(e.code())
         }
     }
-}
-
-/// Whether a (small) read holds only Cairn's raft control batches.
-fn only_raft_control(read: &LogRead) -> bool {
-    read.load()
-        .is_ok_and(|bytes| !bytes.is_empty() && strip_raft_control(bytes).is_empty())
-}
-
-/// The batches of `bytes` without Cairn's raft control batches (a copy only when there is
-/// one to cut, which happens once per election).
-fn strip_raft_control(bytes: Bytes) -> Bytes {
-    let mut spans = Vec::new();
-    let mut at = 0usize;
-    let mut cut = false;
-    while let Some((_, len)) = batch::peek_total_len(&bytes[at..]) {
-        let Ok(len) = usize::try_from(len) else { break };
-        let end = at.saturating_add(len).min(bytes.len());
-        let b = &bytes[at..end];
-        let control = batch::parse_header(b).is_ok_and(|h| h.is_control()) && is_raft_control(b);
-        if control {
-            cut = true;
-        } else {
-            spans.push(at..end);
-        }
-        if end == at {
-            break;
-        }
-        at = end;
-    }
-    if !cut {
-        return bytes;
-    }
-    let mut out = BytesMut::with_capacity(bytes.len());
-    for span in spans {
-        out.extend_from_slice(&bytes[span]);
-    }
-    out.freeze()
 }
 
 fn respond(req: &FetchRequest, partitions: Vec<PartitionData>) -> FetchResponse {
@@ -404,28 +334,4 @@ fn respond(req: &FetchRequest, partitions: Vec<PartitionData>) -> FetchResponse 
         resp.responses.push(t);
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cairn_storage::batch::{build_batch, build_control_batch, control};
-
-    #[test]
-    fn raft_control_batches_are_cut_out() {
-        let a = build_batch(1, &[b"a"]);
-        let noop = build_control_batch(-1, control::RAFT_NOOP, &[]);
-        let txn_marker = build_control_batch(1, 1, &[0, 0, 0, 0, 0, 0]);
-        let b = build_batch(2, &[b"b"]);
-        let all: Vec<u8> = [a.clone(), noop.clone(), txn_marker.clone(), b.clone()].concat();
-        let stripped = strip_raft_control(Bytes::from(all));
-        assert_eq!(
-            &stripped[..],
-            &[a.clone(), txn_marker, b.clone()].concat()[..],
-            "Kafka's own markers stay"
-        );
-        let untouched = Bytes::from([a, b].concat());
-        assert_eq!(strip_raft_control(untouched.clone()), untouched);
-        assert!(strip_raft_control(Bytes::from(noop)).is_empty());
-    }
 }

@@ -34,7 +34,7 @@ use cairn_protocol::ErrorCode;
 
 use crate::groups::{self, encoded, sb, wall_ms, OFFSETS_TOPIC};
 use crate::handlers::topic_name;
-use crate::server::Ctx;
+use crate::node::Node;
 
 /// Kafka's ACL operations on a group with no authorizer: READ 3, DELETE 6, DESCRIBE 8.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -62,7 +62,7 @@ impl Client {
 }
 
 pub(crate) async fn find_coordinator(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     r: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -123,7 +123,7 @@ pub(crate) async fn find_coordinator(
 }
 
 pub(crate) async fn join_group(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     client: &Client,
     r: JoinGroupRequest,
@@ -192,7 +192,7 @@ pub(crate) async fn join_group(
     out
 }
 
-pub(crate) async fn sync_group(ctx: &Ctx, r: SyncGroupRequest) -> SyncGroupResponse {
+pub(crate) async fn sync_group(ctx: &Node, r: SyncGroupRequest) -> SyncGroupResponse {
     let request = SyncRequest {
         group_id: group_name(&r.group_id).to_string(),
         generation_id: r.generation_id,
@@ -222,7 +222,7 @@ pub(crate) async fn sync_group(ctx: &Ctx, r: SyncGroupRequest) -> SyncGroupRespo
     out
 }
 
-pub(crate) fn heartbeat(ctx: &Ctx, r: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(ctx: &Node, r: HeartbeatRequest) -> HeartbeatResponse {
     let request = Heartbeat {
         group_id: group_name(&r.group_id).to_string(),
         generation_id: r.generation_id,
@@ -235,7 +235,7 @@ pub(crate) fn heartbeat(ctx: &Ctx, r: HeartbeatRequest) -> HeartbeatResponse {
     out
 }
 
-pub(crate) fn leave_group(ctx: &Ctx, version: i16, r: LeaveGroupRequest) -> LeaveGroupResponse {
+pub(crate) fn leave_group(ctx: &Node, version: i16, r: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<LeavingMember> = if version >= 3 {
         r.members
             .iter()
@@ -282,7 +282,7 @@ pub(crate) fn leave_group(ctx: &Ctx, version: i16, r: LeaveGroupRequest) -> Leav
 }
 
 pub(crate) async fn offset_commit(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     r: OffsetCommitRequest,
     legacy: Option<&cairn_protocol::LegacyFields>,
@@ -418,7 +418,7 @@ pub(crate) async fn offset_commit(
 type FetchedOffsets = Vec<(String, Vec<(i32, i64, i32, String)>)>;
 
 fn fetch_group_offsets(
-    ctx: &Ctx,
+    ctx: &Node,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> FetchedOffsets {
@@ -449,7 +449,7 @@ fn fetch_group_offsets(
     })
 }
 
-pub(crate) fn offset_fetch(ctx: &Ctx, version: i16, r: OffsetFetchRequest) -> OffsetFetchResponse {
+pub(crate) fn offset_fetch(ctx: &Node, version: i16, r: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut out = OffsetFetchResponse::default();
     if version >= 8 {
         out.groups = r
@@ -517,7 +517,7 @@ pub(crate) fn offset_fetch(ctx: &Ctx, version: i16, r: OffsetFetchRequest) -> Of
     out
 }
 
-pub(crate) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) fn list_groups(ctx: &Node, r: ListGroupsRequest) -> ListGroupsResponse {
     let mut states = Vec::new();
     for s in &r.states_filter {
         match GroupState::parse(s.as_str()) {
@@ -551,7 +551,7 @@ pub(crate) fn list_groups(ctx: &Ctx, r: ListGroupsRequest) -> ListGroupsResponse
     out
 }
 
-pub(crate) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub(crate) fn describe_groups(ctx: &Node, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut out = DescribeGroupsResponse::default();
     out.groups = r
         .groups
@@ -595,54 +595,22 @@ pub(crate) fn describe_groups(ctx: &Ctx, r: DescribeGroupsRequest) -> DescribeGr
     out
 }
 
-pub(crate) async fn delete_groups(ctx: &Ctx, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) async fn delete_groups(ctx: &Node, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut out = DeleteGroupsResponse::default();
     for g in &r.groups_names {
         let group = group_name(g).to_string();
         let mut result = DeletableGroupResult::default();
         result.group_id = g.clone();
-        result.error_code = match delete_group(ctx, &group).await {
+        result.error_code = match ctx.delete_group(&group).await {
             Ok(()) => 0,
-            Err(c) => c,
+            Err(e) => e.code().code(),
         };
         out.results.push(result);
     }
     out
 }
 
-/// Deletes an empty group: tombstones for its offsets and its metadata, then forgets it.
-async fn delete_group(ctx: &Ctx, group: &str) -> Result<(), i16> {
-    let offsets = ctx.groups.read(|c| {
-        c.validate_delete_group(group)
-            .map(|()| c.committed_offsets(group))
-    });
-    let offsets = offsets.map_err(|e| e.code())?;
-    let mut entries: Vec<groups::Entry> = offsets
-        .into_iter()
-        .filter_map(|(topic, partition, _)| {
-            let key = RecordKey::Offset {
-                group: group.to_string(),
-                topic,
-                partition,
-            };
-            Some((encoded(&key)?, None))
-        })
-        .collect();
-    let group_key = RecordKey::Group {
-        group: group.to_string(),
-    };
-    if let Some(key) = encoded(&group_key) {
-        entries.push((key, None));
-    }
-    let partition = ctx.groups.partition_for(group);
-    groups::append(ctx, partition, &entries)
-        .await
-        .map_err(ErrorCode::code)?;
-    ctx.groups.with(|c, _| c.apply_delete_group(group));
-    Ok(())
-}
-
-pub(crate) async fn offset_delete(ctx: &Ctx, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(crate) async fn offset_delete(ctx: &Node, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = group_name(&r.group_id).to_string();
     let asked: Vec<(String, Vec<i32>)> = r
         .topics

@@ -18,7 +18,7 @@ use cairn_protocol::kafka_protocol::messages::{DescribeLogDirsRequest, DescribeL
 use cairn_protocol::ErrorCode;
 
 use super::{str_bytes, topic_name};
-use crate::server::Ctx;
+use crate::node::Node;
 
 /// Total and usable bytes of the filesystem holding `dir`; `(-1, -1)` (Kafka's "unknown")
 /// if it cannot be asked.
@@ -37,7 +37,7 @@ fn volume_bytes(dir: &Path) -> (i64, i64) {
 }
 
 pub(super) async fn describe_log_dirs(
-    ctx: &Ctx,
+    ctx: &Node,
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     // Topic name -> partitions wanted (None: all of them).

@@ -11,11 +11,11 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::errors::topic_error;
-use crate::server::Ctx;
+use crate::node::Node;
 use crate::topic_config::TopicConfigs;
 use crate::topics::{validate_name, Topic, TopicError};
 
-pub(super) async fn metadata(ctx: &Ctx, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub(super) async fn metadata(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
     let mut broker = MetadataResponseBroker::default();
     broker.node_id = BrokerId(ctx.config.node_id);
@@ -88,7 +88,7 @@ fn set_operations(resp: &mut MetadataResponse, operations: Option<i32>) {
     }
 }
 
-async fn auto_create_topic(ctx: &Ctx, name: &str) -> Result<Arc<Topic>, ErrorCode> {
+async fn auto_create_topic(ctx: &Node, name: &str) -> Result<Arc<Topic>, ErrorCode> {
     let partitions = ctx.config.num_partitions.max(1);
     match ctx
         .topics
@@ -123,11 +123,10 @@ fn error_topic(
     t
 }
 
-fn describe(ctx: &Ctx, topic: &Topic, version: i16) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.config.node_id);
+fn describe(ctx: &Node, topic: &Topic, version: i16) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
-    t.is_internal = topic.name == crate::groups::OFFSETS_TOPIC;
+    t.is_internal = Node::is_internal(&topic.name);
     if version >= 10 {
         t.topic_id = topic.id;
     }
@@ -136,19 +135,20 @@ fn describe(ctx: &Ctx, topic: &Topic, version: i16) -> MetadataResponseTopic {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let state = p.state();
+            let view = ctx.partition_view(i, p);
             let mut m = MetadataResponsePartition::default();
-            m.partition_index = i as i32;
+            m.partition_index = view.partition;
             if version >= 7 {
-                m.leader_epoch = state.leader_epoch;
+                m.leader_epoch = view.leader_epoch;
             }
-            m.replica_nodes = vec![node];
-            if state.is_leader {
-                m.leader_id = node;
-                m.isr_nodes = vec![node];
-            } else {
-                m.error_code = ErrorCode::LeaderNotAvailable.code();
-                m.leader_id = BrokerId(-1);
+            m.replica_nodes = view.replicas.into_iter().map(BrokerId).collect();
+            m.isr_nodes = view.isr.into_iter().map(BrokerId).collect();
+            match view.leader {
+                Some(leader) => m.leader_id = BrokerId(leader),
+                None => {
+                    m.error_code = ErrorCode::LeaderNotAvailable.code();
+                    m.leader_id = BrokerId(-1);
+                }
             }
             m
         })

@@ -20,13 +20,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use cairn_partition::{PartitionHandle, PartitionState};
+use cairn_partition::PartitionState;
 use cairn_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind, TopicName};
 use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::{api_versions_response, ErrorCode, Request};
 
-use crate::server::Ctx;
-use crate::topics::Topic;
+use crate::node::Node;
 
 /// What the requests of one connection share.
 #[derive(Debug)]
@@ -52,7 +51,7 @@ pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>
 /// Starts a request, in request order: what must happen in the order the connection sent
 /// requests (queuing produced batches on their partitions) happens before this returns; the
 /// returned work (waiting for acknowledgements, long-polling) may overlap other requests'.
-pub(crate) async fn dispatch(ctx: Arc<Ctx>, conn: Arc<Conn>, request: Request) -> Work {
+pub(crate) async fn dispatch(ctx: Arc<Node>, conn: Arc<Conn>, request: Request) -> Work {
     if let RequestKind::Produce(r) = request.body {
         let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
         return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
@@ -87,7 +86,7 @@ pub(crate) fn changes_state(key: ApiKey) -> bool {
 /// Answers one request of connection `conn`; `None` for requests that get no response
 /// (Produce with acks=0).
 pub(crate) async fn handle(
-    ctx: Arc<Ctx>,
+    ctx: Arc<Node>,
     conn: Arc<Conn>,
     request: Request,
 ) -> Option<ResponseKind> {
@@ -216,22 +215,4 @@ pub(crate) fn check_leader_epoch(client_epoch: i32, state: &PartitionState) -> O
     } else {
         Some(ErrorCode::UnknownLeaderEpoch)
     }
-}
-
-/// The partition `index` of `topic`, or the error a client gets for it.
-pub(crate) fn partition(
-    ctx: &Ctx,
-    topic: &str,
-    index: i32,
-) -> Result<(Arc<Topic>, PartitionHandle), ErrorCode> {
-    let t = ctx
-        .topics
-        .get(topic)
-        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-    let p = usize::try_from(index)
-        .ok()
-        .and_then(|i| t.partitions.get(i))
-        .cloned()
-        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-    Ok((t, p))
 }

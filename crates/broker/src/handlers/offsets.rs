@@ -14,12 +14,12 @@ use cairn_protocol::kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
-use cairn_protocol::kafka_protocol::records::RecordBatchDecoder;
 use cairn_protocol::{ErrorCode, LegacyFields};
 
-use super::{check_leader_epoch, partition};
+use super::check_leader_epoch;
 use crate::errors::partition_error;
-use crate::server::Ctx;
+use crate::node::read;
+use crate::node::Node;
 
 /// ListOffsets' special timestamps.
 const LATEST: i64 = -1;
@@ -31,7 +31,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub(super) async fn list_offsets(
-    ctx: &Ctx,
+    ctx: &Node,
     version: i16,
     req: ListOffsetsRequest,
     legacy: Option<&LegacyFields>,
@@ -97,7 +97,7 @@ pub(super) async fn list_offsets(
 /// list also starts at the log end); `-1` (an empty list) when `max_num_offsets` is 0. As
 /// in Kafka, the only negative timestamps v0 knows are -1 and -2.
 async fn list_v0(
-    ctx: &Ctx,
+    ctx: &Node,
     topic: &str,
     index: i32,
     timestamp: i64,
@@ -117,13 +117,13 @@ async fn list_v0(
 }
 
 async fn list_one(
-    ctx: &Ctx,
+    ctx: &Node,
     topic: &str,
     index: i32,
     leader_epoch: i32,
     timestamp: i64,
 ) -> Result<Option<(i64, i64, i32)>, ErrorCode> {
-    let (_, handle) = partition(ctx, topic, index)?;
+    let (_, handle) = ctx.partition(topic, index)?;
     if let Some(code) = check_leader_epoch(leader_epoch, &handle.state()) {
         return Err(code);
     }
@@ -135,51 +135,14 @@ async fn list_one(
         t if t >= 0 => OffsetQuery::Timestamp(t),
         _ => return Err(ErrorCode::InvalidRequest),
     };
-    let answer = handle
-        .list_offsets(query)
+    let found = read::offset_for(&handle, query)
         .await
         .map_err(|e| partition_error(&e))?;
-    let Some(batch_offset) = answer.offset else {
-        return Ok(None);
-    };
-    // Storage answers with the batch; Kafka answers with the record. Look inside the batch.
-    let exact = match query {
-        OffsetQuery::Timestamp(t) => find_record(&handle, batch_offset, |ts| ts >= t).await,
-        OffsetQuery::MaxTimestamp => {
-            find_record(&handle, batch_offset, |ts| ts == answer.timestamp).await
-        }
-        _ => None,
-    };
-    let (timestamp, offset) = exact.unwrap_or((answer.timestamp, batch_offset as i64));
-    Ok(Some((timestamp, offset, answer.leader_epoch)))
-}
-
-/// The timestamp and offset of the first record of the batch at `batch_offset` whose
-/// timestamp satisfies `wanted`. The batch passed produce-time validation, so decoding it is
-/// bounded (its decompressed size was checked then).
-async fn find_record(
-    handle: &cairn_partition::PartitionHandle,
-    batch_offset: u64,
-    wanted: impl Fn(i64) -> bool,
-) -> Option<(i64, i64)> {
-    let data = handle.fetch(batch_offset, 1).await.ok()?;
-    let bytes = data.read.load().ok()?;
-    let header = cairn_storage::batch::parse_header(&bytes).ok()?;
-    if header.is_log_append_time() {
-        // Every record of a LogAppendTime batch has the batch's time.
-        return wanted(header.max_timestamp).then_some((header.max_timestamp, header.base_offset));
-    }
-    let len = usize::try_from(header.total_len()).ok()?;
-    let mut first = bytes.slice(..len.min(bytes.len()));
-    let set = RecordBatchDecoder::decode(&mut first).ok()?;
-    set.records
-        .iter()
-        .find(|r| wanted(r.timestamp))
-        .map(|r| (r.timestamp, r.offset))
+    Ok(found.map(|f| (f.timestamp, f.offset, f.leader_epoch)))
 }
 
 pub(super) async fn offset_for_leader_epoch(
-    ctx: &Ctx,
+    ctx: &Node,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
@@ -192,7 +155,7 @@ pub(super) async fn offset_for_leader_epoch(
             r.leader_epoch = -1;
             r.end_offset = -1;
             let answer = async {
-                let (_, handle) = partition(ctx, topic.topic.0.as_str(), p.partition)?;
+                let (_, handle) = ctx.partition(topic.topic.0.as_str(), p.partition)?;
                 if let Some(code) = check_leader_epoch(p.current_leader_epoch, &handle.state()) {
                     return Err(code);
                 }
@@ -217,7 +180,7 @@ pub(super) async fn offset_for_leader_epoch(
     resp
 }
 
-pub(super) async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub(super) async fn delete_records(ctx: &Node, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for topic in req.topics {
         let mut t = DeleteRecordsTopicResult::default();
@@ -227,17 +190,16 @@ pub(super) async fn delete_records(ctx: &Ctx, req: DeleteRecordsRequest) -> Dele
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
             let answer = async {
-                let (_, handle) = partition(ctx, topic.name.0.as_str(), p.partition_index)?;
+                ctx.partition(topic.name.0.as_str(), p.partition_index)?;
                 // -1: up to the high watermark.
                 let before = match p.offset {
                     -1 => None,
                     o if o >= 0 => Some(o as u64),
                     _ => return Err(ErrorCode::OffsetOutOfRange),
                 };
-                handle
-                    .delete_records(before)
+                ctx.delete_records(topic.name.0.as_str(), p.partition_index, before)
                     .await
-                    .map_err(|e| partition_error(&e))
+                    .map_err(|e| e.code())
             };
             match answer.await {
                 Ok(low) => r.low_watermark = low as i64,
