@@ -88,11 +88,11 @@ pub(crate) struct Timing {
 }
 
 impl Default for Timing {
-    /// 1–2 s election timeout, 300 ms heartbeats (raft-rs's defaults for the ratio).
+    /// 1–1.5 s election timeout (100 ms ticks), 300 ms heartbeats.
     fn default() -> Self {
         Timing {
             election: 10,
-            max_election: 20,
+            max_election: 15,
             heartbeat: 3,
         }
     }
@@ -137,6 +137,9 @@ pub(crate) struct ReplicaCore {
     ticks: u64,
     /// Snapshots installed since open.
     snapshots_installed: u64,
+    /// The newest term of an entry this replica saw committed: a leader is confirmed once
+    /// it equals its own term.
+    confirmed_term: u64,
     /// Peers sent a snapshot, and the tick it left at. Messages can be lost and the
     /// transport does not report delivery: a snapshot not answered within an election
     /// timeout is reported failed to raft, which then probes the follower again (and sends
@@ -187,7 +190,12 @@ impl slog::Drain for TracingDrain {
 }
 
 pub(crate) fn raft_err(e: raft::Error) -> PartitionError {
-    PartitionError::Raft(e.to_string())
+    match e {
+        // A leader handing its leadership over drops proposals: the client should retry
+        // on the next leader.
+        raft::Error::ProposalDropped => PartitionError::NotLeader,
+        e => PartitionError::Raft(e.to_string()),
+    }
 }
 
 /// The error a write gets while the replica is failed.
@@ -245,6 +253,7 @@ impl ReplicaCore {
             effects: Vec::new(),
             ticks: 0,
             snapshots_installed: 0,
+            confirmed_term: 0,
             snapshots_sent: Vec::new(),
             failed: None,
         };
@@ -282,6 +291,47 @@ impl ReplicaCore {
         self.node.raft.raft_log.committed
     }
 
+    /// The voters and, on the leader, those in sync.
+    pub(crate) fn replicas(&self) -> crate::Replicas {
+        let mut voters: Vec<u64> = self.node.raft.prs().conf().voters().ids().iter().collect();
+        voters.sort_unstable();
+        let in_sync = if self.is_leader() {
+            let me = self.node_id;
+            voters
+                .iter()
+                .copied()
+                .filter(|id| {
+                    *id == me
+                        || self.node.raft.prs().get(*id).is_some_and(|p| {
+                            p.recent_active && p.state == raft::ProgressState::Replicate
+                        })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        crate::Replicas { voters, in_sync }
+    }
+
+    /// Starts handing the leadership to the most caught-up active follower (raft's leader
+    /// transfer: it catches the follower up, then tells it to campaign at once); proposals
+    /// are refused with NOT_LEADER_OR_FOLLOWER meanwhile. Answers the follower chosen, or
+    /// `None` when this replica does not lead or has no active follower.
+    pub(crate) fn transfer_leadership(&mut self) -> Option<u64> {
+        if !self.is_leader() || self.failed.is_some() {
+            return None;
+        }
+        let me = self.node_id;
+        let prs = self.node.raft.prs();
+        let target = prs
+            .iter()
+            .filter(|(id, p)| **id != me && p.recent_active && prs.conf().voters().contains(**id))
+            .max_by_key(|(_, p)| p.matched)
+            .map(|(id, _)| *id)?;
+        self.node.transfer_leader(target);
+        Some(target)
+    }
+
     /// The effects produced since the last call, in order.
     pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
@@ -295,7 +345,8 @@ impl ReplicaCore {
             log_start_offset: shared.log.log_start_offset(),
             log_end_offset: shared.log.log_end_offset(),
             leader_epoch: self.node.raft.term as i32,
-            is_leader: self.is_leader(),
+            is_leader: self.is_leader() && self.confirmed_term == self.node.raft.term,
+            leader_id: self.node.raft.leader_id,
         }
     }
 
@@ -413,7 +464,7 @@ impl ReplicaCore {
         if let Some(reason) = &self.failed {
             return Err(storage_failure(&self.dir, reason));
         }
-        if !self.is_leader() {
+        if !self.is_leader() || self.node.raft.lead_transferee.is_some() {
             return Err(PartitionError::NotLeader);
         }
         let (max_batch_bytes, segment_bytes) = {
@@ -749,6 +800,7 @@ impl ReplicaCore {
             return Ok(());
         };
         let commit = last.index;
+        self.confirmed_term = self.confirmed_term.max(last.term);
         for e in &entries {
             match e.entry_type {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {

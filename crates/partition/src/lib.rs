@@ -134,8 +134,24 @@ pub struct PartitionState {
     pub log_end_offset: u64,
     /// The current raft term, which is the Kafka leader epoch.
     pub leader_epoch: i32,
-    /// Whether this replica leads the partition.
+    /// Whether this replica leads the partition, confirmed: an entry of its own term has
+    /// committed, so its high watermark is at least every earlier leader's (a new leader's
+    /// is not until then, and clients must never see it go back).
     pub is_leader: bool,
+    /// The raft id of the leader this replica knows of (itself included, confirmed or
+    /// not); 0 while it knows none.
+    pub leader_id: u64,
+}
+
+/// Who replicates a partition, as its replica sees it (published when it changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// The raft voters (Kafka's replicas), by raft id, ascending.
+    pub voters: Vec<u64>,
+    /// On the leader: the voters caught up and streaming (raft progress in the replicate
+    /// state and heard from within an election timeout), itself included — Kafka's ISR.
+    /// Elsewhere empty (only the leader knows).
+    pub in_sync: Vec<u64>,
 }
 
 /// How to open a partition.

@@ -23,7 +23,9 @@ use tokio::sync::{oneshot, watch};
 use crate::core::{Effect, ReplicaCore, Timing, Token};
 use crate::error::Result;
 use crate::syncer::{self, SyncDone};
-use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampOffsetAnswer};
+use crate::{
+    Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, Replicas, TimestampOffsetAnswer,
+};
 
 /// Commands from the rest of the broker to a partition's owner task.
 #[derive(Debug)]
@@ -63,6 +65,17 @@ pub(crate) enum Command {
     },
     /// A raft message from a peer, encoded.
     Step(Vec<u8>),
+    /// Hand the leadership to a follower (graceful shutdown).
+    TransferLeadership {
+        reply: oneshot::Sender<Result<Option<u64>>>,
+    },
+}
+
+/// What a replica publishes: its state, and who replicates it.
+#[derive(Debug)]
+pub(crate) struct Receivers {
+    pub(crate) state: watch::Receiver<PartitionState>,
+    pub(crate) replicas: watch::Receiver<Replicas>,
 }
 
 /// Where a replica's raft messages to peers go: `(to, encoded message)`. Called on the
@@ -83,6 +96,7 @@ pub(crate) struct Replica {
     replies: HashMap<Token, Reply>,
     next_token: Token,
     state_tx: watch::Sender<PartitionState>,
+    replicas_tx: watch::Sender<Replicas>,
     outbox: Option<Outbox>,
     /// The newest ready written but not yet covered by a sync.
     unsynced: Option<u64>,
@@ -109,20 +123,31 @@ impl Replica {
         node_id: u64,
         voters: Vec<u64>,
         outbox: Option<Outbox>,
-    ) -> Result<(Replica, watch::Receiver<PartitionState>)> {
+    ) -> Result<(Replica, Receivers)> {
         let core = ReplicaCore::open(name, dir, config, node_id, voters, Timing::default())?;
         let (state_tx, state_rx) = watch::channel(core.state());
+        let (replicas_tx, replicas_rx) = watch::channel(core.replicas());
         let mut replica = Replica {
             core,
             replies: HashMap::new(),
             next_token: 0,
             state_tx,
+            replicas_tx,
             outbox,
             unsynced: None,
             syncing: None,
         };
         replica.drive();
-        Ok((replica, state_rx))
+        // What opening wrote (a group of one's election) is made durable here, inline: a
+        // single node's partitions then lead, confirmed, as soon as they are open.
+        replica.sync_now();
+        Ok((
+            replica,
+            Receivers {
+                state: state_rx,
+                replicas: replicas_rx,
+            },
+        ))
     }
 
     /// Carries out the core's effects until it has none left, then publishes the state.
@@ -169,9 +194,24 @@ impl Replica {
 
     fn publish(&self) {
         let state = self.core.state();
+        let mut leadership_changed = false;
         self.state_tx.send_if_modified(|s| {
             let changed = *s != state;
+            leadership_changed = (s.is_leader, s.leader_id) != (state.is_leader, state.leader_id);
             *s = state;
+            changed
+        });
+        if leadership_changed {
+            self.publish_replicas();
+        }
+    }
+
+    /// The voters and the in-sync set (on every tick, and when leadership changes).
+    fn publish_replicas(&self) {
+        let replicas = self.core.replicas();
+        self.replicas_tx.send_if_modified(|r| {
+            let changed = *r != replicas;
+            *r = replicas;
             changed
         });
     }
@@ -191,6 +231,23 @@ impl Replica {
                 self.core.persisted(number);
                 self.drive();
             }
+        }
+    }
+
+    /// Makes every written ready durable now, on this thread (at open, before serving).
+    fn sync_now(&mut self) {
+        while let Some(number) = self.unsynced.take() {
+            let durable = match self.core.begin_sync() {
+                Some(job) => {
+                    let result = job.run();
+                    self.core.finish_sync(job, result)
+                }
+                None => true,
+            };
+            if durable {
+                self.core.persisted(number);
+            }
+            self.drive();
         }
     }
 
@@ -269,6 +326,11 @@ impl Replica {
                 let _ = reply.send(closed);
                 return false;
             }
+            Command::TransferLeadership { reply } => {
+                let target = self.core.transfer_leadership();
+                self.core.run();
+                let _ = reply.send(Ok(target));
+            }
             Command::Step(bytes) => match Message::parse_from_bytes(&bytes) {
                 Ok(m) => {
                     self.core.step(m);
@@ -286,5 +348,6 @@ impl Replica {
         self.core.tick();
         self.core.run();
         self.drive();
+        self.publish_replicas();
     }
 }

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{PartitionError, Result};
 use crate::replica::{Command, Outbox, Replica};
 use crate::{
-    Acks, FetchData, OffsetQuery, PartitionSpec, PartitionState, ProduceAck, TimestampOffsetAnswer,
-    TICK_MS,
+    Acks, FetchData, OffsetQuery, PartitionSpec, PartitionState, ProduceAck, Replicas,
+    TimestampOffsetAnswer, TICK_MS,
 };
 
 /// Commands a partition's channel holds before senders wait (backpressure, not a heap).
@@ -110,6 +110,7 @@ pub struct PartitionHandle {
     name: Arc<str>,
     commands: mpsc::Sender<Command>,
     state: watch::Receiver<PartitionState>,
+    replicas: watch::Receiver<Replicas>,
 }
 
 async fn owner_loop(mut replica: Replica, mut commands: mpsc::Receiver<Command>) {
@@ -175,20 +176,21 @@ impl PartitionHandle {
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                     }
-                    Ok((replica, state)) => {
+                    Ok((replica, receivers)) => {
                         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-                        if ready_tx.send(Ok((tx, state))).is_ok() {
+                        if ready_tx.send(Ok((tx, receivers))).is_ok() {
                             owner_loop(replica, rx).await;
                         }
                     }
                 }
             });
         }))?;
-        let (commands, state) = ready_rx.await.map_err(|_| PartitionError::Closed)??;
+        let (commands, receivers) = ready_rx.await.map_err(|_| PartitionError::Closed)??;
         Ok(PartitionHandle {
             name,
             commands,
-            state,
+            state: receivers.state,
+            replicas: receivers.replicas,
         })
     }
 
@@ -200,6 +202,11 @@ impl PartitionHandle {
     /// The current state.
     pub fn state(&self) -> PartitionState {
         *self.state.borrow()
+    }
+
+    /// Who replicates the partition (voters; on the leader, those in sync).
+    pub fn replicas(&self) -> Replicas {
+        self.replicas.borrow().clone()
     }
 
     /// A receiver that wakes when the state changes (long-polling fetches wait on it).
@@ -285,6 +292,14 @@ impl PartitionHandle {
     /// queue full the message is dropped (raft resends) and `false` returned.
     pub fn step(&self, message: Vec<u8>) -> bool {
         self.commands.try_send(Command::Step(message)).is_ok()
+    }
+
+    /// Starts handing this replica's leadership to its most caught-up follower; answers the
+    /// follower's raft id, or `None` if it does not lead or has no active follower. The
+    /// state watch shows when the leadership has gone.
+    pub async fn transfer_leadership(&self) -> Result<Option<u64>> {
+        self.call(|reply| Command::TransferLeadership { reply })
+            .await
     }
 
     /// Flushes and closes the partition.

@@ -213,6 +213,17 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
         follower.produce(vec![data_batch(999)], Acks::All).await,
         Err(PartitionError::NotLeader)
     ));
+    // Every replica knows the leader and the voters; the leader knows who is in sync.
+    assert_eq!(follower.state().leader_id, leader_id);
+    assert_eq!(follower.replicas().voters, vec![1, 2, 3]);
+    assert!(
+        follower.replicas().in_sync.is_empty(),
+        "only the leader knows"
+    );
+    wait_for("every replica in sync", || {
+        leader.replicas().in_sync == vec![1, 2, 3]
+    })
+    .await;
     let replicas: Vec<PartitionHandle> = handles.lock().expect("lock").values().cloned().collect();
     let expected: Vec<(u64, String)> = (0..100).map(|i| (i, format!("value-{i}"))).collect();
     for h in &replicas {
@@ -228,6 +239,13 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
         .expect("the leader");
     gone.close().await.expect("close");
     let failed_over = Instant::now();
+    let survivor = handles
+        .lock()
+        .expect("lock")
+        .values()
+        .next()
+        .cloned()
+        .expect("a survivor");
     let (new_id, new_leader) = leader_among(&handles, Duration::from_secs(10)).await;
     assert_ne!(new_id, leader_id);
     let mut first_ack = None;
@@ -246,6 +264,13 @@ async fn three_replicas_replicate_fail_over_and_catch_up() {
         assert_eq!(ack.base_offset, u64::from(i), "no gap after the election");
     }
     let first_ack = first_ack.expect("acknowledged");
+    // The closed replica drops out of the new leader's in-sync set.
+    wait_for("the closed replica to leave the in-sync set", || {
+        !new_leader.replicas().in_sync.contains(&leader_id)
+    })
+    .await;
+    assert!(new_leader.replicas().in_sync.contains(&new_id));
+    assert_eq!(survivor.state().leader_id, new_id);
     eprintln!("first acknowledged produce {first_ack:?} after the leader closed");
     assert!(
         first_ack < Duration::from_secs(3),
@@ -395,6 +420,72 @@ async fn a_replica_behind_deleted_records_catches_up_through_a_snapshot() {
     for h in &replicas {
         wait_for_high_watermark(h, 470).await;
         assert_eq!(read_values_from(h, 300).await, expected, "{}", h.name());
+        h.close().await.expect("close");
+    }
+    for (_, node) in nodes {
+        node.pump.abort();
+    }
+    shards.shutdown();
+}
+
+/// A leader asked to step down (graceful shutdown) hands the leadership to a caught-up
+/// follower: a new leader acknowledges produces well within an election timeout, with no
+/// offset gap, and the old leader refuses produces with the retriable NOT_LEADER meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_hands_its_leadership_to_a_follower() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shards = StorageShards::new(3).expect("shards");
+    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+    let handles: Handles = Arc::default();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start_node(id, &addrs, &handles).await);
+    }
+    for id in 1..=3 {
+        open_replica(&shards, dir.path(), id, &nodes[&id], &handles).await;
+    }
+    let (old_id, old) = leader_among(&handles, Duration::from_secs(10)).await;
+    for i in 0..50u32 {
+        produce_until_acked(&old, i).await;
+    }
+    wait_for("every replica in sync", || {
+        old.replicas().in_sync == vec![1, 2, 3]
+    })
+    .await;
+    let started = Instant::now();
+    let target = old
+        .transfer_leadership()
+        .await
+        .expect("transfer")
+        .expect("a follower to take over");
+    assert_ne!(target, old_id);
+    let new = loop {
+        let found = handles
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|(id, h)| **id != old_id && h.state().is_leader)
+            .map(|(_, h)| h.clone());
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no new leader 1 s after the handoff started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(matches!(
+        old.produce(vec![data_batch(999)], Acks::All).await,
+        Err(PartitionError::NotLeader)
+    ));
+    let offset = produce_until_acked(&new, 50).await;
+    let took = started.elapsed();
+    eprintln!("handoff: first acknowledged produce on the new leader after {took:?}");
+    assert_eq!(offset, 50, "no gap across the handoff");
+    assert!(took < Duration::from_secs(1), "handoff took {took:?}");
+    let replicas: Vec<PartitionHandle> = handles.lock().expect("lock").values().cloned().collect();
+    for h in replicas {
         h.close().await.expect("close");
     }
     for (_, node) in nodes {
