@@ -261,6 +261,26 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Forgets every group whose id `unload` selects, as Kafka does when this broker stops
+    /// leading the groups' offsets partition: their waiting requests are answered
+    /// NOT_COORDINATOR (the client finds the new coordinator and rejoins there) and nothing
+    /// is written. Returns how many groups went.
+    pub fn unload(&mut self, unload: impl Fn(&str) -> bool) -> usize {
+        let ids: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| unload(id))
+            .cloned()
+            .collect();
+        for id in &ids {
+            if let Some(mut group) = self.groups.remove(id) {
+                group.fail_all_waiting(&mut self.outputs, GroupError::NotCoordinator);
+            }
+            self.settle(id);
+        }
+        ids.len()
+    }
+
     /// DeleteGroups, last step: removes the group and its offsets. Should a member have joined
     /// since the validation, its waiting requests are answered COORDINATOR_NOT_AVAILABLE
     /// (Kafka's answer for a group that just died), so the client looks the coordinator up

@@ -14,6 +14,10 @@ pub enum GroupError {
     /// and rejoin (`COORDINATOR_NOT_AVAILABLE`).
     #[error("the coordinator is not available for this group")]
     CoordinatorNotAvailable,
+    /// This broker no longer coordinates the group (its offsets partition moved to another
+    /// leader); the client should find the coordinator again (`NOT_COORDINATOR`).
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
     /// The generation id is not the group's current one (`ILLEGAL_GENERATION`).
     #[error("the generation id is not the group's current generation")]
     IllegalGeneration,
@@ -65,6 +69,7 @@ impl GroupError {
         match self {
             GroupError::UnknownServerError => -1,
             GroupError::CoordinatorNotAvailable => 15,
+            GroupError::NotCoordinator => 16,
             GroupError::IllegalGeneration => 22,
             GroupError::InconsistentGroupProtocol => 23,
             GroupError::InvalidGroupId => 24,
@@ -161,6 +166,7 @@ mod tests {
         let table = [
             (GroupError::UnknownServerError, -1),
             (GroupError::CoordinatorNotAvailable, 15),
+            (GroupError::NotCoordinator, 16),
             (GroupError::IllegalGeneration, 22),
             (GroupError::InconsistentGroupProtocol, 23),
             (GroupError::InvalidGroupId, 24),

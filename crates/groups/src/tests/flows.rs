@@ -694,3 +694,29 @@ fn next_deadline_tracks_every_timer() {
     assert_eq!(h.state("g"), Some(GroupState::Empty));
     assert_eq!(h.c.next_deadline(), None);
 }
+
+#[test]
+fn unloading_forgets_the_selected_groups_and_fails_their_waiters() {
+    let mut h = Harness::new();
+    let (ids, _) = h.stable_group("moving", 2);
+    let _ = h.stable_group("staying", 1);
+    // A rejoin waits (the group rebalances); unloading answers it NOT_COORDINATOR.
+    let waiting = h.join(join_req("moving", &ids[0], "c"));
+    assert!(h.join_answer(waiting).is_none());
+    assert_eq!(h.c.unload(|g| g == "moving"), 1);
+    h.collect();
+    assert_eq!(
+        h.joined(waiting).error,
+        Some(GroupError::NotCoordinator),
+        "the waiting join is told to find the new coordinator"
+    );
+    assert!(h.c.describe_group("moving").is_none());
+    assert_eq!(h.state("staying"), Some(GroupState::Stable));
+    // Nothing was written for the unloaded group, and its timers went with it.
+    let before = h.stored.len();
+    h.advance(60_000);
+    assert!(h.c.describe_group("moving").is_none());
+    assert!(h.stored[before..]
+        .iter()
+        .all(|(k, _)| !k.ends_with(b"moving")));
+}
