@@ -131,8 +131,10 @@ class SequenceProducer:
     delivery report yet, so a slow broker is not handed a queue it takes minutes to drain."""
 
     def __init__(self, bootstrap: str, topic: str, config: dict,
-                 max_outstanding: int | None = None):
+                 max_outstanding: int | None = None, rate: float | None = None):
         self.topic = topic
+        # Values per second at most (None: as fast as the producer goes).
+        self.rate = rate
         self.max_outstanding = max_outstanding
         self.fatal: list[KafkaError] = []
         self.errors: list[str] = []
@@ -143,6 +145,10 @@ class SequenceProducer:
         self.offsets = array("q")
         self.partitions = bytearray()
         self.produced = 0
+        # Silences of more than 100 ms between two acknowledgements on one partition, as
+        # (start, end, partition) in time.monotonic().
+        self.gaps: list[tuple[float, float, int]] = []
+        self._last_ack: dict[int, float] = {}
         self._stop = threading.Event()
         self.producer = producer(bootstrap, **config, error_cb=self._on_error)
         self._thread = threading.Thread(target=self._run, name="sequence-producer", daemon=True)
@@ -161,6 +167,11 @@ class SequenceProducer:
             return
         self.offsets[value] = msg.offset()
         self.partitions[value] = msg.partition()
+        now = time.monotonic()
+        last = self._last_ack.get(msg.partition())
+        if last is not None and now - last > 0.1:
+            self.gaps.append((last, now, msg.partition()))
+        self._last_ack[msg.partition()] = now
         self.acked += 1
         if value > self.max_acked:
             self.max_acked = value
@@ -168,7 +179,11 @@ class SequenceProducer:
     def _run(self) -> None:
         prod = self.producer
         n = 0
+        started = time.monotonic()
         while not self._stop.is_set() and not self.fatal:
+            if self.rate is not None and n > self.rate * (time.monotonic() - started):
+                prod.poll(0.005)
+                continue
             if (self.max_outstanding is not None
                     and n - self.acked - self.failed >= self.max_outstanding):
                 prod.poll(0.01)

@@ -61,6 +61,8 @@ pub struct BrokerConfig {
     /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG. `[log]` keys are listed under
     /// their broker names ([`crate::broker_name_of_log_setting`]).
     pub static_configs: BTreeSet<String>,
+    /// A node of a cluster (`controller.quorum.voters` and friends); `None`: a single node.
+    pub cluster: Option<crate::ClusterSettings>,
 }
 
 impl BrokerConfig {
@@ -85,6 +87,7 @@ impl BrokerConfig {
             groups: GroupSettings::default(),
             storage_min_free_bytes: 64 << 20,
             static_configs: BTreeSet::new(),
+            cluster: None,
         }
     }
 }

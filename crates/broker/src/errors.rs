@@ -47,6 +47,7 @@ pub(crate) fn topic_error(e: &TopicError) -> ErrorCode {
         TopicError::Config(_) => ErrorCode::InvalidConfig,
         TopicError::Partition(p) => partition_error(p),
         TopicError::Storage(s) => ErrorCode::from(s),
+        TopicError::Cluster { code, .. } => *code,
     }
 }
 

@@ -9,6 +9,8 @@
 //!   Join/Sync answers ─► the waiting request       StoreGroup ─► writer task ─► __consumer_offsets
 //! OffsetCommit: validate ─► append records (acks=all) ─► apply   (acknowledged = durable)
 //! startup: replay every __consumer_offsets partition into the Coordinator before serving
+//! cluster: a partition's groups are loaded when this node becomes its confirmed leader,
+//!          unloaded when it stops leading it (`Groups::check` answers NOT_COORDINATOR)
 //! ```
 //!
 //! Records use Kafka's own `__consumer_offsets` layouts (`cairn_groups::records`); a group's
@@ -62,10 +64,24 @@ struct Inner {
     waiters: HashMap<Token, oneshot::Sender<GatedAnswer>>,
 }
 
+/// Where this node stands with the groups of one offsets partition (in a cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owned {
+    /// This node leads the partition and is replaying it.
+    Loading { epoch: i32 },
+    /// This node leads the partition, in this leader epoch, and has its groups.
+    Loaded { epoch: i32 },
+}
+
 /// Consumer groups of this broker.
 #[derive(Debug)]
 pub(crate) struct Groups {
     inner: Mutex<Inner>,
+    /// `None` on a single node, which coordinates every group. In a cluster, the offsets
+    /// partitions this node leads and what it has loaded of them: it coordinates exactly
+    /// their groups, as a Kafka broker coordinates the groups of the `__consumer_offsets`
+    /// partitions it leads.
+    owned: Option<Mutex<HashMap<i32, Owned>>>,
     next_token: AtomicU64,
     /// Woken whenever the coordinator may have an earlier deadline.
     wake: Notify,
@@ -117,9 +133,12 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 impl Groups {
-    pub(crate) fn new(settings: &GroupSettings) -> Groups {
+    /// The groups of a node; `clustered` when it is part of a cluster (its groups are then
+    /// the ones of the offsets partitions it leads).
+    pub(crate) fn new(settings: &GroupSettings, clustered: bool) -> Groups {
         let (store, store_rx) = mpsc::unbounded_channel();
         Groups {
+            owned: clustered.then(|| Mutex::new(HashMap::new())),
             inner: Mutex::new(Inner {
                 coordinator: Coordinator::new(settings.coordinator.clone()),
                 waiters: HashMap::new(),
@@ -221,6 +240,128 @@ impl Groups {
     pub(crate) fn partition_for(&self, group_id: &str) -> i32 {
         records::partition_for(group_id, self.partitions.load(Ordering::Relaxed))
     }
+
+    fn owned(&self) -> Option<MutexGuard<'_, HashMap<i32, Owned>>> {
+        self.owned
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether this node coordinates `group_id` now: always on a single node; in a cluster
+    /// once it leads the group's offsets partition and has loaded it
+    /// (COORDINATOR_LOAD_IN_PROGRESS while it loads, NOT_COORDINATOR otherwise — the client
+    /// asks FindCoordinator again).
+    pub(crate) fn check(&self, group_id: &str) -> Result<(), ErrorCode> {
+        let Some(owned) = self.owned() else {
+            return Ok(());
+        };
+        match owned.get(&self.partition_for(group_id)) {
+            Some(Owned::Loaded { .. }) => Ok(()),
+            Some(Owned::Loading { .. }) => Err(ErrorCode::CoordinatorLoadInProgress),
+            None => Err(ErrorCode::NotCoordinator),
+        }
+    }
+
+    /// Forgets the groups of offsets partition `partition` (their waiting requests are
+    /// answered NOT_COORDINATOR).
+    fn unload_partition(&self, partition: i32) -> usize {
+        let count = self.partitions.load(Ordering::Relaxed);
+        self.with(|c, _| c.unload(|g| records::partition_for(g, count) == partition))
+    }
+}
+
+/// In a cluster: keeps the loaded groups equal to those of the offsets partitions this node
+/// leads. A partition whose leadership this node gained (a new leader epoch) is replayed
+/// from its log start to its high watermark — the commit index, which as a confirmed
+/// leader includes everything any earlier leader acknowledged — before its groups are
+/// served; one it lost is unloaded at once.
+async fn follow_leadership(ctx: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
+    let groups = &ctx.groups;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(topic) = ctx.topics.get(OFFSETS_TOPIC) else {
+            continue;
+        };
+        groups
+            .partitions
+            .store(topic.partitions.len().max(1) as u32, Ordering::Relaxed);
+        for (p, handle) in topic.partitions.iter().enumerate() {
+            let p = p as i32;
+            let state = handle.state();
+            let now = groups.owned().and_then(|o| o.get(&p).copied());
+            if !state.is_leader {
+                if now.is_some() {
+                    if let Some(mut o) = groups.owned() {
+                        o.remove(&p);
+                    }
+                    let unloaded = groups.unload_partition(p);
+                    tracing::info!(
+                        partition = p,
+                        groups = unloaded,
+                        "no longer coordinating the groups of {OFFSETS_TOPIC}-{p}"
+                    );
+                }
+                continue;
+            }
+            if now
+                == Some(Owned::Loaded {
+                    epoch: state.leader_epoch,
+                })
+            {
+                continue;
+            }
+            let epoch = state.leader_epoch;
+            if let Some(mut o) = groups.owned() {
+                o.insert(p, Owned::Loading { epoch });
+            }
+            groups.unload_partition(p);
+            match load_partition(groups, p, handle).await {
+                Ok(records) => {
+                    let still = handle.state();
+                    if let Some(mut o) = groups.owned() {
+                        if still.is_leader && still.leader_epoch == epoch {
+                            o.insert(p, Owned::Loaded { epoch });
+                            tracing::info!(
+                                partition = p,
+                                epoch,
+                                records,
+                                "coordinating the groups of {OFFSETS_TOPIC}-{p}"
+                            );
+                        } else {
+                            o.remove(&p);
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Tried again on the next turn.
+                    tracing::warn!(partition = p, error = %e, "cannot load the groups of {OFFSETS_TOPIC}-{p}");
+                    if let Some(mut o) = groups.owned() {
+                        o.remove(&p);
+                    }
+                    groups.unload_partition(p);
+                }
+            }
+        }
+    }
+}
+
+/// The coordinator of `group`: the node leading its offsets partition (this node on a single
+/// node), with its endpoint; `None` while that partition has no leader.
+pub(crate) fn coordinator_of(ctx: &Node, group: &str) -> Option<(i32, String, u16)> {
+    if ctx.cluster.is_none() {
+        let (host, port) = ctx.config.advertise.clone();
+        return Some((ctx.config.node_id, host, port));
+    }
+    let (_, handle) = ctx
+        .partition(OFFSETS_TOPIC, ctx.groups.partition_for(group))
+        .ok()?;
+    let view = ctx.partition_view(0, &handle);
+    let leader = view.leader?;
+    let (host, port) = ctx.endpoint(leader)?;
+    Some((leader, host, port))
 }
 
 /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on the first
@@ -344,8 +485,12 @@ pub(crate) async fn append(
 }
 
 /// Reads every record of the offsets topic (if it exists) into the coordinator. Runs before
-/// the listener accepts anything.
+/// the listener accepts anything. In a cluster it does nothing: each partition is loaded when
+/// this node becomes its leader (`follow_leadership`).
 pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), BrokerError> {
+    if groups.owned.is_some() {
+        return Ok(());
+    }
     let Some(topic) = topics.get(OFFSETS_TOPIC) else {
         return Ok(());
     };
@@ -355,56 +500,7 @@ pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), 
     let started = Instant::now();
     let mut count = 0u64;
     for (p, handle) in topic.partitions.iter().enumerate() {
-        let mut offset = handle.state().log_start_offset;
-        loop {
-            let data = match handle.fetch(offset, REPLAY_READ_BYTES).await {
-                Ok(d) => d,
-                Err(e) => {
-                    return Err(BrokerError::Config(format!(
-                        "cannot read {OFFSETS_TOPIC}-{p} at offset {offset}: {e}"
-                    )))
-                }
-            };
-            if offset >= data.high_watermark {
-                break;
-            }
-            let bytes = data.read.load()?;
-            if bytes.is_empty() {
-                break;
-            }
-            let mut next = offset;
-            for item in batch::iter_batches(&bytes, u32::MAX) {
-                let (at, header, b) = item.map_err(|e| {
-                    BrokerError::Config(format!("corrupt batch in {OFFSETS_TOPIC}-{p}: {e}"))
-                })?;
-                next = header.next_offset() as u64;
-                if header.is_control() {
-                    continue;
-                }
-                let mut one = bytes.slice(at..at + b.len());
-                let set = match RecordBatchDecoder::decode(&mut one) {
-                    Ok(set) => set,
-                    Err(e) => {
-                        tracing::warn!(partition = p, offset = header.base_offset, error = %e, "skipping an undecodable offsets batch");
-                        continue;
-                    }
-                };
-                // One lock (and one routing of outputs) per batch, not per record.
-                groups.with(|c, now| {
-                    for record in &set.records {
-                        let Some(key) = &record.key else { continue };
-                        if let Err(e) = c.replay(now, key, record.value.as_deref()) {
-                            tracing::warn!(partition = p, offset = record.offset, error = %e, "skipping an unreadable offsets record");
-                        }
-                        count += 1;
-                    }
-                });
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+        count += load_partition(groups, p as i32, handle).await?;
     }
     tracing::info!(
         records = count,
@@ -412,6 +508,67 @@ pub(crate) async fn load(topics: &TopicRegistry, groups: &Groups) -> Result<(), 
         "loaded consumer groups from {OFFSETS_TOPIC}"
     );
     Ok(())
+}
+
+/// Replays offsets partition `p` from its log start to its high watermark into the
+/// coordinator; answers how many records it read.
+async fn load_partition(
+    groups: &Groups,
+    p: i32,
+    handle: &cairn_partition::PartitionHandle,
+) -> Result<u64, BrokerError> {
+    let mut count = 0u64;
+    let mut offset = handle.state().log_start_offset;
+    loop {
+        let data = match handle.fetch(offset, REPLAY_READ_BYTES).await {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(BrokerError::Config(format!(
+                    "cannot read {OFFSETS_TOPIC}-{p} at offset {offset}: {e}"
+                )))
+            }
+        };
+        if offset >= data.high_watermark {
+            break;
+        }
+        let bytes = data.read.load()?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut next = offset;
+        for item in batch::iter_batches(&bytes, u32::MAX) {
+            let (at, header, b) = item.map_err(|e| {
+                BrokerError::Config(format!("corrupt batch in {OFFSETS_TOPIC}-{p}: {e}"))
+            })?;
+            next = header.next_offset() as u64;
+            if header.is_control() {
+                continue;
+            }
+            let mut one = bytes.slice(at..at + b.len());
+            let set = match RecordBatchDecoder::decode(&mut one) {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::warn!(partition = p, offset = header.base_offset, error = %e, "skipping an undecodable offsets batch");
+                    continue;
+                }
+            };
+            // One lock (and one routing of outputs) per batch, not per record.
+            groups.with(|c, now| {
+                for record in &set.records {
+                    let Some(key) = &record.key else { continue };
+                    if let Err(e) = c.replay(now, key, record.value.as_deref()) {
+                        tracing::warn!(partition = p, offset = record.offset, error = %e, "skipping an unreadable offsets record");
+                    }
+                    count += 1;
+                }
+            });
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(count)
 }
 
 /// The background tasks: the coordinator's timer, the group-record writer and offsets
@@ -473,6 +630,10 @@ pub(crate) fn spawn_tasks(ctx: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
                 let _ = done.send(true);
             }
         });
+    }
+
+    if ctx.groups.owned.is_some() {
+        tokio::spawn(follow_leadership(Arc::clone(&ctx), shutdown.clone()));
     }
 
     tokio::spawn(async move {

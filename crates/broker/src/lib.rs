@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod broker_configs;
+mod cluster;
 mod config;
 mod disk;
 mod errors;
@@ -34,6 +35,7 @@ mod topics;
 
 pub use broker_configs::broker_name_of_log_setting;
 pub use cairn_groups::CoordinatorConfig;
+pub use cluster::ClusterSettings;
 pub use config::{BrokerConfig, GroupSettings};
 pub use http::HttpLimits;
 pub use server::Broker;

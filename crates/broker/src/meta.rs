@@ -23,9 +23,14 @@ pub(crate) fn meta_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(".cairn")
 }
 
-/// The cluster id, created on first start: 16 random bytes, URL-safe base64 without padding
-/// (22 characters), like Kafka's.
-pub(crate) fn cluster_id(data_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
+/// The cluster id, created on first start: `wanted` (a cluster's, which every node shares),
+/// or 16 random bytes, URL-safe base64 without padding (22 characters), like Kafka's. A data
+/// directory of another cluster is refused.
+pub(crate) fn cluster_id(
+    data_dir: &Path,
+    node_id: i32,
+    wanted: Option<&str>,
+) -> Result<String, BrokerError> {
     let dir = meta_dir(data_dir);
     // Durably: a power cut that took `.cairn` would take every topic with it.
     durable::ensure_dir(&dir)?;
@@ -43,6 +48,12 @@ pub(crate) fn cluster_id(data_dir: &Path, node_id: i32) -> Result<String, Broker
                             data_dir.display()
                         )));
                     }
+                    if let Some(wanted) = wanted.filter(|w| *w != id) {
+                        return Err(BrokerError::Config(format!(
+                            "data directory {} belongs to cluster {id}, not {wanted}",
+                            data_dir.display()
+                        )));
+                    }
                     return Ok(id.to_string());
                 }
             }
@@ -52,7 +63,10 @@ pub(crate) fn cluster_id(data_dir: &Path, node_id: i32) -> Result<String, Broker
             dir.display()
         )));
     }
-    let id = base64_url(uuid::Uuid::new_v4().as_bytes());
+    let id = match wanted {
+        Some(w) => w.to_string(),
+        None => base64_url(uuid::Uuid::new_v4().as_bytes()),
+    };
     metafile::write(
         &dir,
         "cluster",
@@ -61,7 +75,7 @@ pub(crate) fn cluster_id(data_dir: &Path, node_id: i32) -> Result<String, Broker
     Ok(id)
 }
 
-fn base64_url(bytes: &[u8]) -> String {
+pub(crate) fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     let mut bits = 0u32;
@@ -86,10 +100,35 @@ pub(crate) struct ProducerIds {
     dir: PathBuf,
     /// Next id to hand out and the end (exclusive) of the persisted block.
     next: Mutex<(i64, i64)>,
+    /// Added to every id: 0 on a single node; in a cluster `(node.id + 1) << 40`, so nodes
+    /// hand out disjoint ranges without asking each other (a producer id is only ever
+    /// compared for equality, by every replica of the partitions it writes to).
+    base: i64,
 }
 
+/// Bits of a clustered producer id that count; the node's range starts above them.
+const PRODUCER_ID_COUNTER_BITS: u32 = 40;
+
+/// The largest `node.id` a cluster member may have: its producer-id range must fit an i64.
+pub(crate) const MAX_CLUSTER_NODE_ID: i32 = (1 << (62 - PRODUCER_ID_COUNTER_BITS)) - 2;
+
 impl ProducerIds {
-    pub(crate) fn open(data_dir: &Path) -> Result<ProducerIds, BrokerError> {
+    /// The allocator of a node; `cluster_node` is `Some(node.id)` in a cluster.
+    pub(crate) fn open(
+        data_dir: &Path,
+        cluster_node: Option<i32>,
+    ) -> Result<ProducerIds, BrokerError> {
+        let base = match cluster_node {
+            None => 0,
+            Some(node) if (0..=MAX_CLUSTER_NODE_ID).contains(&node) => {
+                (i64::from(node) + 1) << PRODUCER_ID_COUNTER_BITS
+            }
+            Some(node) => {
+                return Err(BrokerError::Config(format!(
+                    "node.id {node} is too large for a cluster (at most {MAX_CLUSTER_NODE_ID})"
+                )))
+            }
+        };
         let dir = meta_dir(data_dir);
         let start = match metafile::read(&dir, "producer-ids")? {
             Some(lines) => match lines.as_slice() {
@@ -104,6 +143,7 @@ impl ProducerIds {
         Ok(ProducerIds {
             dir,
             next: Mutex::new((start, start)),
+            base,
         })
     }
 
@@ -124,7 +164,7 @@ impl ProducerIds {
         }
         let id = next.0;
         next.0 += 1;
-        Ok(id)
+        Ok(self.base + id)
     }
 }
 
@@ -135,20 +175,43 @@ mod tests {
     #[test]
     fn cluster_id_is_stable_and_producer_ids_never_repeat() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let id = cluster_id(dir.path(), 1).expect("create");
+        let id = cluster_id(dir.path(), 1, None).expect("create");
         assert_eq!(id.len(), 22);
-        assert_eq!(cluster_id(dir.path(), 1).expect("reread"), id);
+        assert_eq!(cluster_id(dir.path(), 1, None).expect("reread"), id);
+        assert_eq!(
+            cluster_id(dir.path(), 1, Some(&id)).expect("same cluster"),
+            id
+        );
         assert!(
-            cluster_id(dir.path(), 2).is_err(),
+            cluster_id(dir.path(), 2, None).is_err(),
             "another node's directory"
         );
-        let ids = ProducerIds::open(dir.path()).expect("open");
+        assert!(
+            cluster_id(dir.path(), 1, Some("another-cluster")).is_err(),
+            "another cluster's directory"
+        );
+        let fresh = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            cluster_id(fresh.path(), 3, Some("shared-id")).expect("create"),
+            "shared-id",
+            "a cluster's nodes share the id they were given"
+        );
+        let ids = ProducerIds::open(dir.path(), None).expect("open");
         let a: Vec<i64> = (0..3).map(|_| ids.allocate().expect("id")).collect();
         assert_eq!(a, vec![0, 1, 2]);
-        let ids = ProducerIds::open(dir.path()).expect("reopen");
+        let ids = ProducerIds::open(dir.path(), None).expect("reopen");
         assert!(
             ids.allocate().expect("id") >= 1000,
             "a restart starts a new block"
         );
+        // In a cluster every node has its own range.
+        let other = tempfile::tempdir().expect("tempdir");
+        cluster_id(other.path(), 0, None).expect("a second node's directory");
+        let n0 = ProducerIds::open(other.path(), Some(0)).expect("node 0");
+        let n1 = ProducerIds::open(dir.path(), Some(1)).expect("node 1");
+        let (a, b) = (n0.allocate().expect("id"), n1.allocate().expect("id"));
+        assert_eq!(a, 1 << 40);
+        assert!((2 << 40..3 << 40).contains(&b), "{b}");
+        assert!(ProducerIds::open(dir.path(), Some(MAX_CLUSTER_NODE_ID + 1)).is_err());
     }
 }

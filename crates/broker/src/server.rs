@@ -196,12 +196,28 @@ impl Broker {
     /// Stops accepting, lets connections finish in-flight requests (for a bounded time),
     /// then flushes and closes every partition.
     pub async fn shutdown(self) {
+        if let Some(cluster) = &self.node.cluster {
+            // While everything still serves, so clients are redirected, not dropped.
+            let handles = self
+                .node
+                .topics
+                .list()
+                .iter()
+                .flat_map(|t| t.partitions.iter().cloned())
+                .collect();
+            cluster
+                .hand_off_leaderships(handles, std::time::Duration::from_secs(5))
+                .await;
+        }
         let _ = self.shutdown.send(true);
         let _ = self.acceptor.await;
         if let Some(http) = self.http {
             http.stopped().await;
         }
         self.node.topics.close_all().await;
+        if let Some(cluster) = &self.node.cluster {
+            cluster.close().await;
+        }
         let shards = self.shards;
         let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
     }

@@ -20,6 +20,11 @@
 //! The log defaults a topic inherits are the static `[log]` settings with the dynamic broker
 //! configs applied (`broker_configs`); the registry owns both, so a dynamic change reaches
 //! every partition that does not override it, under the same admin lock as topic changes.
+//!
+//! In a cluster the same files exist on every node, but the registry does not decide: a
+//! change (`create`, `delete`, `add_partitions`, `alter_configs`) is proposed to the metadata
+//! quorum (`crate::cluster`), and every node's metadata applier makes it here through the
+//! `*_local` operations. Partitions are then raft groups whose voters are every node.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +35,7 @@ use cairn_storage::{durable, metafile, LogConfig, StorageError};
 use uuid::Uuid;
 
 use crate::broker_configs::{self, BrokerConfigError, DynamicConfigs, Scope};
+use crate::cluster::{self, Cluster, MetadataRecord};
 use crate::meta::meta_dir;
 use crate::topic_config::{ConfigError, TopicConfigs};
 use crate::BrokerError;
@@ -69,6 +75,12 @@ pub(crate) enum TopicError {
     Partition(#[from] cairn_partition::PartitionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The metadata quorum did not make the change (no controller, a timeout).
+    #[error("{message}")]
+    Cluster {
+        code: cairn_protocol::ErrorCode,
+        message: String,
+    },
 }
 
 /// Kafka's topic-name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -111,6 +123,8 @@ pub(crate) struct TopicRegistry {
     raft_id: u64,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin: tokio::sync::Mutex<()>,
+    /// Set on a node of a cluster: changes go through the metadata quorum.
+    cluster: Option<Arc<Cluster>>,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -133,6 +147,7 @@ impl TopicRegistry {
         shards: Arc<StorageShards>,
         defaults: LogConfig,
         raft_id: u64,
+        cluster: Option<Arc<Cluster>>,
     ) -> Result<TopicRegistry, BrokerError> {
         let topics_dir = meta_dir(data_dir).join("topics");
         durable::ensure_dir(&topics_dir)?;
@@ -148,6 +163,7 @@ impl TopicRegistry {
             raft_id,
             topics: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
+            cluster,
         };
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&topics_dir).map_err(io("list", &topics_dir))? {
@@ -164,7 +180,9 @@ impl TopicRegistry {
                 tracing::warn!(topic = %name, "ignoring an unreadable topic file");
                 continue;
             };
-            let partitions = registry.open_partitions(&name, &configs, 0..count).await?;
+            let partitions = registry
+                .open_partitions(&name, id, &configs, 0..count)
+                .await?;
             let log = configs
                 .log_config(&registry.defaults())
                 .map_err(|e| BrokerError::Config(format!("topic {name}: {e}")))?;
@@ -256,21 +274,36 @@ impl TopicRegistry {
     async fn open_partitions(
         &self,
         name: &str,
+        id: Uuid,
         configs: &TopicConfigs,
         range: std::ops::Range<i32>,
     ) -> Result<Vec<PartitionHandle>, TopicError> {
         let log = configs.log_config(&self.defaults())?;
         let opening = range.map(|p| {
-            PartitionHandle::open(
-                &self.shards,
-                PartitionSpec {
-                    name: format!("{name}-{p}"),
-                    dir: partition_dir(&self.data_dir, name, p),
-                    log: log.clone(),
-                    node_id: self.raft_id,
-                    voters: vec![self.raft_id],
-                },
-            )
+            let partition = format!("{name}-{p}");
+            let dir = partition_dir(&self.data_dir, name, p);
+            let log = log.clone();
+            async move {
+                match &self.cluster {
+                    Some(c) => {
+                        c.open_replica(&self.shards, partition, dir, log, cluster::group_id(id, p))
+                            .await
+                    }
+                    None => {
+                        PartitionHandle::open(
+                            &self.shards,
+                            PartitionSpec {
+                                name: partition,
+                                dir,
+                                log,
+                                node_id: self.raft_id,
+                                voters: vec![self.raft_id],
+                            },
+                        )
+                        .await
+                    }
+                }
+            }
         });
         let opened = futures_util::future::join_all(opening).await;
         Ok(opened.into_iter().collect::<Result<Vec<_>, _>>()?)
@@ -405,7 +438,22 @@ impl TopicRegistry {
                 log,
             }));
         }
-        let handles = self.open_partitions(name, &configs, 0..partitions).await?;
+        if let Some(c) = &self.cluster {
+            drop(_admin);
+            let record = MetadataRecord::CreateTopic {
+                name: name.to_string(),
+                id,
+                partitions,
+                configs: configs.overrides().clone(),
+            };
+            c.propose(record).await?;
+            return self
+                .get(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()));
+        }
+        let handles = self
+            .open_partitions(name, id, &configs, 0..partitions)
+            .await?;
         self.write_topic_file(name, id, handles.len(), &configs)?;
         let topic = Topic {
             name: name.to_string(),
@@ -420,8 +468,53 @@ impl TopicRegistry {
             .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
+    /// Creates this node's copy of a topic the metadata log created (nothing if it has it).
+    pub(crate) async fn create_local(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: TopicConfigs,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().await;
+        if let Some(t) = self.get(name) {
+            return Ok(t);
+        }
+        let log = configs.log_config(&self.defaults())?;
+        let handles = self
+            .open_partitions(name, id, &configs, 0..partitions)
+            .await?;
+        self.write_topic_file(name, id, handles.len(), &configs)?;
+        self.insert(Topic {
+            name: name.to_string(),
+            id,
+            partitions: handles,
+            configs,
+            log,
+        });
+        tracing::info!(topic = name, partitions, %id, "topic created (from the metadata log)");
+        self.get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
+    }
+
     /// Deletes a topic and its data.
     pub(crate) async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        if let Some(c) = &self.cluster {
+            let topic = self
+                .get(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            c.propose(MetadataRecord::DeleteTopic {
+                name: name.to_string(),
+                id: topic.id,
+            })
+            .await?;
+            return Ok(topic.id);
+        }
+        self.delete_local(name).await
+    }
+
+    /// Deletes this node's copy of a topic and its data.
+    pub(crate) async fn delete_local(&self, name: &str) -> Result<Uuid, TopicError> {
         let _admin = self.admin.lock().await;
         let topic = self
             .get(name)
@@ -432,7 +525,10 @@ impl TopicRegistry {
         if let Ok(mut map) = self.topics.write() {
             map.remove(name);
         }
-        for p in &topic.partitions {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            if let Some(c) = &self.cluster {
+                c.forget_replica(cluster::group_id(topic.id, i as i32));
+            }
             if let Err(e) = p.delete().await {
                 tracing::warn!(partition = p.name(), error = %e, "deleting partition");
             }
@@ -466,8 +562,36 @@ impl TopicRegistry {
         if validate_only {
             return Ok(());
         }
+        if let Some(c) = &self.cluster {
+            drop(_admin);
+            return Ok(c
+                .propose(MetadataRecord::AddPartitions {
+                    name: name.to_string(),
+                    id: topic.id,
+                    partitions: count,
+                })
+                .await?);
+        }
+        drop(_admin);
+        self.add_partitions_local(name, count).await
+    }
+
+    /// Grows this node's copy of a topic to `count` partitions.
+    pub(crate) async fn add_partitions_local(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Ok(());
+        }
         let added = self
-            .open_partitions(name, &topic.configs, current..count)
+            .open_partitions(name, topic.id, &topic.configs, current..count)
             .await?;
         let mut partitions = topic.partitions.clone();
         partitions.extend(added);
@@ -501,6 +625,40 @@ impl TopicRegistry {
         if validate_only {
             return Ok(());
         }
+        if let Some(c) = &self.cluster {
+            drop(_admin);
+            return Ok(c
+                .propose(MetadataRecord::SetTopicConfigs {
+                    name: name.to_string(),
+                    id: topic.id,
+                    configs: configs.overrides().clone(),
+                })
+                .await?);
+        }
+        self.apply_configs(&topic, configs, log).await
+    }
+
+    /// Sets this node's copy of a topic's config overrides to `configs`.
+    pub(crate) async fn set_configs_local(
+        &self,
+        name: &str,
+        configs: TopicConfigs,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let log = configs.log_config(&self.defaults())?;
+        self.apply_configs(&topic, configs, log).await
+    }
+
+    async fn apply_configs(
+        &self,
+        topic: &Topic,
+        configs: TopicConfigs,
+        log: LogConfig,
+    ) -> Result<(), TopicError> {
+        let name = topic.name.as_str();
         self.write_topic_file(name, topic.id, topic.partitions.len(), &configs)?;
         for p in &topic.partitions {
             p.set_config(log.clone()).await?;

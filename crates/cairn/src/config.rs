@@ -213,6 +213,17 @@ pub struct ConfigArgs {
     /// Log level or tracing directives [env: CAIRN_LOG_LEVEL; default: info; RUST_LOG wins]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// This node's id, `node.id` [env: CAIRN_BROKER_NODE_ID; default: 1]
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<i32>,
+    /// Every node of a cluster, `controller.quorum.voters` [env:
+    /// CAIRN_BROKER_CONTROLLER_QUORUM_VOTERS; default: none, a single node]
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub voters: Option<String>,
+    /// Where this node listens for its peers, `cluster.listen` [env:
+    /// CAIRN_BROKER_CLUSTER_LISTEN; default: its entry in --voters]
+    #[arg(long, value_name = "IP:PORT")]
+    pub cluster_listen: Option<String>,
 }
 
 /// A configuration together with where it came from, for the startup log.
@@ -267,7 +278,7 @@ impl Config {
             None => Config::default(),
         };
         let warnings = config.apply_env(env)?;
-        config.apply_args(args);
+        config.apply_args(args)?;
         Ok(Loaded {
             config,
             file: file.map(|(path, _)| path.to_path_buf()),
@@ -365,7 +376,7 @@ impl Config {
     }
 
     /// Overrides fields from command-line flags.
-    fn apply_args(&mut self, args: &ConfigArgs) {
+    fn apply_args(&mut self, args: &ConfigArgs) -> anyhow::Result<()> {
         let ConfigArgs {
             config: _,
             data_dir,
@@ -373,7 +384,23 @@ impl Config {
             advertise,
             http_listen,
             log_level,
+            node_id,
+            voters,
+            cluster_listen,
         } = args;
+        let broker = [
+            ("node.id", node_id.map(|n| n.to_string())),
+            ("controller.quorum.voters", voters.clone()),
+            ("cluster.listen", cluster_listen.clone()),
+        ];
+        for (key, value) in broker {
+            if let Some(value) = value {
+                self.broker.set(key, &value).map_err(|reason| {
+                    anyhow::anyhow!("--{}={value:?}: {reason}", key.replace('.', "-"))
+                })?;
+                self.static_broker_configs.insert(key.to_string());
+            }
+        }
         if let Some(http_listen) = http_listen {
             self.http_listen = *http_listen;
         }
@@ -391,6 +418,7 @@ impl Config {
         if let Some(log_level) = log_level {
             self.log_level = log_level.clone();
         }
+        Ok(())
     }
 
     /// Checks every setting, so a bad value stops the node before it touches the disk.
@@ -635,8 +663,28 @@ mod tests {
             advertise: Some("broker1:9093".to_string()),
             http_listen: Some(HttpListen::Off),
             log_level: Some("debug".to_string()),
+            node_id: Some(2),
+            voters: Some("1@127.0.0.1:7001,2@127.0.0.1:7002".to_string()),
+            cluster_listen: Some("0.0.0.0:7002".to_string()),
         };
         let config = resolve(None, &[], &flags).expect("flags load").config;
+        assert_eq!(config.broker.node_id, 2);
+        assert_eq!(
+            config.broker.controller_quorum_voters,
+            "1@127.0.0.1:7001,2@127.0.0.1:7002"
+        );
+        assert_eq!(
+            config.broker.cluster_listen.as_deref(),
+            Some("0.0.0.0:7002")
+        );
+        let bad = ConfigArgs {
+            voters: Some("1@nowhere".to_string()),
+            ..ConfigArgs::default()
+        };
+        assert!(
+            resolve(None, &[], &bad).is_err(),
+            "voters are checked when read"
+        );
         assert_eq!(config.http_listen, HttpListen::Off);
         assert_eq!(config.data_dir, PathBuf::from("/flag"));
         assert_eq!(config.listen.to_string(), "[::1]:9093");

@@ -36,6 +36,8 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print a topic's records to stdout, one per line.
     Consume(cli::ConsumeArgs),
+    /// The cluster's state: brokers, controller, leaders, under-replicated partitions.
+    Cluster(cli::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group(&args),
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),
+        Command::Cluster(args) => cli::cluster(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

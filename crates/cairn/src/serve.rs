@@ -110,6 +110,21 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.http = HttpLimits::new(usize::try_from(config.http_max_request_bytes).unwrap_or(usize::MAX));
     b.log = config.to_log_config();
     b.static_configs = config.static_broker_configs.clone();
+    let voters = &config.broker.controller_quorum_voters;
+    if !voters.is_empty() {
+        // Validated when the configuration was read.
+        if let Ok(voters) = cairn_broker::ClusterSettings::parse_voters(voters) {
+            b.cluster = Some(cairn_broker::ClusterSettings {
+                voters,
+                listen: config
+                    .broker
+                    .cluster_listen
+                    .as_deref()
+                    .and_then(|l| l.parse().ok()),
+                cluster_id: config.broker.cluster_id.clone(),
+            });
+        }
+    }
     b
 }
 

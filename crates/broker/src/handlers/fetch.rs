@@ -107,7 +107,7 @@ pub(super) async fn fetch(
                 topic: topic.topic.0.as_str().to_string(),
                 partition: p.partition,
                 handle: ctx
-                    .partition(topic.topic.0.as_str(), p.partition)
+                    .leader_partition(topic.topic.0.as_str(), p.partition)
                     .map(|(_, h)| h),
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,

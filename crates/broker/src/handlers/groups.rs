@@ -1,6 +1,7 @@
 //! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //! ListGroups, DescribeGroups, DeleteGroups and OffsetDelete: Kafka requests translated to
-//! and from the coordinator (`crate::groups`). This node coordinates every group.
+//! and from the coordinator (`crate::groups`). A single node coordinates every group; a node
+//! of a cluster those of the offsets partitions it leads (`Groups::check`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -74,7 +75,6 @@ pub(crate) async fn find_coordinator(
     } else {
         vec![r.key.as_str().to_string()]
     };
-    let (host, port) = (&ctx.config.advertise.0, ctx.config.advertise.1);
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
         // key_type 0 = group, 1 = transaction (transactions are not served yet).
@@ -91,19 +91,27 @@ pub(crate) async fn find_coordinator(
                 .err()
                 .map(|c| (c, "the offsets topic is not available"))
         };
+        // The coordinator is the leader of the group's offsets partition.
+        let coordinator = match error {
+            Some(e) => Err(e),
+            None => groups::coordinator_of(ctx, &key).ok_or((
+                ErrorCode::CoordinatorNotAvailable,
+                "the group's offsets partition has no leader now",
+            )),
+        };
         let mut c = CoordinatorEntry::default();
         c.key = sb(&key);
-        match error {
-            Some((e, msg)) => {
+        match coordinator {
+            Err((e, msg)) => {
                 c.node_id = BrokerId(-1);
                 c.port = -1;
                 c.host = sb("");
                 c.error_code = e.code();
                 c.error_message = Some(sb(msg));
             }
-            None => {
-                c.node_id = BrokerId(ctx.config.node_id);
-                c.host = sb(host);
+            Ok((node, host, port)) => {
+                c.node_id = BrokerId(node);
+                c.host = sb(&host);
                 c.port = i32::from(port);
             }
         }
@@ -153,9 +161,15 @@ pub(crate) async fn join_group(
         reason: r.reason.as_ref().map(|s| s.as_str().to_string()),
     };
     let mut out = JoinGroupResponse::default();
-    if let Err(e) = groups::ensure_offsets_topic(ctx).await {
+    let ready = match groups::ensure_offsets_topic(ctx).await {
+        Ok(()) if request.group_id.is_empty() => Ok(()),
+        Ok(()) => ctx.groups.check(&request.group_id),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ready {
         out.error_code = e.code();
         out.generation_id = -1;
+        out.member_id = sb(&request.member_id);
         return out;
     }
     let answer = ctx
@@ -206,11 +220,15 @@ pub(crate) async fn sync_group(ctx: &Node, r: SyncGroupRequest) -> SyncGroupResp
             .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
             .collect(),
     };
+    let mut out = SyncGroupResponse::default();
+    if let Err(e) = ctx.groups.check(&request.group_id) {
+        out.error_code = e.code();
+        return out;
+    }
     let answer = ctx
         .groups
         .deferred(move |c, now, token| c.sync(now, token, request))
         .await;
-    let mut out = SyncGroupResponse::default();
     let Some(Output::Sync { response, .. }) = answer else {
         out.error_code = ErrorCode::CoordinatorNotAvailable.code();
         return out;
@@ -229,8 +247,12 @@ pub(crate) fn heartbeat(ctx: &Node, r: HeartbeatRequest) -> HeartbeatResponse {
         member_id: r.member_id.as_str().to_string(),
         group_instance_id: r.group_instance_id.as_ref().map(|s| s.as_str().to_string()),
     };
-    let result = ctx.groups.with(|c, now| c.heartbeat(now, &request));
     let mut out = HeartbeatResponse::default();
+    if let Err(e) = ctx.groups.check(&request.group_id) {
+        out.error_code = e.code();
+        return out;
+    }
+    let result = ctx.groups.with(|c, now| c.heartbeat(now, &request));
     out.error_code = result.err().as_ref().map_or(0, code);
     out
 }
@@ -251,8 +273,12 @@ pub(crate) fn leave_group(ctx: &Node, version: i16, r: LeaveGroupRequest) -> Lea
         }]
     };
     let group = group_name(&r.group_id).to_string();
-    let result = ctx.groups.with(|c, now| c.leave(now, &group, &members));
     let mut out = LeaveGroupResponse::default();
+    if let Err(e) = ctx.groups.check(&group) {
+        out.error_code = e.code();
+        return out;
+    }
+    let result = ctx.groups.with(|c, now| c.leave(now, &group, &members));
     match result {
         Err(e) => out.error_code = e.code(),
         Ok(per_member) if version >= 3 => {
@@ -302,6 +328,8 @@ pub(crate) async fn offset_commit(
         .collect();
     let group_error = if group.is_empty() {
         Some(ErrorCode::InvalidGroupId.code())
+    } else if let Err(e) = ctx.groups.check(&group) {
+        Some(e.code())
     } else {
         ctx.groups
             .with(|c, now| c.validate_offset_commit(now, &group, generation, member, instance))
@@ -464,6 +492,10 @@ pub(crate) fn offset_fetch(ctx: &Node, version: i16, r: OffsetFetchRequest) -> O
                 });
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
+                if let Err(e) = ctx.groups.check(group) {
+                    rg.error_code = e.code();
+                    return rg;
+                }
                 rg.topics = fetch_group_offsets(ctx, group, topics)
                     .into_iter()
                     .map(|(topic, ps)| {
@@ -489,6 +521,34 @@ pub(crate) fn offset_fetch(ctx: &Node, version: i16, r: OffsetFetchRequest) -> O
         return out;
     }
     let group = group_name(&r.group_id);
+    if let Err(e) = ctx.groups.check(group) {
+        // v2+ carry a top-level error; v0–v1 only per partition.
+        out.error_code = e.code();
+        out.topics = r
+            .topics
+            .iter()
+            .flatten()
+            .map(|t| {
+                let mut rt = OffsetFetchResponseTopic::default();
+                rt.name = t.name.clone();
+                rt.partitions = t
+                    .partition_indexes
+                    .iter()
+                    .map(|&p| {
+                        let mut rp = OffsetFetchResponsePartition::default();
+                        rp.partition_index = p;
+                        rp.committed_offset = -1;
+                        rp.committed_leader_epoch = -1;
+                        rp.metadata = Some(sb(""));
+                        rp.error_code = e.code();
+                        rp
+                    })
+                    .collect();
+                rt
+            })
+            .collect();
+        return out;
+    }
     // v0–v1 have no "all topics" null; v2+ do.
     let topics = r.topics.as_ref().map(|ts| {
         ts.iter()
@@ -564,6 +624,11 @@ pub(crate) fn describe_groups(ctx: &Node, r: DescribeGroupsRequest) -> DescribeG
             } else {
                 dg.authorized_operations = i32::MIN;
             }
+            if let Err(e) = ctx.groups.check(group_name(g)) {
+                dg.error_code = e.code();
+                dg.group_state = sb("");
+                return dg;
+            }
             match ctx.groups.read(|c| c.describe_group(group_name(g))) {
                 None => {
                     // Kafka's answer for a group it does not know: no error, state Dead.
@@ -623,6 +688,10 @@ pub(crate) async fn offset_delete(ctx: &Node, r: OffsetDeleteRequest) -> OffsetD
         })
         .collect();
     let mut out = OffsetDeleteResponse::default();
+    if let Err(e) = ctx.groups.check(&group) {
+        out.error_code = e.code();
+        return out;
+    }
     let checked = ctx
         .groups
         .read(|c| c.validate_offset_delete(&group, &asked));

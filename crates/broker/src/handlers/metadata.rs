@@ -1,4 +1,5 @@
-//! Metadata: brokers (this one), topics and their partitions, with auto-creation.
+//! Metadata: brokers (this one, and in a cluster every live node), topics and their
+//! partitions with leaders and replicas, with auto-creation.
 
 use std::sync::Arc;
 
@@ -17,16 +18,22 @@ use crate::topics::{validate_name, Topic, TopicError};
 
 pub(super) async fn metadata(ctx: &Node, version: i16, req: MetadataRequest) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(ctx.config.node_id);
-    broker.host = str_bytes(&ctx.config.advertise.0);
-    broker.port = ctx.config.advertise.1 as i32;
-    resp.brokers = vec![broker];
+    resp.brokers = ctx
+        .brokers()
+        .into_iter()
+        .map(|(id, host, port)| {
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(id);
+            broker.host = str_bytes(&host);
+            broker.port = i32::from(port);
+            broker
+        })
+        .collect();
     if version >= 2 {
         resp.cluster_id = Some(str_bytes(&ctx.cluster_id));
     }
     if version >= 1 {
-        resp.controller_id = BrokerId(ctx.config.node_id);
+        resp.controller_id = BrokerId(ctx.controller().unwrap_or(-1));
     }
     // No authorizer: everything is allowed, and Kafka says so when asked (v8+; the
     // cluster field only up to v10). Leaving the "not requested" value confuses clients that

@@ -123,7 +123,7 @@ async fn list_one(
     leader_epoch: i32,
     timestamp: i64,
 ) -> Result<Option<(i64, i64, i32)>, ErrorCode> {
-    let (_, handle) = ctx.partition(topic, index)?;
+    let (_, handle) = ctx.leader_partition(topic, index)?;
     if let Some(code) = check_leader_epoch(leader_epoch, &handle.state()) {
         return Err(code);
     }
@@ -155,7 +155,7 @@ pub(super) async fn offset_for_leader_epoch(
             r.leader_epoch = -1;
             r.end_offset = -1;
             let answer = async {
-                let (_, handle) = ctx.partition(topic.topic.0.as_str(), p.partition)?;
+                let (_, handle) = ctx.leader_partition(topic.topic.0.as_str(), p.partition)?;
                 if let Some(code) = check_leader_epoch(p.current_leader_epoch, &handle.state()) {
                     return Err(code);
                 }
@@ -190,7 +190,7 @@ pub(super) async fn delete_records(ctx: &Node, req: DeleteRecordsRequest) -> Del
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
             let answer = async {
-                ctx.partition(topic.name.0.as_str(), p.partition_index)?;
+                ctx.leader_partition(topic.name.0.as_str(), p.partition_index)?;
                 // -1: up to the high watermark.
                 let before = match p.offset {
                     -1 => None,

@@ -190,6 +190,12 @@ impl Node {
     /// Deletes an empty group: tombstones for its offsets and its metadata, then forgets it.
     /// GROUP_ID_NOT_FOUND for an unknown group, NON_EMPTY_GROUP while it has members.
     pub(crate) async fn delete_group(&self, group: &str) -> Result<(), NodeError> {
+        self.groups.check(group).map_err(|code| {
+            NodeError::kafka(
+                code,
+                format!("this node does not coordinate group {group} now"),
+            )
+        })?;
         let offsets = self.groups.read(|c| {
             c.validate_delete_group(group)
                 .map(|()| c.committed_offsets(group))

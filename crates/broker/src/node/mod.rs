@@ -30,6 +30,7 @@ use cairn_partition::{PartitionHandle, StorageShards};
 use cairn_protocol::ErrorCode;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::disk::DiskGuard;
 use crate::groups::{self as group_state, Groups};
@@ -54,6 +55,10 @@ pub(crate) struct Node {
     pub(crate) read_buffers: Arc<ReadBuffers>,
     /// The data directory's free space: produces are refused while it is full.
     pub(crate) disk: Arc<DiskGuard>,
+    /// This node's part of a cluster; `None` on a single node.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Messages from peers, until the router takes them (`spawn_tasks`).
+    inbound: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<cairn_cluster::Inbound>>>,
 }
 
 /// How often the data directory's free space is checked.
@@ -77,15 +82,37 @@ impl Node {
                 config.node_id
             )));
         }
-        let cluster_id = meta::cluster_id(&dir, config.node_id)?;
-        let producer_ids = ProducerIds::open(&dir)?;
+        let wanted_cluster_id = config.cluster.as_ref().map(|c| {
+            c.cluster_id
+                .clone()
+                .unwrap_or_else(|| c.derived_cluster_id())
+        });
+        let cluster_id = meta::cluster_id(&dir, config.node_id, wanted_cluster_id.as_deref())?;
+        let producer_ids =
+            ProducerIds::open(&dir, config.cluster.as_ref().map(|_| config.node_id))?;
         // Before the partitions open: on a full disk this frees the ballast they need to
         // write their checkpoints, and says once what is full.
         let disk = Arc::new(DiskGuard::new(&dir, config.storage_min_free_bytes));
         disk.check();
         let raft_id = config.node_id as u64 + 1;
-        let topics = TopicRegistry::load(&dir, shards, config.log.clone(), raft_id).await?;
-        let groups = Groups::new(&config.groups);
+        let (cluster, inbound) = match &config.cluster {
+            Some(settings) => {
+                let (c, inbound) = Cluster::start(
+                    settings,
+                    config.node_id,
+                    &cluster_id,
+                    config.advertise.clone(),
+                    &dir,
+                    &shards,
+                )
+                .await?;
+                (Some(c), Some(inbound))
+            }
+            None => (None, None),
+        };
+        let topics =
+            TopicRegistry::load(&dir, shards, config.log.clone(), raft_id, cluster.clone()).await?;
+        let groups = Groups::new(&config.groups, config.cluster.is_some());
         group_state::load(&topics, &groups).await?;
         Ok(Node {
             config,
@@ -96,6 +123,8 @@ impl Node {
             shutdown,
             read_buffers: Arc::default(),
             disk,
+            cluster,
+            inbound: std::sync::Mutex::new(inbound),
         })
     }
 
@@ -104,6 +133,59 @@ impl Node {
     pub(crate) fn spawn_tasks(self: &Arc<Self>) {
         group_state::spawn_tasks(Arc::clone(self), self.shutdown.clone());
         spawn_disk_watch(Arc::clone(&self.disk), self.shutdown.clone());
+        if let Some(cluster) = &self.cluster {
+            let inbound = self.inbound.lock().ok().and_then(|mut i| i.take());
+            if let Some(inbound) = inbound {
+                cluster.spawn_tasks(inbound, self.shutdown.clone());
+            }
+            tokio::spawn(crate::cluster::metadata::run_applier(
+                Arc::clone(self),
+                Arc::clone(cluster),
+            ));
+        }
+    }
+
+    /// The brokers clients can use: this node, and in a cluster every live peer, as
+    /// (node id, host, port).
+    pub(crate) fn brokers(&self) -> Vec<(i32, String, u16)> {
+        match &self.cluster {
+            Some(c) => c.live_brokers(),
+            None => vec![(
+                self.config.node_id,
+                self.config.advertise.0.clone(),
+                self.config.advertise.1,
+            )],
+        }
+    }
+
+    /// The controller's node id (this node on a single node; the metadata quorum's leader in
+    /// a cluster, if there is one now).
+    pub(crate) fn controller(&self) -> Option<i32> {
+        match &self.cluster {
+            Some(c) => c.controller(),
+            None => Some(self.config.node_id),
+        }
+    }
+
+    /// Every node of the cluster (this one alone on a single node), ascending: the
+    /// replicas of every partition.
+    pub(crate) fn node_ids(&self) -> Vec<i32> {
+        match &self.cluster {
+            Some(c) => c
+                .voters
+                .iter()
+                .map(|v| crate::cluster::node_id(*v))
+                .collect(),
+            None => vec![self.config.node_id],
+        }
+    }
+
+    /// The host and port of node `id`, if it is live.
+    pub(crate) fn endpoint(&self, id: i32) -> Option<(String, u16)> {
+        self.brokers()
+            .into_iter()
+            .find(|(b, _, _)| *b == id)
+            .map(|(_, host, port)| (host, port))
     }
 
     /// Whether the node is stopping.
@@ -126,6 +208,21 @@ impl Node {
             .and_then(|i| t.partitions.get(i))
             .cloned()
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        Ok((t, p))
+    }
+
+    /// [`Node::partition`] for requests only the leader answers (Fetch, ListOffsets,
+    /// OffsetForLeaderEpoch, DeleteRecords): in a cluster, a replica that is not the
+    /// confirmed leader answers NOT_LEADER_OR_FOLLOWER, so the client looks the leader up.
+    pub(crate) fn leader_partition(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Result<(Arc<Topic>, PartitionHandle), ErrorCode> {
+        let (t, p) = self.partition(topic, index)?;
+        if self.cluster.is_some() && !p.state().is_leader {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
         Ok((t, p))
     }
 

@@ -8,6 +8,7 @@ use cairn_protocol::ErrorCode;
 use uuid::Uuid;
 
 use super::{Node, NodeError};
+use crate::cluster;
 use crate::topic_config::TopicConfigs;
 use crate::topics::{Topic, TopicError, MAX_PARTITIONS};
 
@@ -55,11 +56,23 @@ pub(crate) struct PartitionDetail {
     pub(crate) size_bytes: Option<u64>,
 }
 
-fn invalid_replication(n: i32) -> NodeError {
-    TopicError::InvalidReplicationFactor(format!(
-        "replication factor {n} is not possible on a single-node cluster (use 1 or -1)"
-    ))
-    .into()
+fn invalid_replication(n: i32, nodes: usize) -> NodeError {
+    let message = if nodes == 1 {
+        format!("replication factor {n} is not possible on a single-node cluster (use 1 or -1)")
+    } else {
+        format!(
+            "replication factor {n} is not possible: every partition is replicated on all \
+             {nodes} nodes of this cluster (use {nodes} or -1)"
+        )
+    };
+    TopicError::InvalidReplicationFactor(message).into()
+}
+
+fn list(ids: &[i32]) -> String {
+    ids.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Node {
@@ -75,11 +88,11 @@ impl Node {
         topic: &NewTopic,
         validate_only: bool,
     ) -> Result<CreatedTopic, NodeError> {
-        let node = self.config.node_id;
-        // One broker: a replication factor above 1 cannot be met.
+        // Every node replicates every partition: the replication factor is the node count.
+        let nodes = self.node_ids();
         let rf = topic.replication_factor;
-        if rf > 1 || rf == 0 || rf < -1 {
-            return Err(invalid_replication(rf));
+        if rf != -1 && rf != nodes.len() as i32 {
+            return Err(invalid_replication(rf, nodes.len()));
         }
         let partitions = if topic.assignments.is_empty() {
             match topic.partitions {
@@ -94,10 +107,15 @@ impl Node {
                 ));
             }
             for (i, (partition, brokers)) in topic.assignments.iter().enumerate() {
-                if *partition != i as i32 || brokers.as_slice() != [node] {
+                let mut sorted = brokers.clone();
+                sorted.sort_unstable();
+                if *partition != i as i32 || sorted != nodes {
                     return Err(NodeError::kafka(
                         ErrorCode::InvalidReplicaAssignment,
-                        format!("partition {partition} must be assigned to broker {node} alone"),
+                        format!(
+                            "partition {partition} must be assigned to every broker ({})",
+                            list(&nodes)
+                        ),
                     ));
                 }
             }
@@ -141,11 +159,19 @@ impl Node {
         assignments: &[Vec<i32>],
         validate_only: bool,
     ) -> Result<(), NodeError> {
-        let node = self.config.node_id;
-        if assignments.iter().any(|a| a.as_slice() != [node]) {
+        let nodes = self.node_ids();
+        let every = |a: &Vec<i32>| {
+            let mut sorted = a.clone();
+            sorted.sort_unstable();
+            sorted == nodes
+        };
+        if !assignments.iter().all(every) {
             return Err(NodeError::kafka(
                 ErrorCode::InvalidReplicaAssignment,
-                format!("partitions must be assigned to broker {node} alone"),
+                format!(
+                    "partitions must be assigned to every broker ({})",
+                    list(&nodes)
+                ),
             ));
         }
         Ok(self
@@ -166,6 +192,41 @@ impl Node {
     pub(crate) fn partition_view(&self, index: usize, handle: &PartitionHandle) -> PartitionView {
         let node = self.config.node_id;
         let state = handle.state();
+        if let Some(c) = &self.cluster {
+            let replicas = handle.replicas();
+            let voters: Vec<i32> = replicas
+                .voters
+                .iter()
+                .map(|r| cluster::node_id(*r))
+                .collect();
+            // The leader as this replica knows it; itself only once confirmed (its high
+            // watermark is then complete).
+            let leader = match state.leader_id {
+                0 => None,
+                l if l == c.me && !state.is_leader => None,
+                l => Some(cluster::node_id(l)),
+            };
+            // Only the leader knows who is in sync; elsewhere, the live replicas.
+            let isr = if state.is_leader {
+                replicas
+                    .in_sync
+                    .iter()
+                    .map(|r| cluster::node_id(*r))
+                    .collect()
+            } else {
+                voters.iter().copied().filter(|v| c.is_live(*v)).collect()
+            };
+            return PartitionView {
+                partition: index as i32,
+                leader,
+                replicas: voters,
+                isr,
+                leader_epoch: state.leader_epoch,
+                log_start_offset: state.log_start_offset,
+                high_watermark: state.high_watermark,
+                log_end_offset: state.log_end_offset,
+            };
+        }
         PartitionView {
             partition: index as i32,
             leader: state.is_leader.then_some(node),

@@ -262,7 +262,7 @@ pub(crate) fn metadata_request(version: i16, topics: Option<&[&str]>) -> Metadat
     request
 }
 
-fn topic_infos(response: MetadataResponse) -> Vec<TopicInfo> {
+pub(crate) fn topic_infos(response: MetadataResponse) -> Vec<TopicInfo> {
     response
         .topics
         .into_iter()

@@ -27,6 +27,7 @@ mod group;
 mod offsets;
 mod partitioner;
 mod produce;
+mod status;
 mod timestamp;
 mod topic;
 
@@ -82,8 +83,10 @@ enum TopicCommand {
         /// Number of partitions
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
-        /// Replicas per partition
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i16).range(1..))]
+        /// Replicas per partition; -1 (the default) leaves it to the broker (every node
+        /// of a cluster, 1 on a single node)
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i16).range(-1..))]
         replication_factor: i16,
         /// A topic config, e.g. retention.ms=86400000 (repeatable)
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
@@ -132,6 +135,29 @@ enum TopicCommand {
         #[arg(long)]
         if_exists: bool,
     },
+}
+
+/// `cairn cluster`: the cluster's state.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ClusterCommand {
+    /// Brokers, the controller, partition leaders per broker, and the partitions that are
+    /// under-replicated or offline (from one Metadata answer).
+    Status,
+}
+
+/// Runs `cairn cluster ...`.
+pub fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
+    match args.command {
+        ClusterCommand::Status => run(status::run(&args.client)),
+    }
 }
 
 /// `cairn group`: consumer group administration.
@@ -427,7 +453,7 @@ mod tests {
         assert_eq!(topic.client.bootstrap_server, "h:1");
         assert!(matches!(
             topic.command,
-            TopicCommand::Create { partitions: 3, replication_factor: 1, ref configs, .. }
+            TopicCommand::Create { partitions: 3, replication_factor: -1, ref configs, .. }
                 if configs.len() == 2
         ));
         // Global options also work before the nested subcommand.

@@ -43,6 +43,15 @@ pub struct BrokerSettings {
     /// `storage.min.free.bytes` (Cairn's own): below this much available space on the data
     /// directory's filesystem, produces are refused with KAFKA_STORAGE_ERROR.
     pub storage_min_free_bytes: u64,
+    /// `controller.quorum.voters` (KRaft's name): every node of a cluster as
+    /// `id@host:port` (its node-to-node address), comma-separated. Empty: a single node.
+    pub controller_quorum_voters: String,
+    /// `cluster.listen` (Cairn's own): where this node listens for its peers; its own
+    /// entry in `controller.quorum.voters` when unset.
+    pub cluster_listen: Option<String>,
+    /// `cluster.id`: the id every node of a cluster shares; derived from the voters when
+    /// unset.
+    pub cluster_id: Option<String>,
 }
 
 impl Default for BrokerSettings {
@@ -63,12 +72,15 @@ impl Default for BrokerSettings {
             offsets_topic_num_partitions: 50,
             offset_metadata_max_bytes: 4096,
             storage_min_free_bytes: 64 << 20,
+            controller_quorum_voters: String::new(),
+            cluster_listen: None,
+            cluster_id: None,
         }
     }
 }
 
 /// The `[broker]` keys, in the order the README lists them.
-pub(super) const BROKER_KEYS: [&str; 15] = [
+pub(super) const BROKER_KEYS: [&str; 18] = [
     "node.id",
     "auto.create.topics.enable",
     "num.partitions",
@@ -84,6 +96,9 @@ pub(super) const BROKER_KEYS: [&str; 15] = [
     "offsets.topic.num.partitions",
     "offset.metadata.max.bytes",
     "storage.min.free.bytes",
+    "controller.quorum.voters",
+    "cluster.listen",
+    "cluster.id",
 ];
 
 /// `auto.create.topics.enable` -> `AUTO_CREATE_TOPICS_ENABLE`, after `CAIRN_BROKER_`.
@@ -143,6 +158,30 @@ impl BrokerSettings {
                 self.offset_metadata_max_bytes = int(value, 0, i32::MAX as usize)?
             }
             "storage.min.free.bytes" => self.storage_min_free_bytes = int(value, 0, u64::MAX / 2)?,
+            "controller.quorum.voters" => {
+                if !value.trim().is_empty() {
+                    cairn_broker::ClusterSettings::parse_voters(value)?;
+                }
+                self.controller_quorum_voters = value.trim().to_string();
+            }
+            "cluster.listen" => {
+                let addr = value.trim();
+                addr.parse::<std::net::SocketAddr>()
+                    .map_err(|e| format!("must be IP:PORT ({e})"))?;
+                self.cluster_listen = Some(addr.to_string());
+            }
+            "cluster.id" => {
+                let id = value.trim();
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err("must be 1 to 64 characters of letters, digits, '-' and '_'".into());
+                }
+                self.cluster_id = Some(id.to_string());
+            }
             _ => {
                 return Err(format!(
                     "is not a broker setting (known: {})",
@@ -168,9 +207,10 @@ pub(super) fn deserialize_broker_table<'de, D: Deserializer<'de>>(
         let text = match &value {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::String(s) => s.clone(),
             other => {
                 return Err(D::Error::custom(format!(
-                    "[broker] \"{name}\" must be an integer or a boolean, not a {}",
+                    "[broker] \"{name}\" must be an integer, a boolean or a string, not a {}",
                     other.type_str()
                 )))
             }
