@@ -314,7 +314,8 @@ class Broker:
     """
 
     def __init__(self, cairn_bin: Path, data_dir: Path, cwd: Path, env: dict[str, str],
-                 args: tuple[str, ...] = ()):
+                 args: tuple[str, ...] = (), host: str = "127.0.0.1",
+                 prefix: tuple[str, ...] = ()):
         self.cairn_bin = cairn_bin
         self.data_dir = data_dir
         self.cwd = cwd
@@ -324,7 +325,10 @@ class Broker:
         self.http_port = free_port()
         while self.http_port == self.port:
             self.http_port = free_port()
-        self.host = "127.0.0.1"
+        # Where the node listens (another address for a node in its own network namespace,
+        # which `prefix`, e.g. `netns-lab exec 1`, runs it in).
+        self.host = host
+        self.prefix = tuple(prefix)
         self.runs: list[Cairn] = []
         self.ready: dict[str, str] = {}
 
@@ -356,6 +360,7 @@ class Broker:
         if self.running():
             pytest.fail("start(): the broker is already running")
         argv = [
+            *self.prefix,
             str(self.cairn_bin), "serve",
             "--data-dir", str(self.data_dir),
             "--listen", self.bootstrap,
@@ -425,11 +430,13 @@ def start_broker(cairn_bin: Path, tmp_path: Path, request):
     request.node.cairn_brokers = brokers
 
     def start(env: dict[str, str] | None = None, args: tuple[str, ...] = (),
-              data_dir: Path | None = None) -> Broker:
+              data_dir: Path | None = None, host: str = "127.0.0.1",
+              prefix: tuple[str, ...] = ()) -> Broker:
         n = len(brokers)
         home = tmp_path / f"broker{n}"
         home.mkdir()
-        broker = Broker(cairn_bin, data_dir or home / "data", home, env or {}, args)
+        broker = Broker(cairn_bin, data_dir or home / "data", home, env or {}, args,
+                        host=host, prefix=prefix)
         brokers.append(broker)
         return broker.start()
 
