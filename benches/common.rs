@@ -201,17 +201,29 @@ impl BrokerProcess {
         log_path: &Path,
         env: &[(&str, String)],
     ) -> BrokerProcess {
+        Self::start_at(bin, data_dir, log_path, env, "127.0.0.1:0")
+    }
+
+    /// [`BrokerProcess::start`] with the Kafka listener on `listen` (a cluster node must
+    /// know its port before it starts: its peers learn it from the node itself).
+    pub fn start_at(
+        bin: &Path,
+        data_dir: &Path,
+        log_path: &Path,
+        env: &[(&str, String)],
+        listen: &str,
+    ) -> BrokerProcess {
         let log = File::create(log_path)
             .unwrap_or_else(|e| panic!("cannot create broker log {}: {e}", log_path.display()));
         let log_err = log.try_clone().expect("clone the broker log handle");
-        // Port 0: the kernel picks a free port, and `cairn ready` names it (no race with
-        // another process taking a port we probed).
+        // Port 0 (`start`): the kernel picks a free port, and `cairn ready` names it (no race
+        // with another process taking a port we probed).
         let child = Command::new(bin)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             // The benchmark's own settings are not the broker's (it warns about unknown ones).
             .env_remove("CAIRN_BIN")
@@ -273,6 +285,12 @@ impl BrokerProcess {
             .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
             .map(str::to_string)
             .collect()
+    }
+
+    /// SIGKILL and wait: a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(&mut self) {
