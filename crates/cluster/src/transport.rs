@@ -52,6 +52,12 @@ pub struct TransportConfig {
     pub inbound_messages: usize,
     /// Longest wait between two connection attempts to a peer.
     pub max_backoff: Duration,
+    /// A connection is given up as dead when data it sent stays unacknowledged this long
+    /// (`TCP_USER_TIMEOUT`, and a write that cannot finish in this time), or when an
+    /// inbound one brings nothing for twice this long (peers send something every half
+    /// second). Without it a connection cut by a network partition stays "established"
+    /// after the network heals, until TCP's retransmission backoff (minutes) gives up.
+    pub dead_after: Duration,
 }
 
 impl TransportConfig {
@@ -72,6 +78,7 @@ impl TransportConfig {
             queue_messages: 8192,
             inbound_messages: 32768,
             max_backoff: Duration::from_secs(2),
+            dead_after: Duration::from_secs(5),
         }
     }
 }
@@ -258,6 +265,16 @@ async fn read_frame(
     }
 }
 
+/// Sets the socket options of a peer connection: no Nagle delay, and `TCP_USER_TIMEOUT` so the
+/// kernel aborts the connection once sent data has gone unacknowledged for `dead_after`.
+fn tune(stream: &TcpStream, dead_after: Duration) {
+    let _ = stream.set_nodelay(true);
+    let sock = socket2::SockRef::from(stream);
+    if let Err(e) = sock.set_tcp_user_timeout(Some(dead_after)) {
+        tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT on a peer connection");
+    }
+}
+
 async fn write_frame(stream: &mut TcpStream, f: &Frame) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     frame::encode(f, &mut out).map_err(std::io::Error::other)?;
@@ -284,7 +301,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        tune(&stream, config.dead_after);
         tokio::spawn(serve_peer(
             stream,
             peer,
@@ -361,9 +378,18 @@ async fn serve_peer(
         return;
     }
     tracing::debug!(%addr, from, "peer connected");
+    let idle = config.dead_after * 2;
     loop {
         let next = tokio::select! {
-            f = read_frame(&mut stream, &mut buf, config.max_frame_bytes) => f,
+            f = tokio::time::timeout(idle, read_frame(&mut stream, &mut buf, config.max_frame_bytes)) => match f {
+                Ok(f) => f,
+                Err(_) => {
+                    // The dialer sends every half second: this connection is dead (the
+                    // dialer has a new one, or will once the network lets it).
+                    tracing::debug!(%addr, from, "peer connection silent; closing");
+                    return;
+                }
+            },
             _ = shutdown.changed() => return,
         };
         match next {
@@ -398,7 +424,7 @@ async fn dial(peer: u64, addr: SocketAddr, config: &TransportConfig) -> Result<T
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    tune(&stream, config.dead_after);
     let hello = Frame::Hello {
         cluster_id: config.cluster_id.clone(),
         node_id: config.node_id,
@@ -495,9 +521,16 @@ async fn writer(
                 );
                 continue;
             }
-            if let Err(e) = stream.write_all(&out).await {
-                tracing::debug!(peer, error = %e, "peer connection lost; reconnecting");
-                break;
+            match tokio::time::timeout(config.dead_after, stream.write_all(&out)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::info!(peer, error = %e, "peer connection lost; reconnecting");
+                    break;
+                }
+                Err(_) => {
+                    tracing::info!(peer, "peer connection stalled; reconnecting");
+                    break;
+                }
             }
         }
         connected.store(false, Ordering::Relaxed);
