@@ -55,6 +55,13 @@ use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampO
 const SNAPSHOT_EVERY_BATCHES: u64 = 8192;
 /// How often a failed replica tries to restart raft, in ticks (1 s).
 const RECOVER_EVERY_TICKS: u64 = 10;
+/// How many entries behind the commit index a follower may be and still be handed the
+/// leadership by name (leader balancing): raft catches it up before it campaigns, and
+/// proposals wait meanwhile.
+const TRANSFER_MAX_LAG: u64 = 64;
+/// A follower is in sync (Kafka's ISR) while it replicates and was heard from within this
+/// many ticks (1.5 s, the longest election timeout).
+const IN_SYNC_HEARD_TICKS: u64 = 15;
 
 /// Identifies a produce to its caller (the driver keeps the reply channel).
 pub(crate) type Token = u64;
@@ -135,6 +142,10 @@ pub(crate) struct ReplicaCore {
     last_ready: u64,
     effects: Vec<Effect>,
     ticks: u64,
+    /// The tick at which each peer was last heard from (any raft message). raft-rs's own
+    /// `recent_active` is cleared at every quorum check and set again by the next answer,
+    /// so sampled from outside it reads false a third of the time.
+    heard: std::collections::HashMap<u64, u64>,
     /// Snapshots installed since open.
     snapshots_installed: u64,
     /// The newest term of an entry this replica saw committed: a leader is confirmed once
@@ -252,6 +263,7 @@ impl ReplicaCore {
             last_ready: 0,
             effects: Vec::new(),
             ticks: 0,
+            heard: std::collections::HashMap::new(),
             snapshots_installed: 0,
             confirmed_term: 0,
             snapshots_sent: Vec::new(),
@@ -302,32 +314,85 @@ impl ReplicaCore {
                 .copied()
                 .filter(|id| {
                     *id == me
-                        || self.node.raft.prs().get(*id).is_some_and(|p| {
-                            p.recent_active && p.state == raft::ProgressState::Replicate
-                        })
+                        || (self.heard_recently(*id)
+                            && self
+                                .node
+                                .raft
+                                .prs()
+                                .get(*id)
+                                .is_some_and(|p| p.state == raft::ProgressState::Replicate))
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        crate::Replicas { voters, in_sync }
+        let lagging = if self.is_leader() {
+            voters
+                .iter()
+                .filter(|id| !in_sync.contains(id))
+                .filter_map(|id| {
+                    let p = self.node.raft.prs().get(*id)?;
+                    Some((
+                        *id,
+                        format!(
+                            "{:?} matched {} next {} heard {} ticks ago",
+                            p.state,
+                            p.matched,
+                            p.next_idx,
+                            self.heard
+                                .get(id)
+                                .map_or(u64::MAX, |t| self.ticks.saturating_sub(*t))
+                        ),
+                    ))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        crate::Replicas {
+            voters,
+            in_sync,
+            lagging,
+        }
     }
 
-    /// Starts handing the leadership to the most caught-up active follower (raft's leader
-    /// transfer: it catches the follower up, then tells it to campaign at once); proposals
-    /// are refused with NOT_LEADER_OR_FOLLOWER meanwhile. Answers the follower chosen, or
-    /// `None` when this replica does not lead or has no active follower.
-    pub(crate) fn transfer_leadership(&mut self) -> Option<u64> {
+    /// Whether peer `id` sent this replica a raft message within [`IN_SYNC_HEARD_TICKS`].
+    fn heard_recently(&self, id: u64) -> bool {
+        self.heard
+            .get(&id)
+            .is_some_and(|t| self.ticks.saturating_sub(*t) <= IN_SYNC_HEARD_TICKS)
+    }
+
+    /// Starts handing the leadership to follower `to`, or (`None`) to the most caught-up
+    /// active follower (raft's leader transfer: it catches the follower up, then tells it to
+    /// campaign at once); proposals are refused with NOT_LEADER_OR_FOLLOWER meanwhile.
+    /// Answers the follower chosen, or `None` when this replica does not lead, has no active
+    /// follower, or `to` is not an active voter replicating within [`TRANSFER_MAX_LAG`]
+    /// entries of the commit index (so a transfer never waits long on a lagging follower,
+    /// while one a few appends behind under steady load still qualifies).
+    pub(crate) fn transfer_leadership(&mut self, to: Option<u64>) -> Option<u64> {
         if !self.is_leader() || self.failed.is_some() {
             return None;
         }
         let me = self.node_id;
+        let committed = self.node.raft.raft_log.committed;
         let prs = self.node.raft.prs();
-        let target = prs
-            .iter()
-            .filter(|(id, p)| **id != me && p.recent_active && prs.conf().voters().contains(**id))
-            .max_by_key(|(_, p)| p.matched)
-            .map(|(id, _)| *id)?;
+        let candidates = prs.iter().filter(|(id, _)| {
+            **id != me && self.heard_recently(**id) && prs.conf().voters().contains(**id)
+        });
+        let target = match to {
+            Some(to) => candidates
+                .filter(|(id, p)| {
+                    **id == to
+                        && p.state == raft::ProgressState::Replicate
+                        && p.matched + TRANSFER_MAX_LAG >= committed
+                })
+                .map(|(id, _)| *id)
+                .next()?,
+            None => candidates
+                .max_by_key(|(_, p)| p.matched)
+                .map(|(id, _)| *id)?,
+        };
         self.node.transfer_leader(target);
         Some(target)
     }
@@ -496,6 +561,7 @@ impl ReplicaCore {
         if self.failed.is_some() {
             return;
         }
+        self.heard.insert(m.from, self.ticks);
         if let Err(e) = self.node.step(m) {
             tracing::debug!(partition = %self.name, error = %e, "raft refused a message");
         }

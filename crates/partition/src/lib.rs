@@ -149,9 +149,13 @@ pub struct Replicas {
     /// The raft voters (Kafka's replicas), by raft id, ascending.
     pub voters: Vec<u64>,
     /// On the leader: the voters caught up and streaming (raft progress in the replicate
-    /// state and heard from within an election timeout), itself included — Kafka's ISR.
+    /// state and heard from within 1.5 s, the longest election timeout), itself included —
+    /// Kafka's ISR.
     /// Elsewhere empty (only the leader knows).
     pub in_sync: Vec<u64>,
+    /// On the leader: each voter not in sync with its raft progress (state, matched index,
+    /// heard from recently), for logs.
+    pub lagging: Vec<(u64, String)>,
 }
 
 /// How to open a partition.

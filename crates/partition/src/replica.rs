@@ -65,8 +65,9 @@ pub(crate) enum Command {
     },
     /// A raft message from a peer, encoded.
     Step(Vec<u8>),
-    /// Hand the leadership to a follower (graceful shutdown).
+    /// Hand the leadership to a follower (graceful shutdown, leader balancing).
     TransferLeadership {
+        to: Option<u64>,
         reply: oneshot::Sender<Result<Option<u64>>>,
     },
 }
@@ -326,8 +327,8 @@ impl Replica {
                 let _ = reply.send(closed);
                 return false;
             }
-            Command::TransferLeadership { reply } => {
-                let target = self.core.transfer_leadership();
+            Command::TransferLeadership { to, reply } => {
+                let target = self.core.transfer_leadership(to);
                 self.core.run();
                 let _ = reply.send(Ok(target));
             }

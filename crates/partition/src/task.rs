@@ -294,11 +294,12 @@ impl PartitionHandle {
         self.commands.try_send(Command::Step(message)).is_ok()
     }
 
-    /// Starts handing this replica's leadership to its most caught-up follower; answers the
-    /// follower's raft id, or `None` if it does not lead or has no active follower. The
-    /// state watch shows when the leadership has gone.
-    pub async fn transfer_leadership(&self) -> Result<Option<u64>> {
-        self.call(|reply| Command::TransferLeadership { reply })
+    /// Starts handing this replica's leadership to follower `to` (a raft id), or with `None`
+    /// to its most caught-up follower; answers the follower's raft id, or `None` if it does
+    /// not lead, has no active follower, or `to` lacks committed entries. The state watch
+    /// shows when the leadership has gone.
+    pub async fn transfer_leadership(&self, to: Option<u64>) -> Result<Option<u64>> {
+        self.call(|reply| Command::TransferLeadership { to, reply })
             .await
     }
 

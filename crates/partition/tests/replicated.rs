@@ -454,7 +454,7 @@ async fn a_leader_hands_its_leadership_to_a_follower() {
     .await;
     let started = Instant::now();
     let target = old
-        .transfer_leadership()
+        .transfer_leadership(None)
         .await
         .expect("transfer")
         .expect("a follower to take over");
