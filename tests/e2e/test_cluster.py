@@ -9,18 +9,23 @@ on all three, with leaders elected by raft. Checked:
   while the leader of a partition is killed with SIGKILL: produce resumes within seconds on
   the new leader, the killed node comes back and catches up, and afterwards every
   acknowledged value is read back exactly once, at the partition and offset it was
-  acknowledged at, with offsets dense per partition;
+  acknowledged at, with offsets dense per partition, and leader balancing gives the node
+  its share of leaders back;
+- a graceful shutdown hands leaderships over without failed deliveries or a silence of a
+  second; a consumer group follows its coordinator to another node when it is killed;
 - a replication factor other than the node count is refused with a clear message.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+import wire
 from conftest import free_port, wait_until
 from kafkautil import NOT_ACKED, SequenceProducer, admin, consumer, unique_topic
 
@@ -35,6 +40,9 @@ def start_cluster(start_broker, nodes: int = NODES, env: dict | None = None):
         brokers.append(start_broker(env={
             "CAIRN_BROKER_NODE_ID": str(i),
             "CAIRN_BROKER_CONTROLLER_QUORUM_VOTERS": voters,
+            # CAIRN_TEST_LOG_LEVEL=debug,... to see more of the nodes in a failure's report.
+            **({"CAIRN_LOG_LEVEL": os.environ["CAIRN_TEST_LOG_LEVEL"]}
+               if os.environ.get("CAIRN_TEST_LOG_LEVEL") else {}),
             **(env or {}),
         }))
     return brokers
@@ -89,11 +97,13 @@ def wait_for_leaders(brokers, topic: str, partitions: int) -> dict[int, int]:
     return seen
 
 
-def create_topic(brokers, name: str, partitions: int, rf: int = NODES):
+def create_topic(brokers, name: str, partitions: int, rf: int = NODES,
+                 configs: dict | None = None):
     # The client must outlive its futures (destroying it fails them).
     client = admin(bootstrap(brokers))
     futures = client.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=rf)],
+        [NewTopic(name, num_partitions=partitions, replication_factor=rf,
+                  config=configs or {})],
         operation_timeout=30)
     futures[name].result(60)
 
@@ -114,6 +124,34 @@ def test_nodes_agree_on_brokers_controller_and_topics(start_broker):
         assert md.error is None, md.error
         for p in md.partitions.values():
             assert sorted(p.replicas) == [1, 2, 3]
+    # KIP-951: Produce v10 to a follower is refused NOT_LEADER_OR_FOLLOWER with the current
+    # leader, its epoch and its endpoint, so the client needs no Metadata round trip. (Leader
+    # balancing may move the leader meanwhile: the check is retried on a fresh view.)
+    batch = wire.record_batch([(b"k", b"v")], int(time.time() * 1000))
+    for attempt in range(10):
+        leader = leaders(brokers[0], topic)[0]
+        follower = next(b for i, b in enumerate(brokers, start=1) if i != leader)
+        _, answers, endpoints = wire.parse_produce_v10(
+            wire.roundtrip(follower.bootstrap, wire.produce_request_v10(7, topic, 0, batch)))
+        assert len(answers) == 1, answers
+        _, _, error, _, hinted, epoch = answers[0]
+        assert error == 6, answers  # NOT_LEADER_OR_FOLLOWER
+        if hinted != leader:
+            time.sleep(1)
+            continue
+        assert epoch >= 1, answers
+        host, port = brokers[leader - 1].bootstrap.rsplit(":", 1)
+        assert endpoints.get(leader) == (host, int(port)), endpoints
+        _, answers, endpoints = wire.parse_produce_v10(wire.roundtrip(
+            brokers[leader - 1].bootstrap, wire.produce_request_v10(8, topic, 0, batch)))
+        if answers[0][2] == 6:
+            time.sleep(1)
+            continue
+        assert answers[0][2] == 0, answers
+        assert endpoints == {}, "no hints on success"
+        break
+    else:
+        pytest.fail("the leader of partition 0 kept moving")
     # A replication factor the cluster cannot give is refused, with the reason.
     client = admin(bootstrap(brokers))
     futures = client.create_topics(
@@ -221,6 +259,10 @@ def test_acknowledged_records_survive_a_leader_kill(start_broker):
         victim.start()
         seq.wait_for_ack_of_value_at_least(seq.produced + 2000, 60,
                                            "acknowledgements after the node came back")
+        # Leader balancing gives the restarted node its preferred partitions back: three
+        # partitions on three nodes, one each.
+        wait_until(lambda: sorted(leaders(victim, topic).values()) == [1, 2, 3], timeout=30,
+                   what="leaders spread over the three nodes again")
     finally:
         seq.stop()
     remaining = seq.producer.flush(60)

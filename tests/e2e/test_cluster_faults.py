@@ -3,7 +3,8 @@
 An idempotent librdkafka producer (acks=all, library defaults otherwise) writes the values
 0, 1, 2, ... to a 3-partition topic while a consumer tails every partition, and one fault
 hits the cluster: a paused (SIGSTOP) leader, a killed controller, every node killed at
-once, a leader cut off from the network, one link cut. Then the `History` checks:
+once, a leader cut off from the network, one link cut, a node down while the records it
+lacks are deleted. Then the `History` checks (from where deletions left the log start):
 - every acknowledged value is read back exactly once, at the partition and offset it was
   acknowledged at;
 - no offset ever held two different records (what the tailing consumer read during the
@@ -32,7 +33,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from conftest import free_port, wait_until
-from kafkautil import LIBRDKAFKA_LOGGER, NOT_ACKED, SequenceProducer, consumer, unique_topic
+from kafkautil import (LIBRDKAFKA_LOGGER, NOT_ACKED, SequenceProducer, admin, consumer,
+                       unique_topic)
 from test_cluster import (bootstrap, create_topic, leaders, metadata, wait_for_controller,
                           wait_for_leaders)
 
@@ -65,6 +67,8 @@ class History:
         self.read: dict[tuple[int, int], int] = {}
         self.violations: list[str] = []
         self._next: dict[int, int] = {}
+        # Per partition, the offset below which DeleteRecords removed everything.
+        self.deleted_below: dict[int, int] = {}
         self._stop = threading.Event()
         self.tail_error: BaseException | None = None
         self._reader = threading.Thread(target=self._tail_safely, name="tail", daemon=True)
@@ -104,8 +108,8 @@ class History:
         if seen is not None and seen != value:
             self.violations.append(f"{p}@{offset} read as {seen}, later as {value}")
         self.read[(p, offset)] = value
-        expected = self._next.get(p, 0)
-        if offset > expected:
+        expected = max(self._next.get(p, 0), self.deleted_below.get(p, 0))
+        if offset > expected and p in self._next:
             self.violations.append(f"partition {p}: read {offset} after {expected - 1}")
         if offset >= expected:
             self._next[p] = offset + 1
@@ -123,9 +127,10 @@ class History:
         assert not self.seq.fatal, self.seq.fatal
         assert self.tail_error is None, f"the tailing consumer failed: {self.tail_error!r}"
         assert self.read, "the tailing consumer read nothing"
-        final = read_everything(self.brokers, self.topic)
+        final = read_everything(self.brokers, self.topic, self.deleted_below)
         assert not self.violations, self.violations[:10]
-        acked = [v for v in range(self.seq.produced) if self.seq.offsets[v] != NOT_ACKED]
+        acked = [v for v in range(self.seq.produced) if self.seq.offsets[v] != NOT_ACKED
+                 and self.seq.offsets[v] >= self.deleted_below.get(self.seq.partitions[v], 0)]
         where: dict[int, tuple[int, int]] = {}
         duplicates = []
         for (p, offset), value in final.items():
@@ -135,7 +140,8 @@ class History:
         lost = [v for v in acked if v not in where]
         misplaced = [v for v in acked if v in where
                      and where[v] != (self.seq.partitions[v], self.seq.offsets[v])]
-        vanished = [(k, v) for k, v in self.read.items() if final.get(k) != v]
+        vanished = [(k, v) for k, v in self.read.items()
+                    if k[1] >= self.deleted_below.get(k[0], 0) and final.get(k) != v]
         summary = (f"{self.seq.produced} produced, {len(acked)} acknowledged, "
                    f"{self.seq.failed} failed, {len(final)} in the log, {len(self.read)} "
                    f"read while tailing; first errors {self.seq.errors[:3]}")
@@ -147,9 +153,11 @@ class History:
         assert len(acked) > 0
 
 
-def read_everything(brokers, topic: str) -> dict[tuple[int, int], int]:
+def read_everything(brokers, topic: str,
+                    deleted_below: dict[int, int] | None = None) -> dict[tuple[int, int], int]:
     """Every record of the topic, read from the start through the cluster; offsets must be
-    dense per partition."""
+    dense per partition, from 0 or from where DeleteRecords moved the log start."""
+    deleted_below = deleted_below or {}
     out: dict[tuple[int, int], int] = {}
     next_offset: dict[int, int] = {}
     cons = consumer(bootstrap(brokers))
@@ -167,7 +175,7 @@ def read_everything(brokers, topic: str) -> dict[tuple[int, int], int]:
                     continue
                 p, offset = msg.partition(), msg.offset()
                 at_end.discard(p)
-                expected = next_offset.get(p, 0)
+                expected = next_offset.get(p, deleted_below.get(p, 0))
                 assert offset == expected, f"partition {p}: offset {offset}, expected {expected}"
                 next_offset[p] = offset + 1
                 out[(p, offset)] = int(msg.value())
@@ -176,7 +184,7 @@ def read_everything(brokers, topic: str) -> dict[tuple[int, int], int]:
     return out
 
 
-def cluster(start_broker, netns: bool = False):
+def cluster(start_broker, netns: bool = False, env: dict | None = None):
     """Three nodes on loopback, or each in its own namespace (node i at 10.77.0.i)."""
     if netns:
         hosts = {i: f"10.77.0.{i}" for i in range(1, NODES + 1)}
@@ -189,16 +197,17 @@ def cluster(start_broker, netns: bool = False):
     for i in hosts:
         brokers.append(start_broker(
             env={"CAIRN_BROKER_NODE_ID": str(i),
-                 "CAIRN_BROKER_CONTROLLER_QUORUM_VOTERS": voters},
+                 "CAIRN_BROKER_CONTROLLER_QUORUM_VOTERS": voters,
+                 **(env or {})},
             host=hosts[i],
             prefix=(str(NETNS_LAB), "exec", str(i)) if netns else ()))
     wait_for_controller(brokers)
     return brokers
 
 
-def loaded(brokers, name: str) -> History:
+def loaded(brokers, name: str, configs: dict | None = None) -> History:
     topic = unique_topic(name)
-    create_topic(brokers, topic, partitions=PARTITIONS)
+    create_topic(brokers, topic, partitions=PARTITIONS, configs=configs)
     wait_for_leaders(brokers, topic, PARTITIONS)
     history = History(brokers, topic)
     history.start()
@@ -350,12 +359,18 @@ def test_history_holds_when_a_leader_is_cut_off_from_the_network(start_broker, n
     brokers = cluster(start_broker, netns=True)
     history = loaded(brokers, "fault-isolate")
 
+    elections = []
+
     def isolate_the_leader():
         victim = leader_of_partition_0(brokers, history.topic)
         lab("isolate", str(victim))
+        cut = time.monotonic()
         try:
             others = [b for i, b in enumerate(brokers, start=1) if i != victim]
             leader_of_partition_0(others, history.topic, not_on=victim)
+            elections.append(time.monotonic() - cut)
+            # An election timeout (at most 1.5 s) and a vote, plus this test's polling.
+            assert elections[-1] < 10, f"no new leader for {elections[-1]:.1f} s"
             # The client's requests to the cut-off node hang until librdkafka's
             # request.timeout.ms (30 s by default) before it asks for metadata again.
             history.wait_acks(500, "acknowledgements while the old leader is cut off",
@@ -365,6 +380,7 @@ def test_history_holds_when_a_leader_is_cut_off_from_the_network(start_broker, n
         history.wait_acks(500, "acknowledgements after the network healed", timeout=120)
 
     repeat(isolate_the_leader)
+    print(f"{len(elections)} isolations; new leader after {max(elections):.1f} s at most")
     finish(history, "the isolations")
 
 
@@ -386,3 +402,55 @@ def test_history_holds_when_one_link_is_cut(start_broker, netns_lab):
 
     repeat(cut_one_link)
     finish(history, "the cut links")
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_history_holds_when_a_follower_misses_records_deleted_meanwhile(start_broker):
+    """A node is down while every partition's records are deleted (DeleteRecords, a raft
+    entry) and their segments removed: coming back, it cannot be sent the entries it
+    lacks, gets a snapshot (where the log goes on) and catches up from there. Then the
+    leader of partition 0 is killed, so the node that was behind has to be part of the
+    quorum; the history holds for everything after the deletion."""
+    brokers = cluster(start_broker, env={"CAIRN_LOG_RETENTION_CHECK_INTERVAL_MS": "1000"})
+    history = loaded(brokers, "fault-behind", configs={"segment.bytes": "65536"})
+    client = admin(bootstrap(brokers))
+
+    def miss_a_deletion():
+        leader = leader_of_partition_0(brokers, history.topic)
+        behind_id = 1 + leader % NODES
+        behind = brokers[behind_id - 1]
+        behind.kill9()
+        history.wait_acks(20_000, "acknowledgements while a node is down")
+        cons = consumer(bootstrap(brokers))
+        try:
+            ends = {p: cons.get_watermark_offsets(TopicPartition(history.topic, p),
+                                                  timeout=10)[1]
+                    for p in range(PARTITIONS)}
+        finally:
+            cons.close()
+        # Noted first: the tailing consumer may jump to the new log start at once.
+        for p, end in ends.items():
+            history.deleted_below[p] = max(history.deleted_below.get(p, 0), end)
+        futures = client.delete_records(
+            [TopicPartition(history.topic, p, end) for p, end in ends.items()],
+            request_timeout=30)
+        for future in futures.values():
+            future.result(60)
+        history.wait_acks(5_000, "acknowledgements after the deletion")
+        behind.start()
+
+        def caught_up():
+            md = metadata(brokers[leader - 1], history.topic).topics[history.topic]
+            return all(behind_id in p.isrs for p in md.partitions.values())
+
+        wait_until(caught_up, timeout=60, what=f"node {behind_id} back in every ISR")
+        history.wait_acks(2_000, "acknowledgements with every node back")
+        # Now the node that was behind must carry the quorum with one other.
+        victim_id = leader_of_partition_0(brokers, history.topic)
+        if victim_id != behind_id:
+            brokers[victim_id - 1].kill9()
+            history.wait_acks(2_000, "acknowledgements after the leader was killed")
+            brokers[victim_id - 1].start()
+
+    repeat(miss_a_deletion)
+    finish(history, "the deletions")

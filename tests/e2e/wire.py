@@ -1,7 +1,8 @@
 """The Kafka wire protocol by hand, for requests no well-behaved client sends.
 
 Only what the malformed-input tests need: request headers v1/v2, ApiVersions, Metadata v0/v1,
-Produce v3 with a v2 record batch, and the matching response parsers (Metadata v1 and v12). test_malformed.py
+Produce v3 with a v2 record batch, and the matching response parsers (Metadata v1 and v12);
+and for the cluster tests Produce v10 with its KIP-951 leader hints. test_malformed.py
 checks these encoders against kafka-python's byte for byte.
 """
 
@@ -295,6 +296,95 @@ def parse_metadata_v12(payload: bytes) -> tuple[int, list[tuple[int, str, int]],
 
 class Closed(Exception):
     """The broker closed (or reset) the connection."""
+
+
+def produce_request_v10(correlation_id: int, topic: str, partition: int, batch: bytes,
+                        acks: int = -1, timeout_ms: int = 10_000) -> bytes:
+    """A framed flexible Produce v10 request (compact fields, empty tagged sections)."""
+    body = (
+        b"\x00"                                      # transactional_id: null
+        + struct.pack(">hi", acks, timeout_ms)
+        + uvarint(2) + compact_string(topic)         # one topic
+        + uvarint(2) + struct.pack(">i", partition)  # one partition
+        + uvarint(len(batch) + 1) + batch + b"\x00"  # records, partition tags
+        + b"\x00"                                    # topic tags
+        + b"\x00"                                    # request tags
+    )
+    return frame(header_v2(API_PRODUCE, 10, correlation_id) + body)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from(fmt, self.data, self.at)
+        self.at += struct.calcsize(fmt)
+        return values if len(values) > 1 else values[0]
+
+    def uvarint(self) -> int:
+        shift = value = 0
+        while True:
+            byte = self.data[self.at]
+            self.at += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self) -> str | None:
+        size = self.uvarint() - 1
+        if size < 0:
+            return None
+        text = self.data[self.at:self.at + size].decode()
+        self.at += size
+        return text
+
+    def tags(self) -> dict[int, bytes]:
+        out = {}
+        for _ in range(self.uvarint()):
+            tag, size = self.uvarint(), self.uvarint()
+            out[tag] = self.data[self.at:self.at + size]
+            self.at += size
+        return out
+
+
+def parse_produce_v10(payload: bytes):
+    """(correlation id, [(topic, partition, error code, base offset, current leader id or
+    None, its epoch)], {node id: (host, port)} from node_endpoints)."""
+    r = _Reader(payload)
+    correlation_id = r.take(">i")
+    r.tags()
+    partitions = []
+    for _ in range(r.uvarint() - 1):
+        topic = r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            index, error, base_offset, _, _ = r.take(">ihqqq")
+            for _ in range(r.uvarint() - 1):  # record errors
+                r.take(">i")
+                r.compact_string()
+                r.tags()
+            r.compact_string()  # error message
+            leader, epoch = None, None
+            tags = r.tags()
+            if 0 in tags:
+                inner = _Reader(tags[0])
+                leader, epoch = inner.take(">ii")
+            partitions.append((topic, index, error, base_offset, leader, epoch))
+        r.tags()
+    r.take(">i")  # throttle
+    endpoints = {}
+    tags = r.tags()
+    if 0 in tags:
+        inner = _Reader(tags[0])
+        for _ in range(inner.uvarint() - 1):
+            node = inner.take(">i")
+            host = inner.compact_string()
+            port = inner.take(">i")
+            inner.compact_string()  # rack
+            inner.tags()
+            endpoints[node] = (host, port)
+    return correlation_id, partitions, endpoints
 
 
 def connect(bootstrap: str, timeout: float = 10.0) -> socket.socket:

@@ -46,6 +46,9 @@ pub(crate) const CONTROL_GROUP: u64 = u64::MAX;
 const HELLO_EVERY: Duration = Duration::from_millis(500);
 /// A peer not heard from for this long is left out of Metadata's broker list.
 const PEER_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often a node offers the partitions it leads to their preferred leaders (Kafka's
+/// `leader.imbalance.check.interval.seconds`, shorter: a transfer here costs milliseconds).
+const LEADER_BALANCE_EVERY: Duration = Duration::from_secs(5);
 
 /// A cluster's settings (`controller.quorum.voters` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +215,73 @@ pub(crate) struct Cluster {
     proposing: tokio::sync::Mutex<()>,
 }
 
+/// The raft id that should lead partition `partition` of topic `topic` whenever it is in
+/// sync: the voters in ascending order, starting at a place derived from the topic id and
+/// moving one node per partition, so the leaders of a topic's partitions (and of all topics)
+/// spread evenly, as Kafka's preferred replicas do.
+pub(crate) fn preferred_leader(voters: &[u64], topic: Uuid, partition: i32) -> Option<u64> {
+    if voters.is_empty() {
+        return None;
+    }
+    let n = voters.len() as u128;
+    let start = topic.as_u128() % n;
+    let at = (start + partition.max(0) as u128) % n;
+    voters.get(at as usize).copied()
+}
+
+/// Leader balancing: every [`LEADER_BALANCE_EVERY`], each partition this node leads whose
+/// preferred leader is another node holding every committed entry is handed to it (raft
+/// leader transfer, refused by the partition if that node lags). Without it, leaders pile
+/// up on whichever nodes stayed up through restarts.
+pub(crate) async fn balance_leaders(
+    node: Arc<crate::node::Node>,
+    cluster: Arc<Cluster>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut voters = cluster.voters.clone();
+    voters.sort_unstable();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LEADER_BALANCE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let mut moved = 0usize;
+        for topic in node.topics.list() {
+            for (p, handle) in topic.partitions.iter().enumerate() {
+                if !handle.state().is_leader {
+                    continue;
+                }
+                let Some(preferred) = preferred_leader(&voters, topic.id, p as i32) else {
+                    continue;
+                };
+                if preferred == cluster.me {
+                    continue;
+                }
+                let replicas = handle.replicas();
+                if !replicas.in_sync.contains(&preferred) {
+                    tracing::debug!(partition = handle.name(), preferred, lagging = ?replicas.lagging, "preferred leader not in sync");
+                    continue;
+                }
+                match handle.transfer_leadership(Some(preferred)).await {
+                    Ok(Some(_)) => moved += 1,
+                    other => tracing::debug!(
+                        partition = handle.name(),
+                        preferred,
+                        ?other,
+                        "preferred leader not taken"
+                    ),
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(
+                partitions = moved,
+                "handed partitions to their preferred leaders"
+            );
+        }
+    }
+}
+
 impl Cluster {
     /// Starts the transport and opens the metadata replica. Partitions are opened later (by
     /// the topic registry, through [`Cluster::open_replica`]).
@@ -351,7 +421,7 @@ impl Cluster {
             for h in &leading {
                 // Asked again each round: raft gives a transfer up after an election
                 // timeout, and a repeated request to the same follower changes nothing.
-                if let Ok(Some(_)) = h.transfer_leadership().await {
+                if let Ok(Some(_)) = h.transfer_leadership(None).await {
                     asked += 1;
                 }
             }
@@ -636,6 +706,29 @@ mod tests {
         };
         assert_eq!(a.derived_cluster_id(), b.derived_cluster_id());
         assert_eq!(a.derived_cluster_id().len(), 22);
+    }
+
+    #[test]
+    fn preferred_leaders_spread_evenly() {
+        let voters = [2, 3, 4];
+        let t = Uuid::from_u128(7);
+        // 7 % 3 = 1: partition 0 starts at the second voter, then one further each.
+        let leaders: Vec<u64> = (0..6)
+            .filter_map(|p| preferred_leader(&voters, t, p))
+            .collect();
+        assert_eq!(leaders, vec![3, 4, 2, 3, 4, 2]);
+        let mut per_node = std::collections::HashMap::new();
+        for topic in 0..100u128 {
+            for p in 0..3 {
+                let l = preferred_leader(&voters, Uuid::from_u128(topic * 7919), p).expect("one");
+                *per_node.entry(l).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(
+            per_node.values().copied().collect::<Vec<i32>>(),
+            vec![100; 3]
+        );
+        assert_eq!(preferred_leader(&[], t, 0), None);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub(crate) type Work = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>
 pub(crate) async fn dispatch(ctx: Arc<Node>, conn: Arc<Conn>, request: Request) -> Work {
     if let RequestKind::Produce(r) = request.body {
         let enqueued = produce::enqueue(&ctx, request.api_version, r).await;
-        return Box::pin(async move { enqueued.finish().await.map(ResponseKind::Produce) });
+        return Box::pin(async move { enqueued.finish(&ctx).await.map(ResponseKind::Produce) });
     }
     Box::pin(handle(ctx, conn, request))
 }
@@ -103,7 +103,7 @@ pub(crate) async fn handle(
         RequestKind::Produce(r) => {
             return produce::enqueue(&ctx, v, r)
                 .await
-                .finish()
+                .finish(&ctx)
                 .await
                 .map(ResponseKind::Produce)
         }

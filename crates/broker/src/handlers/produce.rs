@@ -7,9 +7,12 @@
 use bytes::Bytes;
 use cairn_partition::Acks;
 use cairn_protocol::kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use cairn_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use cairn_protocol::kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, TopicName,
+};
 use cairn_protocol::message_sets;
 use cairn_protocol::records::check_produce_compression;
 use cairn_protocol::{validate_produce_records, ErrorCode};
@@ -112,7 +115,7 @@ pub(crate) async fn enqueue(ctx: &Node, version: i16, req: ProduceRequest) -> En
 
 impl Enqueued {
     /// Waits for every partition's acknowledgement; `None` for acks=0 (no response).
-    pub(crate) async fn finish(self) -> Option<ProduceResponse> {
+    pub(crate) async fn finish(self, ctx: &Node) -> Option<ProduceResponse> {
         let version = self.version;
         let mut resp = ProduceResponse::default();
         for (name, slots) in self.topics {
@@ -130,7 +133,46 @@ impl Enqueued {
         if self.no_response {
             return None;
         }
+        if version >= 10 {
+            leader_hints(ctx, &mut resp);
+        }
         Some(resp)
+    }
+}
+
+/// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names its current leader and epoch,
+/// and the response carries that leader's endpoint, so the client retries there without a
+/// Metadata round trip (Produce v10+).
+fn leader_hints(ctx: &Node, resp: &mut ProduceResponse) {
+    let mut endpoints: Vec<i32> = Vec::new();
+    for t in &mut resp.responses {
+        for p in &mut t.partition_responses {
+            if p.error_code != ErrorCode::NotLeaderOrFollower.code() {
+                continue;
+            }
+            let Ok((_, handle)) = ctx.partition(t.name.0.as_str(), p.index) else {
+                continue;
+            };
+            let view = ctx.partition_view(p.index.max(0) as usize, &handle);
+            let Some(leader) = view.leader else { continue };
+            let mut current = LeaderIdAndEpoch::default();
+            current.leader_id = BrokerId(leader);
+            current.leader_epoch = view.leader_epoch;
+            p.current_leader = current;
+            if !endpoints.contains(&leader) {
+                endpoints.push(leader);
+            }
+        }
+    }
+    for id in endpoints {
+        if let Some((host, port)) = ctx.endpoint(id) {
+            let mut e = NodeEndpoint::default();
+            e.node_id = BrokerId(id);
+            e.host = str_bytes(&host);
+            e.port = i32::from(port);
+            e.rack = None;
+            resp.node_endpoints.push(e);
+        }
     }
 }
 

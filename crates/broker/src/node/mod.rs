@@ -142,6 +142,11 @@ impl Node {
                 Arc::clone(self),
                 Arc::clone(cluster),
             ));
+            tokio::spawn(crate::cluster::balance_leaders(
+                Arc::clone(self),
+                Arc::clone(cluster),
+                self.shutdown.clone(),
+            ));
         }
     }
 
