@@ -413,7 +413,6 @@ def test_history_holds_when_a_follower_misses_records_deleted_meanwhile(start_br
     quorum; the history holds for everything after the deletion."""
     brokers = cluster(start_broker, env={"CAIRN_LOG_RETENTION_CHECK_INTERVAL_MS": "1000"})
     history = loaded(brokers, "fault-behind", configs={"segment.bytes": "65536"})
-    client = admin(bootstrap(brokers))
 
     def miss_a_deletion():
         leader = leader_of_partition_0(brokers, history.topic)
@@ -431,6 +430,14 @@ def test_history_holds_when_a_follower_misses_records_deleted_meanwhile(start_br
         # Noted first: the tailing consumer may jump to the new log start at once.
         for p, end in ends.items():
             history.deleted_below[p] = max(history.deleted_below.get(p, 0), end)
+        # Every partition led by a live node first, and a client that knows it: librdkafka's
+        # admin client sends DeleteRecords to the leader it has cached and would wait out
+        # its request timeout on the dead one.
+        live = [b for b in brokers if b.running()]
+        wait_until(lambda: all(l not in (-1, behind_id)
+                               for l in leaders(live[0], history.topic).values()),
+                   timeout=30, what="every partition led by a live node")
+        client = admin(bootstrap(live))
         futures = client.delete_records(
             [TopicPartition(history.topic, p, end) for p, end in ends.items()],
             request_timeout=30)
