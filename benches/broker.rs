@@ -58,10 +58,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tempfile::TempDir;
 
@@ -173,51 +171,15 @@ fn produce_records(
     first: u64,
     count: u64,
 ) -> Duration {
-    let stats = producer.context();
-    let done_before = stats.done();
-    let start = Instant::now();
-    for i in first..first + count {
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, i as usize)
-                .payload(payloads.record(i, size))
-                .partition((i % PARTITIONS as u64) as i32);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The queue holds more than a run; this only happens if the broker stalls.
-                    record = back;
-                    thread::sleep(Duration::from_micros(200));
-                    assert!(
-                        start.elapsed() < RUN_TIMEOUT,
-                        "producer queue full for too long"
-                    );
-                }
-                Err((e, _)) => panic!("cannot enqueue a record for {topic}: {e}"),
-            }
-        }
-    }
-    while stats.done() < done_before + count {
-        assert!(
-            start.elapsed() < RUN_TIMEOUT,
-            "only {} of {count} records to {topic} acknowledged after {RUN_TIMEOUT:?}",
-            stats.done() - done_before
-        );
-        thread::sleep(Duration::from_micros(500));
-    }
-    if let Some(e) = stats
-        .first_error
-        .lock()
-        .expect("error record mutex poisoned")
-        .as_ref()
-    {
-        panic!(
-            "{} records to {topic} failed; first error: {e}",
-            stats.failed.load(Ordering::Acquire)
-        );
-    }
-    let last_ack = stats.base + Duration::from_nanos(stats.last_ack_ns.load(Ordering::Acquire));
-    last_ack.saturating_duration_since(start)
+    common::produce_records(
+        producer,
+        topic,
+        payloads,
+        size,
+        (first, count),
+        PARTITIONS,
+        RUN_TIMEOUT,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,18 +26,15 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 use tempfile::TempDir;
 
 use common::{
-    cairn_binary, cpu_model, filesystem_type, median, producer, producer_config, target_dir,
-    wait_for_topic, BenchProducer, BrokerProcess, Payloads, ProducerStats, MIB,
+    cairn_binary, cpu_model, filesystem_type, median, produce_records, producer, producer_config,
+    target_dir, wait_for_topic, BenchProducer, BrokerProcess, Payloads, ProducerStats, MIB,
 };
 
 const NODES: usize = 3;
@@ -142,45 +139,15 @@ fn bootstrap(nodes: &[Node]) -> String {
 /// acknowledgement; returns the time from the first send to the last acknowledgement.
 fn produce(p: &BenchProducer, topic: &str, payloads: &Payloads, bytes: u64) -> Duration {
     let count = bytes / RECORD as u64;
-    let stats = p.context();
-    let before = stats.done();
-    let start = Instant::now();
-    for i in 0..count {
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, i as usize)
-                .payload(payloads.record(i, RECORD))
-                .partition((i % PARTITIONS as u64) as i32);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    thread::sleep(Duration::from_micros(200));
-                    assert!(
-                        start.elapsed() < RUN_TIMEOUT,
-                        "producer queue full too long"
-                    );
-                }
-                Err((e, _)) => panic!("cannot enqueue a record for {topic}: {e}"),
-            }
-        }
-    }
-    while stats.done() < before + count {
-        assert!(
-            start.elapsed() < RUN_TIMEOUT,
-            "only {} of {count} records to {topic} acknowledged after {RUN_TIMEOUT:?}",
-            stats.done() - before
-        );
-        thread::sleep(Duration::from_micros(500));
-    }
-    if let Some(e) = stats.first_error.lock().expect("poisoned").as_ref() {
-        panic!(
-            "{} records to {topic} failed; first error: {e}",
-            stats.failed.load(Ordering::Acquire)
-        );
-    }
-    let last = stats.base + Duration::from_nanos(stats.last_ack_ns.load(Ordering::Acquire));
-    last.saturating_duration_since(start)
+    produce_records(
+        p,
+        topic,
+        payloads,
+        RECORD,
+        (0, count),
+        PARTITIONS,
+        RUN_TIMEOUT,
+    )
 }
 
 /// Raw sequential write of `bytes` in 1 MiB writes, then fsync, timed together.

@@ -20,7 +20,8 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 /// Longest the broker may take to log `cairn ready`.
@@ -425,6 +426,66 @@ impl ClientContext for ConsumerLog {
 impl ConsumerContext for ConsumerLog {}
 
 pub type BenchProducer = ThreadedProducer<ProducerStats>;
+
+/// Sends `count` records of `size` bytes (record indexes `first..first + count`),
+/// round-robin over `partitions` partitions, and waits for every delivery report (panicking
+/// on a failed one, or after `timeout`). Returns the time from the first send to the last
+/// acknowledgement.
+pub fn produce_records(
+    producer: &BenchProducer,
+    topic: &str,
+    payloads: &Payloads,
+    size: usize,
+    (first, count): (u64, u64),
+    partitions: i32,
+    timeout: Duration,
+) -> Duration {
+    let stats = producer.context();
+    let done_before = stats.done();
+    let start = Instant::now();
+    for i in first..first + count {
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, i as usize)
+                .payload(payloads.record(i, size))
+                .partition((i % partitions as u64) as i32);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The queue holds more than a run; this only happens if the broker stalls.
+                    record = back;
+                    thread::sleep(Duration::from_micros(200));
+                    assert!(
+                        start.elapsed() < timeout,
+                        "producer queue full for too long"
+                    );
+                }
+                Err((e, _)) => panic!("cannot enqueue a record for {topic}: {e}"),
+            }
+        }
+    }
+    while stats.done() < done_before + count {
+        assert!(
+            start.elapsed() < timeout,
+            "only {} of {count} records to {topic} acknowledged after {timeout:?}",
+            stats.done() - done_before
+        );
+        thread::sleep(Duration::from_micros(500));
+    }
+    if let Some(e) = stats
+        .first_error
+        .lock()
+        .expect("error record mutex poisoned")
+        .as_ref()
+    {
+        panic!(
+            "{} records to {topic} failed; first error: {e}",
+            stats.failed.load(Ordering::Acquire)
+        );
+    }
+    let last_ack = stats.base + Duration::from_nanos(stats.last_ack_ns.load(Ordering::Acquire));
+    last_ack.saturating_duration_since(start)
+}
 
 /// The producer settings. Throughput runs: linger.ms=5 and batches up to ~1 MB (librdkafka's
 /// own defaults, written out), with `batch.num.messages` raised so that `batch.size`, not the

@@ -326,34 +326,7 @@ impl ReplicaCore {
         } else {
             Vec::new()
         };
-        let lagging = if self.is_leader() {
-            voters
-                .iter()
-                .filter(|id| !in_sync.contains(id))
-                .filter_map(|id| {
-                    let p = self.node.raft.prs().get(*id)?;
-                    Some((
-                        *id,
-                        format!(
-                            "{:?} matched {} next {} heard {} ticks ago",
-                            p.state,
-                            p.matched,
-                            p.next_idx,
-                            self.heard
-                                .get(id)
-                                .map_or(u64::MAX, |t| self.ticks.saturating_sub(*t))
-                        ),
-                    ))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        crate::Replicas {
-            voters,
-            in_sync,
-            lagging,
-        }
+        crate::Replicas { voters, in_sync }
     }
 
     /// Whether peer `id` sent this replica a raft message within [`IN_SYNC_HEARD_TICKS`].

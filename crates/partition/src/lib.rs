@@ -153,9 +153,6 @@ pub struct Replicas {
     /// Kafka's ISR.
     /// Elsewhere empty (only the leader knows).
     pub in_sync: Vec<u64>,
-    /// On the leader: each voter not in sync with its raft progress (state, matched index,
-    /// heard from recently), for logs.
-    pub lagging: Vec<(u64, String)>,
 }
 
 /// How to open a partition.

@@ -93,6 +93,16 @@ async fn start_node(id: u64, addrs: &BTreeMap<u64, SocketAddr>, handles: &Handle
     Node { transport, pump }
 }
 
+/// Transports for nodes 1, 2 and 3 on free loopback ports, routing to `handles`.
+async fn three_nodes(handles: &Handles) -> BTreeMap<u64, Node> {
+    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start_node(id, &addrs, handles).await);
+    }
+    nodes
+}
+
 async fn open_replica(
     shards: &StorageShards,
     dir: &Path,
@@ -185,12 +195,8 @@ async fn wait_for_high_watermark(h: &PartitionHandle, hw: u64) {
 async fn three_replicas_replicate_fail_over_and_catch_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shards = StorageShards::new(3).expect("shards");
-    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
     let handles: Handles = Arc::default();
-    let mut nodes = BTreeMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, start_node(id, &addrs, &handles).await);
-    }
+    let nodes = three_nodes(&handles).await;
     for id in 1..=3 {
         open_replica(&shards, dir.path(), id, &nodes[&id], &handles).await;
     }
@@ -327,12 +333,8 @@ async fn a_replica_behind_deleted_records_catches_up_through_a_snapshot() {
         .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let shards = StorageShards::new(3).expect("shards");
-    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
     let handles: Handles = Arc::default();
-    let mut nodes = BTreeMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, start_node(id, &addrs, &handles).await);
-    }
+    let nodes = three_nodes(&handles).await;
     // Small segments (about 50 batches each), and deletions retried every second (no
     // retention by time: the records are stamped 1970).
     let log = LogConfig {
@@ -435,12 +437,8 @@ async fn a_replica_behind_deleted_records_catches_up_through_a_snapshot() {
 async fn a_leader_hands_its_leadership_to_a_follower() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shards = StorageShards::new(3).expect("shards");
-    let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
     let handles: Handles = Arc::default();
-    let mut nodes = BTreeMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, start_node(id, &addrs, &handles).await);
-    }
+    let nodes = three_nodes(&handles).await;
     for id in 1..=3 {
         open_replica(&shards, dir.path(), id, &nodes[&id], &handles).await;
     }

@@ -257,9 +257,12 @@ pub(crate) async fn balance_leaders(
                 if preferred == cluster.me {
                     continue;
                 }
-                let replicas = handle.replicas();
-                if !replicas.in_sync.contains(&preferred) {
-                    tracing::debug!(partition = handle.name(), preferred, lagging = ?replicas.lagging, "preferred leader not in sync");
+                if !handle.replicas().in_sync.contains(&preferred) {
+                    tracing::debug!(
+                        partition = handle.name(),
+                        preferred,
+                        "preferred leader not in sync"
+                    );
                     continue;
                 }
                 match handle.transfer_leadership(Some(preferred)).await {
