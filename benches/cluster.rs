@@ -223,7 +223,7 @@ fn failover(bin: &Path, nodes: &mut [Node], topic: &str, payloads: &Payloads) ->
     config.set("enable.idempotence", "true");
     let p: BenchProducer = config.create_with_context(stats).expect("producer");
     wait_for_topic(p.client(), topic, PARTITIONS);
-    let leader = leader_of_partition_0(&p, topic).expect("a leader for partition 0");
+    let mut leader = 0;
     let mut sent_at: Vec<u64> = Vec::new();
     let mut killed_at: Option<u64> = None;
     let start = Instant::now();
@@ -238,6 +238,8 @@ fn failover(bin: &Path, nodes: &mut [Node], topic: &str, payloads: &Payloads) ->
             i += 1;
         }
         if killed_at.is_none() && start.elapsed() > Duration::from_secs(2) {
+            // Asked now, not at the start: leader balancing may have moved it meanwhile.
+            leader = leader_of_partition_0(&p, topic).expect("a leader for partition 0");
             let node = &mut nodes[leader as usize - 1];
             if let Some(mut process) = node.process.take() {
                 process.kill9();
