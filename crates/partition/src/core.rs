@@ -45,7 +45,7 @@ use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Message
 use raft::{RawNode, StateRole};
 
 use crate::error::{PartitionError, Result};
-use crate::producers::{ProducerStates, SequenceCheck};
+use crate::producers::{BatchMeta, ProducerStates, SequenceCheck};
 use crate::raft_log::{self, RaftLog, Shared, SnapshotData};
 use crate::raft_state::RaftState;
 use crate::{Acks, FetchData, OffsetQuery, PartitionState, ProduceAck, TimestampOffsetAnswer};
@@ -114,6 +114,8 @@ struct Pending {
     last_index: u64,
     acks: Acks,
     base_offset: Option<u64>,
+    /// A retry of a batch already in the log: answered with the original's offsets.
+    duplicate: bool,
 }
 
 /// The replica state machine. See the module docs.
@@ -441,15 +443,7 @@ impl ReplicaCore {
             match check {
                 Ok(SequenceCheck::Append) => {}
                 Ok(SequenceCheck::Duplicate(meta)) if batches.len() == 1 => {
-                    let ack = ProduceAck {
-                        base_offset: meta.base_offset,
-                        log_start_offset: self.shared.borrow().log.log_start_offset(),
-                        duplicate: true,
-                    };
-                    self.effects.push(Effect::Answered {
-                        token,
-                        result: Ok(ack),
-                    });
+                    self.answer_duplicate(token, meta, acks);
                     return;
                 }
                 Ok(SequenceCheck::Duplicate(_)) => {}
@@ -492,6 +486,42 @@ impl ReplicaCore {
             last_index,
             acks,
             base_offset: None,
+            duplicate: false,
+        });
+    }
+
+    /// A retry of a batch this log holds (its acknowledgement was lost, or the client gave
+    /// up waiting) is answered with the original's offsets, and only once the original is
+    /// as durable as `acks` asks: with acks=all, once it is committed. The original may be
+    /// an uncommitted entry that a new leader still truncates; acknowledging the retry
+    /// before then would acknowledge a batch that is never in the log. It waits for the
+    /// commit of this log's last entry (term included), which holds the original's: if
+    /// that entry is replaced or leadership is lost first, the retry fails with
+    /// NOT_LEADER_OR_FOLLOWER and the client retries again.
+    fn answer_duplicate(&mut self, token: Token, meta: BatchMeta, acks: Acks) {
+        if acks != Acks::All || meta.last_offset < self.high_watermark {
+            let ack = ProduceAck {
+                base_offset: meta.base_offset,
+                log_start_offset: self.shared.borrow().log.log_start_offset(),
+                duplicate: true,
+            };
+            self.effects.push(Effect::Answered {
+                token,
+                result: Ok(ack),
+            });
+            return;
+        }
+        let last_index = self.node.raft.raft_log.last_index();
+        // An unknown term (0) can only make the wait fail, never acknowledge wrongly.
+        let term = self.node.raft.raft_log.term(last_index).unwrap_or(0);
+        self.pending.push_back(Pending {
+            token,
+            term,
+            first_index: last_index,
+            last_index,
+            acks,
+            base_offset: Some(meta.base_offset),
+            duplicate: true,
         });
     }
 
@@ -1024,6 +1054,7 @@ impl ReplicaCore {
                 last_index: index,
                 acks: Acks::All,
                 base_offset: None,
+                duplicate: false,
             });
             Ok(None)
         })();
@@ -1089,7 +1120,7 @@ impl ReplicaCore {
                     .map(|base_offset| ProduceAck {
                         base_offset,
                         log_start_offset: log_start,
-                        duplicate: false,
+                        duplicate: p.duplicate,
                     })
                     .ok_or(PartitionError::NotLeader);
                 self.effects.push(Effect::Answered {

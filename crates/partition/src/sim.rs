@@ -77,6 +77,12 @@ struct Sim {
     /// Acknowledged payload ids with their base offsets.
     acked: Vec<(u64, u64)>,
     next_payload: u64,
+    /// The idempotent producer's batch being sent (payload, sequence) until one attempt
+    /// is acknowledged; attempts may overlap (a client that timed out retries while the
+    /// first attempt is still in flight) and go to any node.
+    idempotent: Option<(u64, i32)>,
+    /// Batches of the idempotent producer acknowledged so far (its next sequence).
+    idempotent_acked: i32,
     leaders: BTreeMap<u64, u64>,
     /// The committed log as first seen: raft index - 1 -> stored batch (`None`: deleted
     /// on every replica before the checker saw it committed).
@@ -90,8 +96,13 @@ struct Sim {
 #[derive(Debug, Clone, Copy)]
 enum Ask {
     Produce(u64),
+    /// A batch of the idempotent producer: payload id and sequence number.
+    Idempotent(u64, i32),
     DeleteRecords,
 }
+
+/// The simulation's idempotent producer (its batches carry this id, epoch 0).
+const PRODUCER_ID: i64 = 7;
 
 fn timing(id: u64) -> Timing {
     // Distinct, fixed election timeouts (max = min + 1: raft-rs draws no random number),
@@ -107,6 +118,18 @@ fn timing(id: u64) -> Timing {
 fn payload_batch(id: u64) -> VerifiedBatch {
     let value = format!("payload-{id}");
     let b = batch::build_batch(1_000 + id as i64, &[value.as_bytes()]);
+    VerifiedBatch::new(Bytes::from(b), u32::MAX).expect("a valid batch")
+}
+
+/// A batch of the idempotent producer: sequence `seq`, the payload as its value.
+fn idempotent_batch(payload: u64, seq: i32) -> VerifiedBatch {
+    let value = format!("payload-{payload}");
+    let mut b = batch::build_batch(1_000 + payload as i64, &[value.as_bytes()]);
+    b[43..51].copy_from_slice(&PRODUCER_ID.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
     VerifiedBatch::new(Bytes::from(b), u32::MAX).expect("a valid batch")
 }
 
@@ -138,6 +161,8 @@ impl Sim {
             deletes_acked: 0,
             acked: Vec::new(),
             next_payload: 0,
+            idempotent: None,
+            idempotent_acked: 0,
             leaders: BTreeMap::new(),
             committed: Vec::new(),
             high_watermarks: vec![0; NODES as usize],
@@ -214,6 +239,13 @@ impl Sim {
                             (Ask::Produce(payload), Ok(ack)) => {
                                 self.acked.push((payload, ack.base_offset))
                             }
+                            (Ask::Idempotent(payload, seq), Ok(ack)) => {
+                                self.acked.push((payload, ack.base_offset));
+                                if seq == self.idempotent_acked {
+                                    self.idempotent_acked += 1;
+                                    self.idempotent = None;
+                                }
+                            }
                             (Ask::DeleteRecords, Ok(ack)) => {
                                 self.deletes_acked += 1;
                                 self.acked_log_start =
@@ -261,6 +293,8 @@ impl Sim {
                 };
                 if roll == 91 && self.rng.chance(50) {
                     self.delete_records(to);
+                } else if self.rng.chance(30) {
+                    self.produce_idempotent(to);
                 } else {
                     self.produce(to);
                 }
@@ -363,6 +397,29 @@ impl Sim {
             eprintln!("propose {payload} on leader {id} term {}", core.term());
         }
         core.propose(token, vec![payload_batch(payload)], Acks::All);
+        core.run();
+    }
+
+    /// An attempt of the idempotent producer's current batch (a new batch once the last
+    /// one was acknowledged).
+    fn produce_idempotent(&mut self, id: u64) {
+        let (payload, seq) = match self.idempotent {
+            Some(current) => current,
+            None => {
+                let current = (self.next_payload, self.idempotent_acked);
+                self.next_payload += 1;
+                self.idempotent = Some(current);
+                current
+            }
+        };
+        let token = self.next_token;
+        self.next_token += 1;
+        let Some(core) = self.nodes[(id - 1) as usize].as_mut() else {
+            return;
+        };
+        self.waiting
+            .insert(token, (Ask::Idempotent(payload, seq), id));
+        core.propose(token, vec![idempotent_batch(payload, seq)], Acks::All);
         core.run();
     }
 
@@ -579,6 +636,11 @@ impl Sim {
             .map(|c| c.state().log_start_offset)
             .min()
             .unwrap_or(0);
+        if let Some((payload, offsets)) = at.iter().find(|(_, offsets)| offsets.len() > 1) {
+            self.fail(format!(
+                "payload {payload} is committed more than once, at {offsets:?}"
+            ));
+        }
         for (payload, offset) in &self.acked {
             if *offset < log_start {
                 continue; // deleted since
@@ -606,6 +668,8 @@ fn shm() -> std::path::PathBuf {
 #[derive(Debug, Default)]
 struct Exercised {
     acked: usize,
+    /// Batches of the idempotent producer acknowledged (each after one or more attempts).
+    idempotent_acked: usize,
     committed: usize,
     deletes_acked: usize,
     snapshots: usize,
@@ -650,6 +714,7 @@ fn run(seed: u64, steps: u64) -> Exercised {
             .sum::<usize>();
     Exercised {
         acked: sim.acked.len(),
+        idempotent_acked: sim.idempotent_acked as usize,
         committed: sim.committed.len(),
         deletes_acked: sim.deletes_acked,
         snapshots,
@@ -676,6 +741,7 @@ fn replicas_agree_under_message_loss_partitions_and_crashes() {
     for seed in 0..seeds {
         let r = run(seed, steps);
         total.acked += r.acked;
+        total.idempotent_acked += r.idempotent_acked;
         total.committed += r.committed;
         total.deletes_acked += r.deletes_acked;
         total.snapshots += r.snapshots;
@@ -684,9 +750,10 @@ fn replicas_agree_under_message_loss_partitions_and_crashes() {
     // The simulation must exercise something: produces and deletions get acknowledged,
     // followers catch up through snapshots.
     assert!(
-        total.acked as u64 > seeds * 10,
-        "only {} produces acknowledged over {seeds} seeds",
-        total.acked
+        total.acked as u64 > seeds * 10 && total.idempotent_acked as u64 > seeds * 3,
+        "only {} produces ({} idempotent batches) acknowledged over {seeds} seeds",
+        total.acked,
+        total.idempotent_acked
     );
     assert!(
         total.deletes_acked as u64 > seeds && total.snapshots as u64 >= seeds / 10,
