@@ -27,7 +27,7 @@ from confluent_kafka.admin import NewTopic
 
 import wire
 from conftest import free_port, wait_until
-from kafkautil import NOT_ACKED, SequenceProducer, admin, consumer, unique_topic
+from kafkautil import NOT_ACKED, SequenceProducer, admin, consumer, read_partitions, unique_topic
 
 NODES = 3
 
@@ -458,3 +458,56 @@ def test_a_graceful_shutdown_hands_leadership_over(start_broker):
           f"around it {longest[0]:.2f} s (partition {longest[1]})")
     assert longest[0] < 1.0, f"partition {longest[1]} had no acknowledgement for {longest[0]:.2f} s"
     assert_read_back_exactly_once(brokers, topic, 3, seq)
+
+
+@pytest.mark.timeout(240)
+def test_a_leader_that_takes_over_when_produce_stopped_exposes_every_record(start_broker):
+    """A restarted node gets its preferred leadership back by balancing after the producer
+    stopped: as the new leader it must expose everything acknowledged before (its high
+    watermark catches up with the commit its no-op entry confirms), not hold a consumer
+    at the point where the node had caught up."""
+    brokers = start_cluster(start_broker)
+    wait_for_controller(brokers)
+    topic = unique_topic("cluster-quiet-takeover")
+    create_topic(brokers, topic, partitions=3)
+    wait_for_leaders(brokers, topic, 3)
+    # Balanced (one leader per node), each partition is led by its preferred node.
+    wait_until(lambda: sorted(leaders(brokers[0], topic).values()) == [1, 2, 3], timeout=30,
+               what="leaders spread over the three nodes")
+    partition = 1
+    preferred = leaders(brokers[0], topic)[partition]
+    prod = Producer({"bootstrap.servers": bootstrap(brokers), "enable.idempotence": True,
+                     "acks": "all", "linger.ms": 5})
+    acked = []
+
+    def produce(first: int, count: int):
+        for i in range(first, first + count):
+            prod.produce(topic, value=str(i).encode(), partition=partition,
+                         on_delivery=lambda err, msg: acked.append(err) if err is None else None)
+            prod.poll(0)
+        assert prod.flush(60) == 0
+
+    produce(0, 500)
+    brokers[preferred - 1].kill9()
+    survivors = [b for b in brokers if b.running()]
+    wait_until(lambda: all(leaders(b, topic).get(partition, -1) not in (-1, preferred)
+                           for b in survivors), timeout=15,
+               what=f"a new leader for partition {partition}")
+    produce(500, 500)
+    brokers[preferred - 1].start()
+    produce(1000, 200)
+    # Quiet from here on: balancing moves the partition back with nothing new to commit.
+    wait_until(lambda: all(leaders(b, topic).get(partition) == preferred for b in brokers),
+               timeout=30, what=f"node {preferred} leading partition {partition} again")
+    assert len(acked) == 1200, f"{len(acked)} of 1200 acknowledged"
+    ends = {}
+
+    def exposed():
+        ends.update(log_ends(brokers, topic, 3))
+        return ends[partition] == 1200
+
+    wait_until(exposed, timeout=10,
+               what=f"partition {partition}'s high watermark at 1200 on its new leader "
+                    f"(last seen {ends})")
+    got = read_partitions(bootstrap(brokers), topic, [partition], expected=1200)
+    assert sorted(int(m.value()) for m in got) == list(range(1200))

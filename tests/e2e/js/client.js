@@ -148,24 +148,38 @@ async function describeConfig(kafka, { topic }) {
 // Sends `count` records in concurrent send() calls of 50 records each (KafkaJS's default
 // partitioner and timestamps; the calls share one connection, pipelined), and prints each
 // call's base offset per partition.
-async function produce(kafka, { topic, count, codec = 'none', prefix = 'value' }) {
+//
+// With --pace-ms N the sends go one after another, N ms apart, from an idempotent producer
+// (KafkaJS's `idempotent: true`: acks=all and retries without duplicates), so that a run
+// lasts long enough to span a fault in the cluster; each send then writes to one partition
+// (the sends take the partitions in turn, of --partitions): KafkaJS 2.2.4 retries a send
+// per broker, not per partition, so a send to several leaders can skip or repeat one
+// partition's records when leadership moves between its attempts (kafkajs#1303, #1798).
+async function produce(kafka, { topic, count, codec = 'none', prefix = 'value', paceMs, partitions }) {
   if (!(codec in CODECS)) fail(`unknown codec ${codec}`)
-  const producer = kafka.producer()
+  const paced = paceMs !== undefined
+  const producer = kafka.producer(paced ? { idempotent: true, maxInFlightRequests: 1 } : {})
   await producer.connect()
   const sends = []
   for (let first = 0; first < Number(count); first += 50) {
     const last = Math.min(first + 50, Number(count)) - 1
     const messages = []
     for (let i = first; i <= last; i++) {
-      messages.push({ key: recordKey(i), value: recordValue(prefix, i), headers: { n: String(i) } })
+      const message = { key: recordKey(i), value: recordValue(prefix, i), headers: { n: String(i) } }
+      if (paced) message.partition = (first / 50) % Number(partitions || 1)
+      messages.push(message)
     }
-    sends.push(
-      producer.send({ topic, compression: CODECS[codec], messages }).then(results => {
-        for (const r of results) {
-          emit({ first, last, partition: r.partition, base_offset: Number(r.baseOffset) })
-        }
-      })
-    )
+    const send = producer.send({ topic, compression: CODECS[codec], messages }).then(results => {
+      for (const r of results) {
+        emit({ first, last, partition: r.partition, base_offset: Number(r.baseOffset) })
+      }
+    })
+    if (paced) {
+      await send
+      await new Promise(resolve => setTimeout(resolve, Number(paceMs)))
+    } else {
+      sends.push(send)
+    }
   }
   await Promise.all(sends)
   await producer.disconnect()
@@ -257,10 +271,14 @@ async function main() {
   setTimeout(() => fail(`${command} timed out after ${timeout} ms`), timeout).unref()
   const kafka = new Kafka({
     clientId: 'cairn-e2e',
-    brokers: [options.bootstrap || '127.0.0.1:9092'],
-    logLevel: logLevel.WARN,
+    brokers: (options.bootstrap || '127.0.0.1:9092').split(','),
+    logLevel: process.env.KAFKAJS_LOG_LEVEL === 'debug' ? logLevel.DEBUG : logLevel.WARN,
   })
   await run(kafka, options)
 }
 
-main().catch(e => fail(e.stack || String(e)))
+// Exits once the command is done: KafkaJS may leave retry timers behind (a reconnect to a
+// node that was killed) that would keep the process alive for up to half a minute.
+main()
+  .then(() => process.exit(0))
+  .catch(e => fail(e.stack || String(e)))
