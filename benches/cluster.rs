@@ -6,7 +6,8 @@
 //!   (a batch is acknowledged once a majority has it fsynced) and acks=1 to the single node,
 //!   alternating, [`REPS`] runs each of `CAIRN_BENCH_CLUSTER_MIB` MiB (default 1024).
 //!   Baseline: a raw sequential write of the same bytes with its fsync, on the same
-//!   filesystem. CPU: seconds of CPU per GB of payload, summed over the nodes, and this
+//!   filesystem; and the storage ceiling of three replicas on one machine: three such
+//!   writes at once (every replica writes every byte, and here they share one disk). CPU: seconds of CPU per GB of payload, summed over the nodes, and this
 //!   process's (librdkafka's) share, since all of it shares the 2 cores.
 //! - **disk bytes per payload byte**: `write_bytes` from `/proc/<pid>/io` of each node over
 //!   the produce runs, divided by the payload bytes (what each replica writes for a byte a
@@ -169,6 +170,25 @@ fn raw_write_fsync(dir: &Path, payloads: &Payloads, bytes: u64) -> Duration {
     took
 }
 
+/// The storage ceiling of three replicas on this one machine: three raw sequential writes
+/// of `bytes` each (1 MiB writes, then fsync), to three files at once, timed until the last
+/// is durable. Every replica must write each payload byte once, and here all three share
+/// one disk and one page cache, so `bytes` over this time is the most a 3-node cluster on
+/// this machine can acknowledge per second, however cheap replication were.
+fn three_raw_writes_fsync(dir: &Path, payloads: &Payloads, bytes: u64) -> Duration {
+    let start = Instant::now();
+    thread::scope(|s| {
+        for i in 0..NODES {
+            let replica = dir.join(format!("replica-{i}"));
+            s.spawn(move || {
+                fs::create_dir_all(&replica).expect("create a baseline directory");
+                raw_write_fsync(&replica, payloads, bytes);
+            });
+        }
+    });
+    start.elapsed()
+}
+
 /// One measured produce run against `pids`: (MiB/s, CPU s per GB summed over `pids`, this
 /// process's CPU s per GB, bytes written per pid).
 fn measured_run(
@@ -323,18 +343,22 @@ fn main() {
     produce(&cluster_p, "bench-cluster", &payloads, 16 << 20);
 
     let mut raw = Vec::new();
+    let mut ceiling = Vec::new();
     let mut single_runs = Vec::new();
     let mut cluster_runs = Vec::new();
     for rep in 0..REPS {
         let r = raw_write_fsync(tmp.path(), &payloads, bytes);
         raw.push(bytes as f64 / MIB / r.as_secs_f64());
+        let r = three_raw_writes_fsync(tmp.path(), &payloads, bytes);
+        ceiling.push(bytes as f64 / MIB / r.as_secs_f64());
         let s = measured_run(&single_p, "bench-single", &payloads, bytes, &[single.pid()]);
         let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
         let c = measured_run(&cluster_p, "bench-cluster", &payloads, bytes, &pids);
         println!(
-            "run {rep}: raw write+fsync {:.0} MiB/s; single acks=1 {:.0} MiB/s ({:.1} CPU-s/GB); \
-             cluster acks=all {:.0} MiB/s ({:.1} CPU-s/GB over 3 nodes); written per node {:?}",
-            raw[rep], s.0, s.1, c.0, c.1, c.3
+            "run {rep}: raw write+fsync {:.0} MiB/s, three at once {:.0} MiB/s each; single acks=1 \
+             {:.0} MiB/s ({:.1} CPU-s/GB); cluster acks=all {:.0} MiB/s ({:.1} CPU-s/GB over 3 \
+             nodes); written per node {:?}",
+            raw[rep], ceiling[rep], s.0, s.1, c.0, c.1, c.3
         );
         single_runs.push(s);
         cluster_runs.push(c);
@@ -370,6 +394,8 @@ fn main() {
          |---|---:|---:|---:|\n\
          | 1 KiB produce, single node, acks=1 | {:.0} MiB/s | {:.0} MiB/s | {:.1} / {:.1} |\n\
          | 1 KiB produce, 3 nodes RF=3, acks=all | {:.0} MiB/s | {:.0} MiB/s | {:.1} (3 nodes) / {:.1} |\n\
+         | storage ceiling of 3 replicas on this machine: 3 raw writes + fsync at once, per replica | {:.0} MiB/s | | |\n\
+         | cluster acks=all / single acks=1; cluster / storage ceiling (median of per-run ratios) | {:.2}; {:.2} | | |\n\
          | disk bytes written per payload byte | single node {:.2}; cluster per node {} | 1.00 | |\n\
          | leader failover: kill -9 to first ack on the new leader (median of {FAILOVERS}) | {:.0} ms [{:.0}, {:.0}] | | |\n",
         med(single_runs.iter().map(|r| r.0).collect()),
@@ -380,6 +406,18 @@ fn main() {
         med(raw.clone()),
         med(cluster_runs.iter().map(|r| r.1).collect()),
         med(cluster_runs.iter().map(|r| r.2).collect()),
+        med(ceiling.clone()),
+        // Ratios within each run (the disk's speed drifts between runs), then the median.
+        med(cluster_runs
+            .iter()
+            .zip(&single_runs)
+            .map(|(c, s)| c.0 / s.0)
+            .collect()),
+        med(cluster_runs
+            .iter()
+            .zip(&ceiling)
+            .map(|(c, limit)| c.0 / limit)
+            .collect()),
         single_ratio,
         per_node
             .iter()

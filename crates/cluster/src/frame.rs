@@ -57,7 +57,10 @@ pub enum Frame {
 pub struct Envelope {
     /// The raft group (a partition) the message is for.
     pub group: u64,
-    /// The encoded message.
+    /// The encoded message. On the wire as bincode writes any `Vec<u8>` (length, bytes),
+    /// but encoded and decoded as one block: element by element, decoding frames was the
+    /// cluster's largest CPU cost (17% of all samples under load).
+    #[serde(with = "serde_bytes")]
     pub message: Vec<u8>,
 }
 
@@ -95,16 +98,28 @@ fn config() -> bincode::config::Configuration {
 
 /// Appends `frame`, framed, to `out`.
 pub fn encode(frame: &Frame, out: &mut BytesMut) -> Result<(), FrameError> {
-    let body = bincode::serde::encode_to_vec(frame, config())
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
-    let length = u32::try_from(body.len() + 1).map_err(|_| FrameError::TooLarge {
-        length: body.len() + 1,
-        limit: u32::MAX as usize,
-    })?;
-    out.reserve(FRAME_HEADER_BYTES + body.len());
-    out.put_u32(length);
+    // The body is written in place after a placeholder length, then the length is set.
+    let start = out.len();
+    out.put_u32(0);
     out.put_u8(FORMAT_VERSION);
-    out.put_slice(&body);
+    let mut writer = out.writer();
+    let written = bincode::serde::encode_into_std_write(frame, &mut writer, config());
+    let out = writer.into_inner();
+    let body = match written {
+        Ok(n) => n,
+        Err(e) => {
+            out.truncate(start);
+            return Err(FrameError::Encode(e.to_string()));
+        }
+    };
+    let Ok(length) = u32::try_from(body + 1) else {
+        out.truncate(start);
+        return Err(FrameError::TooLarge {
+            length: body + 1,
+            limit: u32::MAX as usize,
+        });
+    };
+    out[start..start + 4].copy_from_slice(&length.to_be_bytes());
     Ok(())
 }
 
@@ -153,6 +168,34 @@ pub(crate) fn envelope_cost(e: &Envelope) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_keep_the_format_of_a_plain_byte_vector() {
+        // What version 1 of the format wrote before envelopes were encoded as one block.
+        #[derive(Serialize)]
+        struct Plain {
+            group: u64,
+            message: Vec<u8>,
+        }
+        let message: Vec<u8> = (0..=255).collect();
+        let plain = bincode::serde::encode_to_vec(
+            Plain {
+                group: 300,
+                message: message.clone(),
+            },
+            config(),
+        )
+        .expect("encode");
+        let block = bincode::serde::encode_to_vec(
+            Envelope {
+                group: 300,
+                message,
+            },
+            config(),
+        )
+        .expect("encode");
+        assert_eq!(plain, block);
+    }
 
     #[test]
     fn frames_round_trip_and_arrive_whole() {
