@@ -27,6 +27,7 @@ mod groups;
 mod handlers;
 mod http;
 mod meta;
+mod metrics;
 mod node;
 mod read_buffers;
 mod server;

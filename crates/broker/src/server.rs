@@ -22,7 +22,7 @@
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use cairn_partition::StorageShards;
@@ -258,7 +258,10 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Node>, mut shutdown: watch:
         let ctx = Arc::clone(&ctx);
         let shutdown = shutdown.clone();
         connections.spawn(async move {
+            // Counted while the task lives (also if it is aborted at shutdown).
+            let counted = OpenConnection::new(&ctx);
             serve_connection(stream, peer, ctx, shutdown).await;
+            drop(counted);
             drop(permit);
         });
     }
@@ -269,6 +272,22 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Node>, mut shutdown: watch:
     if drained.is_err() {
         tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
         connections.abort_all();
+    }
+}
+
+/// An open connection as `/metrics` counts it: counted on creation, uncounted on drop.
+struct OpenConnection(Arc<Node>);
+
+impl OpenConnection {
+    fn new(ctx: &Arc<Node>) -> OpenConnection {
+        ctx.metrics.connection(true);
+        OpenConnection(Arc::clone(ctx))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connection(false);
     }
 }
 
@@ -334,8 +353,10 @@ async fn serve_connection(
                     });
                     // Ordered part here, on the reader (see `handlers::dispatch`); the rest
                     // in its own task so a slow request does not hold up the next.
+                    let started = Instant::now();
                     let work =
                         handlers::dispatch(Arc::clone(&ctx), Arc::clone(&conn), request).await;
+                    let metrics_ctx = Arc::clone(&ctx);
                     tokio::spawn(async move {
                         if let Some(mut previous) = after {
                             // Err once the previous change's sender is dropped: it is done.
@@ -343,6 +364,11 @@ async fn serve_connection(
                         }
                         let body = work.await;
                         drop(done);
+                        metrics_ctx.metrics.request(
+                            &format!("{key:?}"),
+                            version,
+                            started.elapsed(),
+                        );
                         let answer = match body {
                             None => Ok(None),
                             Some(body) => encode_response_chunks(correlation_id, key, version, body)

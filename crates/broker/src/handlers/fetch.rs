@@ -141,6 +141,7 @@ pub(super) async fn fetch(
             read_all(&wanted, &order, budget, version, &ctx.read_buffers).await;
         let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
         if done {
+            count_out(ctx, &wanted, &partitions);
             left_out.remember(
                 skipped
                     .into_iter()
@@ -156,6 +157,14 @@ pub(super) async fn fetch(
             _ = tokio::time::sleep_until(deadline.into()) => {}
             _ = shutdown.changed() => return respond(&req, partitions),
         }
+    }
+}
+
+/// Counts the records' bytes going out per topic (`partitions` is in `wanted`'s order).
+fn count_out(ctx: &Node, wanted: &[Wanted], partitions: &[PartitionData]) {
+    for (w, d) in wanted.iter().zip(partitions) {
+        ctx.metrics
+            .fetched(&w.topic, d.records.as_ref().map_or(0, |r| r.len() as u64));
     }
 }
 

@@ -6,6 +6,7 @@
 //!   ─► request timeout (503 50301; includes waiting for a slot)
 //!   ├─► /livez, /readyz, /v1/status                       health  (no slot needed)
 //!   └─► concurrency limit (`max_in_flight` requests at once)
+//!        ├─► /metrics       Prometheus text format         metrics
 //!        ├─► /v3/...        admin, REST Proxy v3 shapes    v3      body ≤ admin_body_bytes
 //!        └─► /topics/...    data, REST Proxy v2 shapes     v2      body ≤ produce_body_bytes
 //!                │
@@ -29,6 +30,7 @@ mod body;
 mod error;
 mod health;
 mod listener;
+mod metrics;
 #[cfg(test)]
 mod tests;
 mod v2;
@@ -160,6 +162,7 @@ pub(crate) fn router(state: Arc<HttpState>) -> Router {
     let limited = Router::new()
         .merge(v3::routes(limits))
         .merge(v2::routes(limits))
+        .merge(metrics::routes())
         .layer(GlobalConcurrencyLimitLayer::new(
             limits.max_in_flight.max(1),
         ));

@@ -57,6 +57,8 @@ pub(crate) struct Node {
     pub(crate) disk: Arc<DiskGuard>,
     /// This node's part of a cluster; `None` on a single node.
     pub(crate) cluster: Option<Arc<Cluster>>,
+    /// Counters for `/metrics`.
+    pub(crate) metrics: crate::metrics::Metrics,
     /// Messages from peers, until the router takes them (`spawn_tasks`).
     inbound: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<cairn_cluster::Inbound>>>,
 }
@@ -124,6 +126,7 @@ impl Node {
             read_buffers: Arc::default(),
             disk,
             cluster,
+            metrics: crate::metrics::Metrics::new(),
             inbound: std::sync::Mutex::new(inbound),
         })
     }

@@ -156,6 +156,14 @@ impl Node {
             .into_iter()
             .map(|b| apply_policy(b, &policy, now, &topic.name, index))
             .collect::<Result<Vec<_>, _>>()?;
+        let (bytes, records) = batches.iter().fold((0, 0), |(bytes, records), b| {
+            let h = b.header();
+            (
+                bytes + h.total_len(),
+                records + h.records_count.max(0) as u64,
+            )
+        });
+        self.metrics.produced(&topic.name, bytes, records);
         Ok(ReadyBatches {
             handle,
             batches,

@@ -1,0 +1,240 @@
+//! Prometheus metrics, named after the JMX names Kafka's exporters produce
+//! (`kafka.server:type=BrokerTopicMetrics,name=BytesInPerSec` becomes
+//! `kafka_server_brokertopicmetrics_bytesin_total`), so dashboards built for Kafka find them.
+//!
+//! Two kinds: counters and a histogram the request path bumps as it goes ([`Metrics`], one
+//! per node), and gauges read from the node at scrape time ([`Metrics::render`]: each
+//! partition's offsets and size, leaders, under-replicated partitions), which cost nothing
+//! between scrapes. The process's memory, CPU and file descriptors come from the
+//! `prometheus` crate's process collector. The table of names is in the README.
+
+use std::time::Duration;
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::node::Node;
+
+/// Request latency buckets, in seconds: 100 µs to 30 s (long-polling fetches included).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// The counters of one node.
+pub(crate) struct Metrics {
+    registry: Registry,
+    bytes_in: IntCounterVec,
+    messages_in: IntCounterVec,
+    bytes_out: IntCounterVec,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    connections: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid counter");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("a metric registered once");
+    c
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let registry = Registry::new();
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "kafka_network_requestmetrics_totaltime_seconds",
+                "Time from a request's arrival to its response, by Kafka API",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["request"],
+        )
+        .expect("a valid histogram");
+        registry
+            .register(Box::new(request_seconds.clone()))
+            .expect("a metric registered once");
+        let connections = IntGauge::new(
+            "kafka_server_socketservermetrics_connection_count",
+            "Open Kafka client connections",
+        )
+        .expect("a valid gauge");
+        registry
+            .register(Box::new(connections.clone()))
+            .expect("a metric registered once");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("the process collector registered once");
+        Metrics {
+            bytes_in: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_bytesin_total",
+                "Bytes of record batches accepted for appending, by topic",
+                &["topic"],
+            ),
+            messages_in: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_messagesin_total",
+                "Records accepted for appending, by topic",
+                &["topic"],
+            ),
+            bytes_out: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_bytesout_total",
+                "Bytes of record batches sent to fetching clients, by topic",
+                &["topic"],
+            ),
+            requests: counter(
+                &registry,
+                "kafka_network_requestmetrics_requests_total",
+                "Kafka requests answered, by API and version",
+                &["request", "version"],
+            ),
+            request_seconds,
+            connections,
+            registry,
+        }
+    }
+
+    /// Batches of `bytes` holding `records` records were accepted for `topic`.
+    pub(crate) fn produced(&self, topic: &str, bytes: u64, records: u64) {
+        self.bytes_in.with_label_values(&[topic]).inc_by(bytes);
+        self.messages_in.with_label_values(&[topic]).inc_by(records);
+    }
+
+    /// `bytes` of `topic`'s batches went out in a fetch response.
+    pub(crate) fn fetched(&self, topic: &str, bytes: u64) {
+        if bytes > 0 {
+            self.bytes_out.with_label_values(&[topic]).inc_by(bytes);
+        }
+    }
+
+    /// A request of `api` (Kafka's name, e.g. `Produce`) and `version` took `took`.
+    pub(crate) fn request(&self, api: &str, version: i16, took: Duration) {
+        self.requests
+            .with_label_values(&[api, &version.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[api])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A Kafka connection opened (`true`) or closed.
+    pub(crate) fn connection(&self, open: bool) {
+        if open {
+            self.connections.inc();
+        } else {
+            self.connections.dec();
+        }
+    }
+
+    /// Everything, in the Prometheus text format: the counters, then the node's state as
+    /// gauges read now.
+    pub(crate) async fn render(&self, node: &Node) -> String {
+        let mut families = self.registry.gather();
+        families.extend(state_gauges(node).await);
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on invalid families, which `gather` never yields.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge")
+}
+
+/// The node's partitions as gauges, read at scrape time.
+async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
+    let log_start = gauge(
+        "kafka_log_log_logstartoffset",
+        "First offset of the partition's log on this node",
+        &["topic", "partition"],
+    );
+    let log_end = gauge(
+        "kafka_log_log_logendoffset",
+        "Offset after the last record of the partition's log on this node",
+        &["topic", "partition"],
+    );
+    let high_watermark = gauge(
+        "kafka_cluster_partition_highwatermark",
+        "Offset up to which the partition's records are committed, as this node knows it",
+        &["topic", "partition"],
+    );
+    let size = gauge(
+        "kafka_log_log_size",
+        "Bytes of the partition's segment files on this node",
+        &["topic", "partition"],
+    );
+    let under_replicated = gauge(
+        "kafka_cluster_partition_underreplicated",
+        "1 if this node leads the partition and a replica is out of sync",
+        &["topic", "partition"],
+    );
+    let counts = gauge(
+        "kafka_server_replicamanager_count",
+        "Partitions on this node (kind=partitions), those it leads (kind=leaders) and \
+         those it leads with a replica out of sync (kind=underreplicated)",
+        &["kind"],
+    );
+    let me = node.config.node_id;
+    let (mut partitions, mut leaders, mut under) = (0i64, 0i64, 0i64);
+    for topic in node.topics.list() {
+        for d in node.partition_details(&topic).await {
+            let v = &d.view;
+            let p = v.partition.to_string();
+            let labels = [topic.name.as_str(), p.as_str()];
+            let offset = |o: u64| i64::try_from(o).unwrap_or(i64::MAX);
+            log_start
+                .with_label_values(&labels)
+                .set(offset(v.log_start_offset));
+            log_end
+                .with_label_values(&labels)
+                .set(offset(v.log_end_offset));
+            high_watermark
+                .with_label_values(&labels)
+                .set(offset(v.high_watermark));
+            if let Some(bytes) = d.size_bytes {
+                size.with_label_values(&labels).set(offset(bytes));
+            }
+            partitions += 1;
+            if v.leader == Some(me) {
+                leaders += 1;
+                let lagging = v.isr.len() < v.replicas.len();
+                under += i64::from(lagging);
+                under_replicated
+                    .with_label_values(&labels)
+                    .set(i64::from(lagging));
+            }
+        }
+    }
+    counts.with_label_values(&["partitions"]).set(partitions);
+    counts.with_label_values(&["leaders"]).set(leaders);
+    counts.with_label_values(&["underreplicated"]).set(under);
+    [
+        log_start,
+        log_end,
+        high_watermark,
+        size,
+        under_replicated,
+        counts,
+    ]
+    .iter()
+    .flat_map(|g| g.collect())
+    .collect()
+}

@@ -1,0 +1,77 @@
+"""`/metrics`: the Prometheus text format, with Kafka's metric names, counting what real
+clients did (a librdkafka producer and consumer) and showing each partition's state."""
+
+from __future__ import annotations
+
+import re
+
+from httputil import Http
+from kafkautil import Recorder, create_topic, produce_all, producer, read_partitions, unique_topic
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(broker) -> dict[tuple[str, frozenset], float]:
+    """Every sample of one scrape: (name, labels) -> value; checks the format line by line."""
+    answer = Http(broker.http).get("/metrics")
+    assert answer.status == 200, answer
+    assert answer.content_type.startswith("text/plain"), answer.content_type
+    samples = {}
+    for line in answer.body.decode().splitlines():
+        if not line or line.startswith("#"):
+            assert not line or line.startswith(("# HELP ", "# TYPE ")), line
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        labels = frozenset(LABEL.findall(m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def value(samples, name: str, **labels) -> float | None:
+    return samples.get((name, frozenset((k, str(v)) for k, v in labels.items())))
+
+
+def test_metrics_count_what_clients_did(broker):
+    topic = unique_topic("metrics")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    before = scrape(broker)
+    assert value(before, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) is None
+
+    count, size = 500, 200
+    recorder = Recorder()
+    prod = producer(broker.bootstrap, **{"linger.ms": 5})
+    produce_all(prod, topic, [(f"k{i}".encode(), b"v" * size) for i in range(count)], recorder)
+    recorder.assert_all_delivered(count)
+    got = read_partitions(broker.bootstrap, topic, 2, expected=count)
+    assert len(got) == count
+
+    after = scrape(broker)
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == count
+    bytes_in = value(after, "kafka_server_brokertopicmetrics_bytesin_total", topic=topic)
+    # The batches' bytes: every value plus keys and record and batch overheads.
+    assert count * size < bytes_in < count * size * 2, bytes_in
+    bytes_out = value(after, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic)
+    assert bytes_out is not None and bytes_out >= bytes_in, (bytes_in, bytes_out)
+
+    ends = [value(after, "kafka_log_log_logendoffset", topic=topic, partition=p) for p in (0, 1)]
+    assert sum(ends) == count, ends
+    for p in (0, 1):
+        assert value(after, "kafka_log_log_logstartoffset", topic=topic, partition=p) == 0
+        assert value(after, "kafka_cluster_partition_highwatermark", topic=topic,
+                     partition=p) == ends[p]
+        assert value(after, "kafka_log_log_size", topic=topic, partition=p) > 0
+    assert value(after, "kafka_server_replicamanager_count", kind="underreplicated") == 0
+    assert value(after, "kafka_server_replicamanager_count", kind="leaders") == \
+        value(after, "kafka_server_replicamanager_count", kind="partitions")
+
+    produce_requests = sum(v for (name, labels), v in after.items()
+                           if name == "kafka_network_requestmetrics_requests_total"
+                           and ("request", "Produce") in labels)
+    assert produce_requests >= 1
+    assert value(after, "kafka_network_requestmetrics_totaltime_seconds_count",
+                 request="Fetch") >= 1
+    assert value(after, "kafka_server_socketservermetrics_connection_count") >= 1
+    assert value(after, "process_resident_memory_bytes") > 0
+    assert value(after, "process_open_fds") > 0
