@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 
+from confluent_kafka import TopicPartition
+
 from httputil import Http
-from kafkautil import Recorder, create_topic, produce_all, producer, read_partitions, unique_topic
+from kafkautil import (Recorder, consumer, create_topic, produce_all, producer, read_partitions,
+                       unique_topic)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -75,3 +78,27 @@ def test_metrics_count_what_clients_did(broker):
     assert value(after, "kafka_server_socketservermetrics_connection_count") >= 1
     assert value(after, "process_resident_memory_bytes") > 0
     assert value(after, "process_open_fds") > 0
+
+
+def test_metrics_show_a_groups_lag(broker):
+    topic = unique_topic("metrics-lag")
+    group = unique_topic("metrics-group")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    recorder = Recorder()
+    prod = producer(broker.bootstrap)
+    produce_all(prod, topic, [(None, b"%d" % i) for i in range(100)], recorder)
+    recorder.assert_all_delivered(100)
+    cons = consumer(broker.bootstrap, **{"group.id": group, "enable.auto.commit": False})
+    try:
+        cons.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        while len(got) < 60:
+            got += [m for m in cons.consume(60 - len(got), timeout=1) if m.error() is None]
+        cons.commit(offsets=[TopicPartition(topic, 0, 60)], asynchronous=False)
+    finally:
+        cons.close()
+    samples = scrape(broker)
+    labels = {"consumergroup": group, "topic": topic, "partition": 0}
+    assert value(samples, "kafka_consumergroup_current_offset", **labels) == 60
+    assert value(samples, "kafka_consumergroup_lag", **labels) == 40
+    assert value(samples, "kafka_consumergroup_state", consumergroup=group, state="Empty") == 1

@@ -223,6 +223,48 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             }
         }
     }
+    let group_lag = gauge(
+        "kafka_consumergroup_lag",
+        "Log end offset minus the group's committed offset (groups this node coordinates)",
+        &["consumergroup", "topic", "partition"],
+    );
+    let group_offset = gauge(
+        "kafka_consumergroup_current_offset",
+        "The group's committed offset",
+        &["consumergroup", "topic", "partition"],
+    );
+    let group_members = gauge(
+        "kafka_consumergroup_members",
+        "Members of the group",
+        &["consumergroup"],
+    );
+    let group_state = gauge(
+        "kafka_consumergroup_state",
+        "1 for the group's current state (Empty, Stable, PreparingRebalance, ...)",
+        &["consumergroup", "state"],
+    );
+    for listing in node.list_groups(&[]) {
+        let Ok(g) = node.group(&listing.group_id) else {
+            continue;
+        };
+        let id = g.description.group_id.as_str();
+        group_members
+            .with_label_values(&[id])
+            .set(i64::try_from(g.members.len()).unwrap_or(i64::MAX));
+        group_state
+            .with_label_values(&[id, &g.description.state.to_string()])
+            .set(1);
+        for o in &g.offsets {
+            let p = o.partition.to_string();
+            let labels = [id, o.topic.as_str(), p.as_str()];
+            group_offset
+                .with_label_values(&labels)
+                .set(o.committed_offset);
+            if let Some(lag) = o.lag {
+                group_lag.with_label_values(&labels).set(lag);
+            }
+        }
+    }
     counts.with_label_values(&["partitions"]).set(partitions);
     counts.with_label_values(&["leaders"]).set(leaders);
     counts.with_label_values(&["underreplicated"]).set(under);
@@ -233,6 +275,10 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
         size,
         under_replicated,
         counts,
+        group_lag,
+        group_offset,
+        group_members,
+        group_state,
     ]
     .iter()
     .flat_map(|g| g.collect())
