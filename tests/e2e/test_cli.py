@@ -174,6 +174,19 @@ def test_consume_from_offset_partition_and_timestamp(cairn_bin, broker):
     assert out == ""
 
 
+def test_short_flags_as_kcat_and_rpk_users_type_them(cairn_bin, broker):
+    name = unique_topic("cli-short")
+    create_topic(broker.bootstrap, name, partitions=2)
+    cli(cairn_bin, broker, "produce", name, "-b", broker.bootstrap, "-p", "1",
+        stdin="a\nb\nc\nd\n", bootstrap=False)
+    out = cli(cairn_bin, broker, "consume", name, "-b", broker.bootstrap, "-p", "1", "-o", "1",
+              "-c", "2", bootstrap=False).stdout
+    assert out.splitlines() == ["b", "c"]
+    out = cli(cairn_bin, broker, "consume", name, "--bootstrap", broker.bootstrap, "-p", "0",
+              "--from-beginning", bootstrap=False).stdout
+    assert out == ""
+
+
 def test_consume_count_waits_for_new_records(cairn_bin, broker):
     name = unique_topic("cli-wait")
     create_topic(broker.bootstrap, name, partitions=1)

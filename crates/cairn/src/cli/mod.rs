@@ -41,7 +41,9 @@ use anyhow::Context as _;
 pub struct ClientArgs {
     /// Broker to bootstrap from; several may be given, separated by commas
     #[arg(
+        short = 'b',
         long,
+        visible_alias = "bootstrap",
         env = "CAIRN_BOOTSTRAP",
         default_value = "127.0.0.1:9092",
         value_name = "HOST:PORT",
@@ -247,7 +249,7 @@ pub struct ProduceArgs {
     key_sep: Option<String>,
     /// Write every record to this partition [default: by key (Kafka's murmur2
     /// partitioner), round-robin for null keys]
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(short = 'p', long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
     /// Acknowledgements to wait for: 0 (none; errors go unseen), 1 (leader), all
     #[arg(long, default_value = "all", value_parser = parse_acks)]
@@ -292,10 +294,10 @@ pub struct ConsumeArgs {
     #[command(flatten)]
     start: StartArgs,
     /// Read only this partition [default: all]
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(short = 'p', long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
     /// Stop after N records; without it, stop at the high watermarks as of start
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Print each record as KEY SEP VALUE (a null key prints as nothing)
     #[arg(long)]
@@ -318,7 +320,7 @@ struct StartArgs {
     from_beginning: bool,
     /// Start at this offset in every chosen partition (it must lie between the log start
     /// and the high watermark)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(short = 'o', long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
     offset: Option<i64>,
     /// Start at the first record whose timestamp is at or after T: milliseconds since the
     /// Unix epoch, or RFC 3339 such as 2024-05-01T12:00:00Z
