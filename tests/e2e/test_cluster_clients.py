@@ -21,7 +21,6 @@ acknowledged send). That is the client's bug, not one a broker can mend.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -34,6 +33,7 @@ from clientutil import Client, check_records, check_reported_offsets, kafkajs_ar
 from conftest import wait_until
 from httputil import Http, cluster_id
 from kafkautil import unique_topic
+from test_kcat import kcat  # noqa: F401 (the fixture: kcat's path, failing if missing)
 from test_cluster import (bootstrap, create_topic, leaders, start_cluster, wait_for_controller,
                           wait_for_leaders)
 
@@ -173,15 +173,6 @@ def test_kafka_python_across_a_leader_kill(start_broker):
     stop_reading.set()
     reader.join(30)
     check_exactly_once(read)
-
-
-@pytest.fixture(scope="module")
-def kcat() -> str:
-    path = shutil.which("kcat")
-    if path is None:
-        pytest.fail("kcat is not installed (scripts/test installs the Debian package kcat)",
-                    pytrace=False)
-    return path
 
 
 @pytest.mark.timeout(300)
