@@ -3,7 +3,9 @@ clients did (a librdkafka producer and consumer) and showing each partition's st
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
@@ -11,6 +13,8 @@ from httputil import Http
 from kafkautil import (Recorder, consumer, create_topic, produce_all, producer, read_partitions,
                        unique_topic)
 
+REPO = Path(__file__).resolve().parents[2]
+METRIC_NAME = re.compile(r"\b((?:kafka|process)_[a-z0-9_]+)")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -102,3 +106,29 @@ def test_metrics_show_a_groups_lag(broker):
     assert value(samples, "kafka_consumergroup_current_offset", **labels) == 60
     assert value(samples, "kafka_consumergroup_lag", **labels) == 40
     assert value(samples, "kafka_consumergroup_state", consumergroup=group, state="Empty") == 1
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics(broker):
+    """Every metric deploy/grafana/cairn-dashboard.json queries is one a node exports (after
+    some produce, fetch and a group commit, so every family has samples)."""
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "cairn-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    wanted = {name for e in exprs for name in METRIC_NAME.findall(e)}
+    assert len(wanted) >= 10, wanted
+
+    topic = unique_topic("dashboard")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    recorder = Recorder()
+    prod = producer(broker.bootstrap)
+    produce_all(prod, topic, [(None, b"x")] * 10, recorder)
+    cons = consumer(broker.bootstrap, **{"group.id": unique_topic("dashboard-group")})
+    try:
+        cons.assign([TopicPartition(topic, 0, 0)])
+        while not [m for m in cons.consume(10, timeout=1) if m.error() is None]:
+            pass
+        cons.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    finally:
+        cons.close()
+    exported = {name for name, _ in scrape(broker)}
+    missing = sorted(wanted - exported)
+    assert not missing, f"the dashboard queries metrics no node exports: {missing}"
