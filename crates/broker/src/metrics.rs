@@ -223,6 +223,25 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             }
         }
     }
+    counts.with_label_values(&["partitions"]).set(partitions);
+    counts.with_label_values(&["leaders"]).set(leaders);
+    counts.with_label_values(&["underreplicated"]).set(under);
+    [
+        log_start,
+        log_end,
+        high_watermark,
+        size,
+        under_replicated,
+        counts,
+    ]
+    .iter()
+    .flat_map(|g| g.collect())
+    .chain(group_gauges(node))
+    .collect()
+}
+
+/// The groups this node coordinates as gauges, read at scrape time.
+fn group_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
     let group_lag = gauge(
         "kafka_consumergroup_lag",
         "Log end offset minus the group's committed offset (groups this node coordinates)",
@@ -265,22 +284,8 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             }
         }
     }
-    counts.with_label_values(&["partitions"]).set(partitions);
-    counts.with_label_values(&["leaders"]).set(leaders);
-    counts.with_label_values(&["underreplicated"]).set(under);
-    [
-        log_start,
-        log_end,
-        high_watermark,
-        size,
-        under_replicated,
-        counts,
-        group_lag,
-        group_offset,
-        group_members,
-        group_state,
-    ]
-    .iter()
-    .flat_map(|g| g.collect())
-    .collect()
+    [group_lag, group_offset, group_members, group_state]
+        .iter()
+        .flat_map(|g| g.collect())
+        .collect()
 }
