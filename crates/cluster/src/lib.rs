@@ -11,4 +11,4 @@
 pub mod frame;
 mod transport;
 
-pub use transport::{Inbound, Transport, TransportConfig, TransportError};
+pub use transport::{Inbound, PeerRefused, Transport, TransportConfig, TransportError};

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::frame::{self, envelope_cost, Envelope, Frame, FrameError};
@@ -94,6 +94,15 @@ pub struct Inbound {
     pub message: Vec<u8>,
 }
 
+/// A peer's listening address refused a connection: no process listens there, so the node
+/// is down (killed, crashed or restarting) rather than slow or cut off. Sent on every
+/// refused attempt (at the reconnect backoff, 50 ms doubling to `max_backoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerRefused {
+    /// The peer's node id.
+    pub peer: u64,
+}
+
 /// Why the transport cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -122,6 +131,7 @@ pub struct Transport {
     local_addr: SocketAddr,
     peers: HashMap<u64, Peer>,
     dropped: Arc<AtomicU64>,
+    refused: broadcast::Sender<PeerRefused>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -162,6 +172,7 @@ impl Transport {
             Arc::clone(&dropped),
             shutdown_rx.clone(),
         )));
+        let (refused, _) = broadcast::channel(64);
         let mut peers = HashMap::new();
         for (&id, &addr) in &config.peers {
             if id == config.node_id {
@@ -175,6 +186,7 @@ impl Transport {
                 Arc::clone(&config),
                 rx,
                 Arc::clone(&connected),
+                refused.clone(),
                 shutdown_rx.clone(),
             )));
             peers.insert(id, Peer { queue, connected });
@@ -185,6 +197,7 @@ impl Transport {
                 local_addr,
                 peers,
                 dropped,
+                refused,
                 shutdown,
                 tasks,
             },
@@ -222,6 +235,12 @@ impl Transport {
         self.peers
             .get(&id)
             .is_some_and(|p| p.connected.load(Ordering::Relaxed))
+    }
+
+    /// Every later [`PeerRefused`]: a peer whose address refused a connection. A receiver
+    /// that falls behind loses the oldest events (they repeat while the peer stays down).
+    pub fn refused_peers(&self) -> broadcast::Receiver<PeerRefused> {
+        self.refused.subscribe()
     }
 
     /// Messages dropped so far, in and out (full queues, unknown peers).
@@ -418,12 +437,40 @@ async fn serve_peer(
     }
 }
 
+/// Why a dial failed; `refused` when nothing listens at the address.
+struct DialError {
+    message: String,
+    refused: bool,
+}
+
+impl From<String> for DialError {
+    fn from(message: String) -> DialError {
+        DialError {
+            message,
+            refused: false,
+        }
+    }
+}
+
+impl From<&str> for DialError {
+    fn from(message: &str) -> DialError {
+        DialError::from(message.to_string())
+    }
+}
+
 /// Dials `addr` and introduces this node; the connection once the peer welcomed it.
-async fn dial(peer: u64, addr: SocketAddr, config: &TransportConfig) -> Result<TcpStream, String> {
+async fn dial(
+    peer: u64,
+    addr: SocketAddr,
+    config: &TransportConfig,
+) -> Result<TcpStream, DialError> {
     let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| DialError::from("connect timed out"))?
+        .map_err(|e| DialError {
+            refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            message: e.to_string(),
+        })?;
     tune(&stream, config.dead_after);
     let hello = Frame::Hello {
         cluster_id: config.cluster_id.clone(),
@@ -431,21 +478,21 @@ async fn dial(peer: u64, addr: SocketAddr, config: &TransportConfig) -> Result<T
     };
     write_frame(&mut stream, &hello)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DialError::from(e.to_string()))?;
     let mut buf = BytesMut::new();
     let answer = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         read_frame(&mut stream, &mut buf, config.max_frame_bytes),
     )
     .await
-    .map_err(|_| "no answer to Hello".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| DialError::from("no answer to Hello"))?
+    .map_err(|e| DialError::from(e.to_string()))?;
     match answer {
         Some(Frame::Welcome { node_id }) if node_id == peer => Ok(stream),
-        Some(Frame::Welcome { node_id }) => Err(format!(
+        Some(Frame::Welcome { node_id }) => Err(DialError::from(format!(
             "{addr} is node {node_id}, not node {peer} as configured"
-        )),
-        Some(Frame::Refused { reason }) => Err(format!("refused: {reason}")),
+        ))),
+        Some(Frame::Refused { reason }) => Err(DialError::from(format!("refused: {reason}"))),
         Some(_) => Err("unexpected answer to Hello".into()),
         None => Err("closed before answering Hello".into()),
     }
@@ -459,6 +506,7 @@ async fn writer(
     config: Arc<TransportConfig>,
     mut queue: mpsc::Receiver<Envelope>,
     connected: Arc<AtomicBool>,
+    refused: broadcast::Sender<PeerRefused>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -470,10 +518,14 @@ async fn writer(
         let mut stream = match dial(peer, addr, &config).await {
             Ok(s) => s,
             Err(e) => {
-                if e != last_error {
+                if e.refused {
+                    // No receiver (nobody subscribed yet) is fine.
+                    let _ = refused.send(PeerRefused { peer });
+                }
+                if e.message != last_error {
                     // Once per distinct failure, not once per attempt.
-                    tracing::warn!(peer, %addr, error = %e, "cannot connect to a peer; retrying");
-                    last_error = e;
+                    tracing::warn!(peer, %addr, error = %e.message, "cannot connect to a peer; retrying");
+                    last_error = e.message;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

@@ -1,5 +1,6 @@
 //! The transport between real sockets on loopback: messages both ways, in order; a peer of
-//! another cluster refused; reconnection after a peer restarts; bounded queues.
+//! another cluster refused; reconnection after a peer restarts; bounded queues; a peer whose
+//! port refuses reported down.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -116,4 +117,37 @@ async fn a_restarted_peer_is_reconnected_and_queues_are_bounded() {
     assert!(arrived, "node 1 never reconnected to the restarted node 2");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_whose_port_refuses_is_reported_down() {
+    let addrs: BTreeMap<u64, SocketAddr> =
+        [(1, free_addr()), (2, free_addr()), (3, free_addr())].into();
+    let (a, _a_rx) = node(1, "c", &addrs).await;
+    let mut refused = a.refused_peers();
+    let (b, _b_rx) = node(2, "c", &addrs).await;
+    wait_until("connected to node 2", || a.is_connected(2)).await;
+    // Node 3 never started: its port refuses, and only node 3 is reported.
+    let first = tokio::time::timeout(Duration::from_secs(5), refused.recv())
+        .await
+        .expect("a report in time")
+        .expect("the transport is running");
+    assert_eq!(first.peer, 3);
+    // Node 2 goes away: reported within a few reconnect attempts of the next send.
+    b.shutdown().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        a.send(2, 1, b"ping".to_vec());
+        match tokio::time::timeout(Duration::from_millis(100), refused.recv()).await {
+            Ok(Ok(r)) if r.peer == 2 => break,
+            Ok(Ok(r)) => assert_eq!(r.peer, 3, "only nodes 2 and 3 are down"),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
+            Ok(Err(e)) => panic!("reports ended: {e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 2's refusals were never reported"
+        );
+    }
+    a.shutdown().await;
 }

@@ -65,6 +65,8 @@ pub(crate) enum Command {
     },
     /// A raft message from a peer, encoded.
     Step(Vec<u8>),
+    /// Peer (raft id) is down: its address refused a connection.
+    PeerDown(u64),
     /// Hand the leadership to a follower (graceful shutdown, leader balancing).
     TransferLeadership {
         to: Option<u64>,
@@ -332,6 +334,7 @@ impl Replica {
                 self.core.run();
                 let _ = reply.send(Ok(target));
             }
+            Command::PeerDown(peer) => self.core.peer_down(peer),
             Command::Step(bytes) => match Message::parse_from_bytes(&bytes) {
                 Ok(m) => {
                     self.core.step(m);

@@ -330,6 +330,14 @@ impl Sim {
                     let link = (id.min(other), id.max(other));
                     if !self.cut.remove(&link) {
                         self.cut.insert(link);
+                        // A false "down" (the driver says it only when a port refuses, but
+                        // safety must not depend on it being right).
+                        if self.rng.chance(30) {
+                            if let Some(core) = self.node(id) {
+                                core.peer_down(other);
+                                core.run();
+                            }
+                        }
                     }
                 }
             }
@@ -349,6 +357,15 @@ impl Sim {
                         .collect();
                     for t in mine {
                         self.waiting.remove(&t);
+                    }
+                    // The crashed node's port refuses connections: peers usually hear it.
+                    for other in (1..=NODES).filter(|o| *o != id) {
+                        if self.rng.chance(70) {
+                            if let Some(core) = self.node(other) {
+                                core.peer_down(id);
+                                core.run();
+                            }
+                        }
                     }
                 }
             }
@@ -761,4 +778,101 @@ fn replicas_agree_under_message_loss_partitions_and_crashes() {
         total.deletes_acked,
         total.snapshots
     );
+}
+
+/// Ticks until some node other than `old` leads, ticking every live node once per round and
+/// delivering every message at once (no loss).
+fn rounds_to_new_leader(sim: &mut Sim, old: u64) -> usize {
+    for round in 1..=200 {
+        for id in 1..=NODES {
+            if let Some(core) = sim.node(id) {
+                core.tick();
+                core.run();
+            }
+        }
+        for _ in 0..10_000 {
+            while let Some((node, number)) = sim.unpersisted.pop_front() {
+                if let Some(core) = sim.node(node) {
+                    core.persisted(number);
+                }
+            }
+            for id in 1..=NODES {
+                sim.drain(id);
+            }
+            let Some((to, m)) = sim.network.pop_front() else {
+                break;
+            };
+            if let Some(core) = sim.node(to) {
+                core.step(m);
+                core.run();
+            }
+        }
+        if sim
+            .nodes
+            .iter()
+            .flatten()
+            .any(|c| c.is_leader() && c.id() != old)
+        {
+            return round;
+        }
+    }
+    panic!("no new leader within 200 rounds");
+}
+
+#[test]
+fn followers_of_a_node_that_is_down_campaign_early() {
+    for tell in [false, true] {
+        let mut sim = Sim::new(1);
+        let leader = loop {
+            if let Some(l) = sim.nodes.iter().flatten().find(|c| c.is_leader()) {
+                break l.id();
+            }
+            rounds_to_new_leader(&mut sim, 0);
+        };
+        let (_, old_timeout) = (leader, timing(leader).election);
+        // A few rounds of heartbeats, then the leader's process dies.
+        for _ in 0..3 {
+            for id in 1..=NODES {
+                if let Some(core) = sim.node(id) {
+                    core.tick();
+                    core.run();
+                }
+                sim.drain(id);
+            }
+            while let Some((to, m)) = sim.network.pop_front() {
+                if let Some(core) = sim.node(to) {
+                    core.step(m);
+                    core.run();
+                }
+            }
+        }
+        sim.nodes[(leader - 1) as usize] = None;
+        sim.network.clear();
+        if tell {
+            for id in (1..=NODES).filter(|i| *i != leader) {
+                if let Some(core) = sim.node(id) {
+                    core.peer_down(leader);
+                    core.run();
+                }
+            }
+        }
+        let rounds = rounds_to_new_leader(&mut sim, leader);
+        let shortest = (1..=NODES)
+            .filter(|i| *i != leader)
+            .map(|i| timing(i).election)
+            .min()
+            .unwrap_or(old_timeout);
+        if tell {
+            // The lowest surviving id campaigns at once: elected before the next tick.
+            assert!(
+                rounds <= 1,
+                "told the leader is down, a new one took {rounds} ticks"
+            );
+        } else {
+            assert!(
+                rounds >= shortest - 3,
+                "without the news a new leader took only {rounds} ticks (timeout {shortest})"
+            );
+        }
+    }
 }

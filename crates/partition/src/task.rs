@@ -294,6 +294,14 @@ impl PartitionHandle {
         self.commands.try_send(Command::Step(message)).is_ok()
     }
 
+    /// Tells the replica that peer `peer` (a raft id) is down: its address refused a
+    /// connection. A follower of that peer then campaigns within half an election timeout
+    /// instead of waiting out a whole one. Never waits (dropped when the queue is full: the
+    /// normal election timeout still applies).
+    pub fn peer_down(&self, peer: u64) -> bool {
+        self.commands.try_send(Command::PeerDown(peer)).is_ok()
+    }
+
     /// Starts handing this replica's leadership to follower `to` (a raft id), or with `None`
     /// to its most caught-up follower; answers the follower's raft id, or `None` if it does
     /// not lead, has no active follower, or `to` lacks committed entries. The state watch

@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use cairn_cluster::{Inbound, Transport, TransportConfig};
+use cairn_cluster::{Inbound, PeerRefused, Transport, TransportConfig};
 use cairn_partition::{Outbox, PartitionHandle, PartitionSpec, StorageShards};
 use cairn_storage::LogConfig;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::meta::meta_dir;
@@ -188,6 +188,13 @@ impl Routes {
 
     fn get(&self, group: u64) -> Option<PartitionHandle> {
         self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    fn all(&self) -> Vec<PartitionHandle> {
+        self.groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -492,6 +499,27 @@ impl Cluster {
                     router.control(m.from, &m.message);
                 } else if let Some(h) = router.routes.get(m.group) {
                     h.step(m.message);
+                }
+            }
+        });
+        // A peer whose port refuses connections is down: its followers campaign early.
+        let mut refused = self.transport.refused_peers();
+        let routes = Arc::clone(&self.routes);
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    e = refused.recv() => e,
+                    _ = stop.changed() => return,
+                };
+                match event {
+                    Ok(PeerRefused { peer }) => {
+                        for h in routes.all() {
+                            h.peer_down(peer);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
