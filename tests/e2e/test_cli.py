@@ -3,6 +3,8 @@ against what librdkafka sees of the same topics."""
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import time
 
@@ -206,6 +208,80 @@ def test_consume_count_waits_for_new_records(cairn_bin, broker):
             proc.kill()
     assert proc.returncode == 0, stderr
     assert stdout.splitlines() == ["a", "b", "c"]
+
+
+def test_consume_positions_templates_and_json(cairn_bin, broker):
+    name = unique_topic("cli-format")
+    create_topic(broker.bootstrap, name, partitions=1)
+    now = int(time.time() * 1000)
+    recorder = Recorder()
+    prod = producer(broker.bootstrap)
+    # Two records two hours old, then three fresh ones (one binary, one with headers).
+    prod.produce(name, key=b"old", value=b"o1", timestamp=now - 7_200_000, on_delivery=recorder)
+    prod.produce(name, key=b"old", value=b"o2", timestamp=now - 7_100_000, on_delivery=recorder)
+    prod.produce(name, key=b"k1", value=b"v1", headers=[("trace", b"t-1"), ("n", b"2")],
+                 on_delivery=recorder)
+    prod.produce(name, key=None, value=b"\xff\x00bin", on_delivery=recorder)
+    prod.produce(name, key=b"k3", value=None, on_delivery=recorder)
+    assert prod.flush(30) == 0
+    recorder.assert_all_delivered(5)
+
+    # -N: the last N records; @-1h: from an hour ago; latest: nothing yet (no --follow).
+    out = cli(cairn_bin, broker, "consume", name, "-o", "-2", "--format", "%o\\n").stdout
+    assert out.splitlines() == ["3", "4"]
+    out = cli(cairn_bin, broker, "consume", name, "-o", "@-1h", "--format", "%o %k\\n").stdout
+    assert out.splitlines() == ["2 k1", "3 ", "4 k3"]
+    assert cli(cairn_bin, broker, "consume", name, "-o", "latest").stdout == ""
+    assert cli(cairn_bin, broker, "consume", name, "-o", "earliest", "-c", "1").stdout == "o1\n"
+    # Without a start position: earliest.
+    assert len(cli(cairn_bin, broker, "consume", name).stdout.splitlines()) == 5
+
+    # kcat/rpk templates: topic, partition, offset, timestamp, key, value, lengths, headers.
+    out = cli(cairn_bin, broker, "consume", name, "-o", "2", "-c", "1", "--format",
+              "%t|%p|%o|%k=%v|%K,%V|%h|%T\\n").stdout
+    line = out.rstrip("\n").split("|")
+    assert line[:6] == [name, "0", "2", "k1=v1", "2,2", "trace=t-1,n=2"], out
+    assert abs(int(line[6]) - now) < 600_000, out
+
+    # JSON lines: strings for UTF-8, base64 (flagged) for binary, nulls kept, headers.
+    out = cli(cairn_bin, broker, "consume", name, "-o", "2", "--json").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["offset"] for r in rows] == [2, 3, 4]
+    assert rows[0]["key"] == "k1" and rows[0]["value"] == "v1"
+    assert rows[0]["headers"] == [{"key": "trace", "value": "t-1"}, {"key": "n", "value": "2"}]
+    assert rows[1]["key"] is None and rows[1]["value_base64"] is True
+    assert base64.b64decode(rows[1]["value"]) == b"\xff\x00bin"
+    assert rows[2]["value"] is None and rows[2]["partition"] == 0
+    assert all(r["topic"] == name and isinstance(r["timestamp"], int) for r in rows)
+
+
+def test_consume_follow_prints_new_records_until_interrupted(cairn_bin, broker):
+    name = unique_topic("cli-follow")
+    create_topic(broker.bootstrap, name, partitions=2)
+    produce_all(producer(broker.bootstrap), name, [(None, b"before")], Recorder())
+    argv = [str(cairn_bin), "consume", name, "-f", "-o", "latest", "--format", "%v\\n",
+            "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None, f"consume -f exited early: {proc.communicate()}"
+        values = [(None, b"f%d" % i) for i in range(20)]
+        produce_all(producer(broker.bootstrap), name, values, Recorder())
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 20 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip("\n"))
+        # Still following after the last record.
+        time.sleep(0.5)
+        assert proc.poll() is None, "consume -f ended by itself"
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert sorted(seen, key=lambda v: int(v[1:])) == [f"f{i}" for i in range(20)], seen
 
 
 def test_errors_are_one_line_and_a_failure_exit(cairn_bin, start_broker):

@@ -1,15 +1,16 @@
-//! `cairn consume TOPIC`: records to stdout, one value (or `KEY SEP VALUE`) per line.
+//! `cairn consume TOPIC`: records to stdout, one per line (or by `--format`, or `--json`;
+//! see `record_format`).
 //!
-//! Start: `--from-beginning` asks ListOffsets for each partition's log start,
-//! `--timestamp T` for the first offset whose timestamp is at least T (after the last
-//! record: the high watermark) and skips any records before the first one stamped T or
-//! later (a broker may answer ListOffsets at batch granularity), `--offset N` uses N where
-//! it lies between log start and high watermark and fails otherwise.
+//! Start (`--offset`, default earliest): earliest and latest from ListOffsets; `N` used where
+//! it lies between log start and high watermark, an error otherwise; `-N` that many before
+//! the high watermark, no earlier than the log start; `@T` the first offset whose timestamp
+//! is at least T (after the last record: the high watermark), skipping any records before
+//! the first one stamped T or later (a broker may answer ListOffsets at batch granularity).
 //!
-//! Stop rule: with `--count N`, after N records, however long they take to arrive; without
-//! it, once every chosen partition has been read up to the high watermark it had when the
-//! command started (like `kcat -e`; records appended later are not shown, and a partition
-//! that was empty is done at once).
+//! Stop rule: with `--count N`, after N records, however long they take to arrive; with
+//! `--follow`, never; with neither, once every chosen partition has been read up to the
+//! high watermark it had when the command started (like `kcat -e`; records appended later
+//! are not shown, and a partition that was empty is done at once).
 //!
 //! Fetch: read_uncommitted, `--max-wait-ms` long polls with min_bytes 1, Kafka's default
 //! limits (50 MiB a request, 1 MiB a partition, grown for a partition whose next batch is
@@ -35,6 +36,7 @@ use cairn_protocol::ErrorCode;
 use super::cluster::{topic_name, Cluster};
 use super::error_code::KafkaError;
 use super::offsets::{list_offsets_or_fail, EARLIEST, LATEST};
+use super::record_format::StartAt;
 use super::ConsumeArgs;
 
 /// Kafka's default `fetch.max.bytes`: data per Fetch response.
@@ -103,45 +105,58 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
         None => topic.partitions.iter().map(|p| p.index).collect(),
     };
     let ends = list_offsets_or_fail(&mut cluster, &topic, &partitions, LATEST).await?;
-    let starts: BTreeMap<i32, i64> = if args.start.from_beginning {
-        list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?
-    } else if let Some(offset) = args.start.offset {
-        let log_starts = list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
-        for &p in &partitions {
-            let (start, end) = (log_starts[&p], ends[&p]);
-            if offset < start || offset > end {
-                return Err(out_of_range(&topic.name, p, offset, Some((start, end))));
-            }
+    let start_at = args.start_at();
+    let starts: BTreeMap<i32, i64> = match start_at {
+        StartAt::Earliest => {
+            list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?
         }
-        partitions.iter().map(|&p| (p, offset)).collect()
-    } else if let Some(timestamp) = args.start.timestamp {
-        let found = list_offsets_or_fail(&mut cluster, &topic, &partitions, timestamp).await?;
-        // -1: no record at or after the timestamp; start at the end.
-        found
-            .into_iter()
-            .map(|(p, offset)| (p, if offset < 0 { ends[&p] } else { offset }))
-            .collect()
-    } else {
-        bail!("internal error: no start position (clap requires one)");
+        StartAt::Latest => ends.clone(),
+        StartAt::Offset(offset) => {
+            let log_starts =
+                list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
+            for &p in &partitions {
+                let (start, end) = (log_starts[&p], ends[&p]);
+                if offset < start || offset > end {
+                    return Err(out_of_range(&topic.name, p, offset, Some((start, end))));
+                }
+            }
+            partitions.iter().map(|&p| (p, offset)).collect()
+        }
+        StartAt::FromEnd(back) => {
+            let log_starts =
+                list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
+            partitions
+                .iter()
+                .map(|&p| (p, ends[&p].saturating_sub(back).max(log_starts[&p])))
+                .collect()
+        }
+        StartAt::Timestamp(timestamp) => {
+            let found = list_offsets_or_fail(&mut cluster, &topic, &partitions, timestamp).await?;
+            // -1: no record at or after the timestamp; start at the end.
+            found
+                .into_iter()
+                .map(|(p, offset)| (p, if offset < 0 { ends[&p] } else { offset }))
+                .collect()
+        }
     };
+    let stop_at_end = args.count.is_none() && !args.follow;
     let mut cursors: BTreeMap<i32, Cursor> = partitions
         .iter()
         .map(|&p| {
             let cursor = Cursor {
                 position: starts[&p],
-                end: args.count.is_none().then(|| ends[&p]),
+                end: stop_at_end.then(|| ends[&p]),
                 max_bytes: PARTITION_FETCH_BYTES,
-                skip_until_timestamp: args.start.timestamp,
+                skip_until_timestamp: match start_at {
+                    StartAt::Timestamp(t) => Some(t),
+                    _ => None,
+                },
             };
             (p, cursor)
         })
         .collect();
 
-    let key_sep: Option<&[u8]> = match (&args.key_sep, args.print_key) {
-        (Some(sep), _) => Some(sep.as_bytes()),
-        (None, true) => Some(b"\t"),
-        (None, false) => None,
-    };
+    let printer = args.printer();
     let max_wait = Duration::from_millis(u64::from(args.max_wait_ms));
     let max_wait_ms = i32::try_from(args.max_wait_ms).unwrap_or(i32::MAX);
     let mut remaining = args.count;
@@ -213,7 +228,7 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                     continue;
                 };
                 let batches = take_records(records, cursor, &mut remaining, &mut |r| {
-                    write_record(out, r, key_sep)
+                    printer.write(out, &topic.name, index, r)
                 })
                 .map_err(|e| match e.downcast::<std::io::Error>() {
                     Ok(io) => anyhow::Error::from(io),
@@ -342,24 +357,6 @@ fn take_records(
         cursor.position = cursor.position.max(next_offset);
     }
     Ok(batches)
-}
-
-/// `value\n`, or `key SEP value\n` when `key_sep` is given.
-fn write_record(
-    out: &mut impl Write,
-    record: &Record,
-    key_sep: Option<&[u8]>,
-) -> std::io::Result<()> {
-    if let Some(sep) = key_sep {
-        if let Some(key) = &record.key {
-            out.write_all(String::from_utf8_lossy(key).as_bytes())?;
-        }
-        out.write_all(sep)?;
-    }
-    if let Some(value) = &record.value {
-        out.write_all(String::from_utf8_lossy(value).as_bytes())?;
-    }
-    out.write_all(b"\n")
 }
 
 /// A consumer's Fetch (replica id -1, read_uncommitted, no fetch session) of

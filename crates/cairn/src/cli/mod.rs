@@ -27,6 +27,7 @@ mod group;
 mod offsets;
 mod partitioner;
 mod produce;
+mod record_format;
 mod status;
 mod timestamp;
 mod topic;
@@ -283,8 +284,9 @@ enum Codec {
 /// `cairn consume`: records to stdout lines.
 ///
 /// Stop rule: with `--count N`, after N records (waiting for new ones as long as it takes);
-/// without it, once every chosen partition has been read up to its high watermark as it
-/// was when the command started (like `kcat -e`), so records produced later are not shown.
+/// with `--follow`, never (Ctrl-C ends it); otherwise once every chosen partition has been
+/// read up to its high watermark as it was when the command started (like `kcat -e`), so
+/// records produced later are not shown.
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
     #[command(flatten)]
@@ -296,34 +298,84 @@ pub struct ConsumeArgs {
     /// Read only this partition [default: all]
     #[arg(short = 'p', long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
-    /// Stop after N records; without it, stop at the high watermarks as of start
+    /// Stop after N records; without it (and without --follow), stop at the high watermarks
+    /// as of start
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
+    /// Keep waiting for new records after reaching the end, until Ctrl-C (or --count)
+    #[arg(short = 'f', long)]
+    follow: bool,
     /// Print each record as KEY SEP VALUE (a null key prints as nothing)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["format", "json"])]
     print_key: bool,
     /// Separator for --print-key [default: a tab]; implies --print-key
-    #[arg(long, value_name = "SEP", value_parser = parse_separator)]
+    #[arg(long, value_name = "SEP", value_parser = parse_separator,
+          conflicts_with_all = ["format", "json"])]
     key_sep: Option<String>,
+    /// Print each record by this template (kcat's -f, rpk's --format): %k key, %v or %s
+    /// value, %K %V length of key and value (-1: null), %t topic, %p partition, %o offset,
+    /// %T or %d timestamp (ms), %h headers (k=v,k=v), %% a percent sign; \n \t escapes. No
+    /// newline is added: end the template with \n
+    #[arg(long, value_name = "FMT", value_parser = record_format::parse_format,
+          conflicts_with = "json")]
+    format: Option<record_format::Printer>,
+    /// Print each record as one JSON object per line: topic, partition, offset, timestamp,
+    /// key, value, headers; a key or value that is not UTF-8 is base64 with key_base64 or
+    /// value_base64 set
+    #[arg(long)]
+    json: bool,
     /// Longest time the broker may hold a fetch open waiting for data, in milliseconds
     #[arg(long, default_value_t = 500, value_name = "MS",
           value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
     max_wait_ms: u32,
 }
 
-/// Where `consume` starts: exactly one of these.
+impl ConsumeArgs {
+    /// How records are printed.
+    fn printer(&self) -> record_format::Printer {
+        if let Some(p) = &self.format {
+            return p.clone();
+        }
+        if self.json {
+            return record_format::Printer::Json;
+        }
+        let key_sep = match (&self.key_sep, self.print_key) {
+            (Some(sep), _) => Some(sep.as_bytes().to_vec()),
+            (None, true) => Some(b"\t".to_vec()),
+            (None, false) => None,
+        };
+        record_format::Printer::Plain { key_sep }
+    }
+
+    /// Where reading starts [default: earliest].
+    fn start_at(&self) -> record_format::StartAt {
+        use record_format::StartAt;
+        if self.start.from_beginning {
+            StartAt::Earliest
+        } else if let Some(t) = self.start.timestamp {
+            StartAt::Timestamp(t)
+        } else {
+            self.start.offset.unwrap_or(StartAt::Earliest)
+        }
+    }
+}
+
+/// Where `consume` starts: at most one of these [default: earliest].
 #[derive(Debug, Clone, clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 struct StartArgs {
-    /// Start at each partition's log start offset
+    /// Start at each partition's log start offset (the same as --offset earliest)
     #[arg(long)]
     from_beginning: bool,
-    /// Start at this offset in every chosen partition (it must lie between the log start
-    /// and the high watermark)
-    #[arg(short = 'o', long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
-    offset: Option<i64>,
+    /// Where to start in every chosen partition: earliest, latest, an offset N (between log
+    /// start and high watermark), -N (N records before the end), or @TIME: milliseconds
+    /// since the epoch, RFC 3339 such as @2024-05-01T12:00:00Z, or a time ago such as
+    /// @-90s, @-15m, @-1h, @-2d [default: earliest]
+    #[arg(short = 'o', long, value_name = "WHERE", value_parser = record_format::parse_start,
+          allow_hyphen_values = true)]
+    offset: Option<record_format::StartAt>,
     /// Start at the first record whose timestamp is at or after T: milliseconds since the
-    /// Unix epoch, or RFC 3339 such as 2024-05-01T12:00:00Z
+    /// Unix epoch, or RFC 3339 such as 2024-05-01T12:00:00Z (the same as --offset @T)
     #[arg(long, value_name = "T", value_parser = timestamp::parse_timestamp)]
     timestamp: Option<i64>,
 }
@@ -469,9 +521,20 @@ mod tests {
             (-1, Codec::None, 30_000)
         );
 
-        // consume needs exactly one start position.
-        assert!(parse(&["consume", "t"]).is_err());
+        // consume takes at most one start position, earliest by default.
+        let Ok(Command::Consume(consume)) = parse(&["consume", "t"]) else {
+            panic!("consume parses");
+        };
+        assert_eq!(consume.start_at(), record_format::StartAt::Earliest);
         assert!(parse(&["consume", "t", "--from-beginning", "--offset", "3"]).is_err());
+        let Ok(Command::Consume(consume)) = parse(&["consume", "t", "-o", "-10", "-f"]) else {
+            panic!("consume -o -10 parses");
+        };
+        assert_eq!(consume.start_at(), record_format::StartAt::FromEnd(10));
+        assert!(consume.follow);
+        assert!(parse(&["consume", "t", "--json", "--format", "%v"]).is_err());
+        assert!(parse(&["consume", "t", "--print-key", "--json"]).is_err());
+        assert!(parse(&["consume", "t", "--format", "%q"]).is_err());
         let Ok(Command::Consume(consume)) =
             parse(&["consume", "t", "--timestamp", "1970-01-01T00:00:01Z"])
         else {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cli::record_format::Printer;
 use bytes::{BufMut as _, BytesMut};
 use cairn_protocol::kafka_protocol::records::{
     Compression, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -203,13 +204,20 @@ fn timestamp_start_skips_earlier_records_of_the_batch() {
 fn output_lines() {
     let mut out = Vec::new();
     let mut r = record(0, "hello", false);
-    write_record(&mut out, &r, None).expect("write");
-    write_record(&mut out, &r, Some(b"\t")).expect("write");
+    let plain = |sep: Option<&[u8]>| Printer::Plain {
+        key_sep: sep.map(<[u8]>::to_vec),
+    };
+    plain(None).write(&mut out, "t", 0, &r).expect("write");
+    plain(Some(b"\t"))
+        .write(&mut out, "t", 0, &r)
+        .expect("write");
     r.key = None;
     r.value = Some(Bytes::from_static(b"bad \xff utf-8"));
-    write_record(&mut out, &r, Some(b"::")).expect("write");
+    plain(Some(b"::"))
+        .write(&mut out, "t", 0, &r)
+        .expect("write");
     r.value = None;
-    write_record(&mut out, &r, None).expect("write");
+    plain(None).write(&mut out, "t", 0, &r).expect("write");
     assert_eq!(
         String::from_utf8(out).expect("utf-8"),
         "hello\nk0\thello\n::bad \u{fffd} utf-8\n\n"
