@@ -9,6 +9,7 @@ offset comes from its delivery report and a log's bounds from librdkafka's water
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -389,3 +390,83 @@ def test_delete(cairn_bin, fast_broker):
     assert committed(broker, group, topic, 1) == {0: -1001}, "its offsets went with it"
     result = cli(cairn_bin, broker, "group", "delete", group, ok=False)
     assert "GROUP_ID_NOT_FOUND" in result.stderr, result.stderr
+
+
+# --- `cairn consume --group` ----------------------------------------------------------------
+
+
+def group_consume(cairn_bin, broker, topic: str, group: str, *args: str) -> list[str]:
+    out = cli(cairn_bin, broker, "consume", topic, "--group", group, "--format", "%p:%v\\n",
+              *args).stdout
+    return out.splitlines()
+
+
+def test_consume_as_a_group_member_commits_and_resumes(cairn_bin, fast_broker):
+    broker = fast_broker
+    topic = unique_topic("cli-member")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    first = {p: produce_to(broker, topic, p, [b"a%d" % p, b"b%d" % p]) for p in range(3)}
+    group = unique_group("cli-member")
+
+    lines = group_consume(cairn_bin, broker, topic, group)
+    assert sorted(lines) == sorted(f"{p}:{v}{p}" for p in range(3) for v in "ab"), lines
+    # What it read is committed (next offset to read), and the member left: Empty.
+    assert committed(broker, group, topic, 3) == {p: first[p][-1] + 1 for p in range(3)}
+    assert describe(cairn_bin, broker, group)[0]["STATE"] == "Empty"
+
+    # The next run starts at the commits: only what came since.
+    assert group_consume(cairn_bin, broker, topic, group) == []
+    later = produce_to(broker, topic, 1, [b"c1"])
+    assert group_consume(cairn_bin, broker, topic, group) == ["1:c1"]
+    assert committed(broker, group, topic, 3)[1] == later[0] + 1
+    # --count stops early and commits only what it printed.
+    produce_to(broker, topic, 2, [b"d2", b"e2", b"f2"])
+    assert group_consume(cairn_bin, broker, topic, group, "-c", "2") == ["2:d2", "2:e2"]
+    assert group_consume(cairn_bin, broker, topic, group) == ["2:f2"]
+
+
+def test_consume_shares_a_group_with_a_librdkafka_consumer(cairn_bin, fast_broker):
+    broker = fast_broker
+    topic = unique_topic("cli-share")
+    create_topic(broker.bootstrap, topic, partitions=4)
+    group = unique_group("cli-share")
+    argv = [str(cairn_bin), "consume", topic, "-g", group, "-f", "--format", "%p:%v\\n",
+            "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+    other = group_consumer(broker, group, **{"partition.assignment.strategy": "range"})
+    try:
+        wait_for_state(cairn_bin, broker, group, "Stable")
+        other.subscribe([topic])
+        # Both members hold two partitions each once the rebalance settles.
+        def both_assigned():
+            other.poll(0.1)
+            _, members, _ = describe(cairn_bin, broker, group)
+            return len(members) == 2 and all(m["ASSIGNMENT"] not in ("", "-") for m in members)
+        wait_until(both_assigned, GROUP_TIMEOUT_S, "two members with assignments", interval=0.3)
+        mine = set(range(4)) - {tp.partition for tp in other.assignment()}
+        assert len(mine) == 2, other.assignment()
+        for p in range(4):
+            produce_to(broker, topic, p, [b"v%d-%d" % (p, i) for i in range(5)])
+        theirs = consume(other, 10)
+        assert {m.partition() for m in theirs}.isdisjoint(mine)
+        seen = []
+        deadline = time.monotonic() + GROUP_TIMEOUT_S
+        while len(seen) < 10 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip("\n"))
+        assert sorted(seen) == sorted(f"{p}:v{p}-{i}" for p in mine for i in range(5)), seen
+        # Ctrl-C: the CLI commits what it printed and leaves; librdkafka takes over all four.
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(CLI_TIMEOUT_S) == 0, proc.stderr.read()
+        offsets = committed(broker, group, topic, 4)
+        for p in mine:
+            assert offsets[p] == watermarks(broker, topic, p)[1], (p, offsets)
+        wait_until(lambda: (other.poll(0.1), len(other.assignment()) == 4)[1], GROUP_TIMEOUT_S,
+                   "librdkafka to get all four partitions", interval=0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        other.close()

@@ -20,9 +20,10 @@ use cairn_protocol::client::{decode_response, encode_request};
 use cairn_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
-    RequestKind, ResponseKind,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestKind, ResponseKind,
+    SyncGroupRequest,
 };
 use cairn_protocol::kafka_protocol::protocol::{Request, StrBytes};
 use cairn_protocol::{decode_frame, ErrorCode};
@@ -72,6 +73,12 @@ pub(crate) const CLIENT_APIS: &[ClientApi] = &[
     api(ApiKey::OffsetFetch, 2, 9),
     // v4 batches keys (KIP-699); v5 only allows TRANSACTION_ABORTABLE; v6 share groups.
     api(ApiKey::FindCoordinator, 0, 5),
+    // Kafka 4 serves JoinGroup v2+; v4 answers a new member MEMBER_ID_REQUIRED.
+    api(ApiKey::JoinGroup, 2, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    // v3 leaves by a list of members.
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
     // v6 (KIP-1043) answers an unknown group with GROUP_ID_NOT_FOUND: not needed.
     api(ApiKey::DescribeGroups, 0, 5),
     // v4 filters by state (KIP-518), v5 by type.
@@ -139,6 +146,10 @@ calls!(
     DeleteGroupsRequest => DeleteGroups,
     OffsetCommitRequest => OffsetCommit,
     OffsetFetchRequest => OffsetFetch,
+    JoinGroupRequest => JoinGroup,
+    SyncGroupRequest => SyncGroup,
+    HeartbeatRequest => Heartbeat,
+    LeaveGroupRequest => LeaveGroup,
 );
 
 /// A connection that has completed the ApiVersions handshake.

@@ -24,6 +24,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -33,10 +35,11 @@ use cairn_protocol::kafka_protocol::messages::{BrokerId, FetchRequest};
 use cairn_protocol::kafka_protocol::records::{Record, RecordBatchDecoder};
 use cairn_protocol::ErrorCode;
 
-use super::cluster::{topic_name, Cluster};
+use super::cluster::{topic_name, Cluster, TopicInfo};
 use super::error_code::KafkaError;
+use super::member;
 use super::offsets::{list_offsets_or_fail, EARLIEST, LATEST};
-use super::record_format::StartAt;
+use super::record_format::{Printer, StartAt};
 use super::ConsumeArgs;
 
 /// Kafka's default `fetch.max.bytes`: data per Fetch response.
@@ -97,50 +100,163 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let mut cluster = Cluster::connect(&args.client).await?;
     let only: Option<Vec<i32>> = args.partition.map(|p| vec![p]);
-    let mut topic = cluster
+    let topic = cluster
         .topic_with_leaders(&args.topic, only.as_deref())
         .await?;
+    if let Some(group) = &args.group {
+        return consume_in_group(args, group, cluster, topic, out).await;
+    }
     let partitions: Vec<i32> = match args.partition {
         Some(p) => vec![topic.partition(p)?.index],
         None => topic.partitions.iter().map(|p| p.index).collect(),
     };
-    let ends = list_offsets_or_fail(&mut cluster, &topic, &partitions, LATEST).await?;
+    let mut cursors = start(args, &mut cluster, &topic, &partitions, &BTreeMap::new()).await?;
+    let mut reader = Reader::new(args, topic);
+    loop {
+        if !cursors.values().any(|c| !c.done()) || reader.remaining == Some(0) {
+            return Ok(());
+        }
+        reader.round(&mut cluster, &mut cursors, out).await?;
+    }
+}
+
+/// `--group`: reads what the group assigns this member, from the group's committed
+/// offsets (else `--offset`), committing after each round that printed something and
+/// heartbeating between rounds; joins again when the group rebalances; commits and leaves at
+/// the end (or on Ctrl-C).
+async fn consume_in_group(
+    args: &ConsumeArgs,
+    group: &str,
+    mut cluster: Cluster,
+    topic: TopicInfo,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let timeout = args.client.timeout();
+    let mut member = member::join(&mut cluster, group, &topic.name, "", timeout).await?;
+    let mut cursors = member_cursors(args, &mut cluster, &topic, &member).await?;
+    let mut reader = Reader::new(args, topic);
+    let mut heartbeat_at = Instant::now() + member::HEARTBEAT_EVERY;
+    // Ctrl-C is noticed between rounds (at most --max-wait-ms late): a round cancelled
+    // mid-request would leave its answer unread on the connection.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    loop {
+        let finished = (args.count.is_none() && !args.follow && cursors.values().all(Cursor::done))
+            || reader.remaining == Some(0)
+            || interrupted.load(Ordering::Relaxed);
+        if finished {
+            break;
+        }
+        let before: Vec<i64> = cursors.values().map(|c| c.position).collect();
+        reader
+            .round_or_wait(&mut cluster, &mut cursors, out)
+            .await?;
+        let mut standing = member::Standing::Member;
+        if cursors.values().map(|c| c.position).ne(before) {
+            standing = member
+                .commit(&mut cluster, &reader.topic.name, &positions(&cursors))
+                .await?;
+        }
+        if standing == member::Standing::Member && Instant::now() >= heartbeat_at {
+            standing = member.heartbeat(&mut cluster).await?;
+            heartbeat_at = Instant::now() + member::HEARTBEAT_EVERY;
+        }
+        if standing != member::Standing::Member {
+            let id = if standing == member::Standing::Rejoin {
+                member.member_id.clone()
+            } else {
+                String::new()
+            };
+            member = member::join(&mut cluster, group, &reader.topic.name, &id, timeout).await?;
+            cursors = member_cursors(args, &mut cluster, &reader.topic, &member).await?;
+            heartbeat_at = Instant::now() + member::HEARTBEAT_EVERY;
+        }
+    }
+    out.flush()?;
+    member
+        .commit(&mut cluster, &reader.topic.name, &positions(&cursors))
+        .await?;
+    member.leave(&mut cluster).await;
+    Ok(())
+}
+
+/// (partition, next offset) of every cursor: what a member commits.
+fn positions(cursors: &BTreeMap<i32, Cursor>) -> Vec<(i32, i64)> {
+    cursors.iter().map(|(&p, c)| (p, c.position)).collect()
+}
+
+/// Cursors for a member's assignment: committed offsets where the group has them.
+async fn member_cursors(
+    args: &ConsumeArgs,
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    member: &member::Member,
+) -> anyhow::Result<BTreeMap<i32, Cursor>> {
+    if member.partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let committed = member
+        .committed(cluster, &topic.name, &member.partitions)
+        .await?;
+    start(args, cluster, topic, &member.partitions, &committed).await
+}
+
+/// The cursors of `partitions`: at `committed` where given, else where `--offset` says;
+/// each ending at the high watermark as of now unless `--count` or `--follow`.
+async fn start(
+    args: &ConsumeArgs,
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    partitions: &[i32],
+    committed: &BTreeMap<i32, i64>,
+) -> anyhow::Result<BTreeMap<i32, Cursor>> {
+    let ends = list_offsets_or_fail(cluster, topic, partitions, LATEST).await?;
     let start_at = args.start_at();
-    let starts: BTreeMap<i32, i64> = match start_at {
-        StartAt::Earliest => {
-            list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?
-        }
-        StartAt::Latest => ends.clone(),
-        StartAt::Offset(offset) => {
-            let log_starts =
-                list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
-            for &p in &partitions {
-                let (start, end) = (log_starts[&p], ends[&p]);
-                if offset < start || offset > end {
-                    return Err(out_of_range(&topic.name, p, offset, Some((start, end))));
+    let open: Vec<i32> = partitions
+        .iter()
+        .copied()
+        .filter(|p| !committed.contains_key(p))
+        .collect();
+    let mut starts: BTreeMap<i32, i64> = if open.is_empty() {
+        BTreeMap::new()
+    } else {
+        match start_at {
+            StartAt::Earliest => list_offsets_or_fail(cluster, topic, &open, EARLIEST).await?,
+            StartAt::Latest => open.iter().map(|p| (*p, ends[p])).collect(),
+            StartAt::Offset(offset) => {
+                let log_starts = list_offsets_or_fail(cluster, topic, &open, EARLIEST).await?;
+                for &p in &open {
+                    let (start, end) = (log_starts[&p], ends[&p]);
+                    if offset < start || offset > end {
+                        return Err(out_of_range(&topic.name, p, offset, Some((start, end))));
+                    }
                 }
+                open.iter().map(|&p| (p, offset)).collect()
             }
-            partitions.iter().map(|&p| (p, offset)).collect()
-        }
-        StartAt::FromEnd(back) => {
-            let log_starts =
-                list_offsets_or_fail(&mut cluster, &topic, &partitions, EARLIEST).await?;
-            partitions
-                .iter()
-                .map(|&p| (p, ends[&p].saturating_sub(back).max(log_starts[&p])))
-                .collect()
-        }
-        StartAt::Timestamp(timestamp) => {
-            let found = list_offsets_or_fail(&mut cluster, &topic, &partitions, timestamp).await?;
-            // -1: no record at or after the timestamp; start at the end.
-            found
-                .into_iter()
-                .map(|(p, offset)| (p, if offset < 0 { ends[&p] } else { offset }))
-                .collect()
+            StartAt::FromEnd(back) => {
+                let log_starts = list_offsets_or_fail(cluster, topic, &open, EARLIEST).await?;
+                open.iter()
+                    .map(|&p| (p, ends[&p].saturating_sub(back).max(log_starts[&p])))
+                    .collect()
+            }
+            StartAt::Timestamp(timestamp) => {
+                let found = list_offsets_or_fail(cluster, topic, &open, timestamp).await?;
+                // -1: no record at or after the timestamp; start at the end.
+                found
+                    .into_iter()
+                    .map(|(p, offset)| (p, if offset < 0 { ends[&p] } else { offset }))
+                    .collect()
+            }
         }
     };
+    starts.extend(committed.iter().map(|(p, o)| (*p, *o)));
     let stop_at_end = args.count.is_none() && !args.follow;
-    let mut cursors: BTreeMap<i32, Cursor> = partitions
+    Ok(partitions
         .iter()
         .map(|&p| {
             let cursor = Cursor {
@@ -148,28 +264,69 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                 end: stop_at_end.then(|| ends[&p]),
                 max_bytes: PARTITION_FETCH_BYTES,
                 skip_until_timestamp: match start_at {
-                    StartAt::Timestamp(t) => Some(t),
+                    StartAt::Timestamp(t) if !committed.contains_key(&p) => Some(t),
                     _ => None,
                 },
             };
             (p, cursor)
         })
-        .collect();
+        .collect())
+}
 
-    let printer = args.printer();
-    let max_wait = Duration::from_millis(u64::from(args.max_wait_ms));
-    let max_wait_ms = i32::try_from(args.max_wait_ms).unwrap_or(i32::MAX);
-    let mut remaining = args.count;
-    let mut leader_trouble_since: Option<Instant> = None;
-    loop {
+/// Fetches and prints, round after round, following leadership changes.
+struct Reader {
+    topic: TopicInfo,
+    printer: Printer,
+    max_wait: Duration,
+    max_wait_ms: i32,
+    remaining: Option<u64>,
+    leader_trouble_since: Option<Instant>,
+    timeout: Duration,
+    timeout_ms: u32,
+}
+
+impl Reader {
+    fn new(args: &ConsumeArgs, topic: TopicInfo) -> Reader {
+        Reader {
+            topic,
+            printer: args.printer(),
+            max_wait: Duration::from_millis(u64::from(args.max_wait_ms)),
+            max_wait_ms: i32::try_from(args.max_wait_ms).unwrap_or(i32::MAX),
+            remaining: args.count,
+            leader_trouble_since: None,
+            timeout: args.client.timeout(),
+            timeout_ms: args.client.timeout_ms,
+        }
+    }
+
+    /// A round when some cursor has more to read; otherwise a pause of `--max-wait-ms`
+    /// (a member with nothing assigned, or at the end of its partitions).
+    async fn round_or_wait(
+        &mut self,
+        cluster: &mut Cluster,
+        cursors: &mut BTreeMap<i32, Cursor>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        if cursors.values().all(Cursor::done) {
+            tokio::time::sleep(self.max_wait).await;
+            return Ok(());
+        }
+        self.round(cluster, cursors, out).await
+    }
+
+    /// One Fetch to each leader of the cursors not done; prints what comes back.
+    async fn round(
+        &mut self,
+        cluster: &mut Cluster,
+        cursors: &mut BTreeMap<i32, Cursor>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
         let active: Vec<i32> = cursors
             .iter()
             .filter(|(_, c)| !c.done())
             .map(|(&p, _)| p)
             .collect();
-        if active.is_empty() || remaining == Some(0) {
-            return Ok(());
-        }
+        let topic = &self.topic;
         let mut leader_moved = false;
         for (leader, indexes) in topic.by_leader(&active)? {
             let asked: Vec<(i32, i64, i32)> = indexes
@@ -177,8 +334,9 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                 .map(|p| (*p, cursors[p].position, cursors[p].max_bytes))
                 .collect();
             let conn = cluster.leader(leader).await?;
+            let max_wait_ms = self.max_wait_ms;
             let response = conn
-                .call_waiting(max_wait, |v| {
+                .call_waiting(self.max_wait, |v| {
                     fetch_request(v, &topic.name, &asked, max_wait_ms)
                 })
                 .await?;
@@ -202,11 +360,11 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                         continue;
                     }
                     Err(e) if e.code == ErrorCode::OffsetOutOfRange.code() => {
-                        let range = list_offsets_or_fail(&mut cluster, &topic, &[index], EARLIEST)
+                        let range = list_offsets_or_fail(cluster, topic, &[index], EARLIEST)
                             .await
                             .ok()
                             .zip(
-                                list_offsets_or_fail(&mut cluster, &topic, &[index], LATEST)
+                                list_offsets_or_fail(cluster, topic, &[index], LATEST)
                                     .await
                                     .ok(),
                             )
@@ -227,7 +385,8 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                 let Some(records) = answer.records.as_ref().filter(|r| !r.is_empty()) else {
                     continue;
                 };
-                let batches = take_records(records, cursor, &mut remaining, &mut |r| {
+                let printer = &self.printer;
+                let batches = take_records(records, cursor, &mut self.remaining, &mut |r| {
                     printer.write(out, &topic.name, index, r)
                 })
                 .map_err(|e| match e.downcast::<std::io::Error>() {
@@ -237,7 +396,7 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                         topic.name, cursor.position
                     )),
                 })?;
-                if batches == 0 && remaining != Some(0) {
+                if batches == 0 && self.remaining != Some(0) {
                     // Only part of one batch came back: ask for more next time.
                     if cursor.max_bytes >= MAX_PARTITION_FETCH_BYTES {
                         bail!(
@@ -249,31 +408,31 @@ async fn consume(args: &ConsumeArgs, out: &mut impl Write) -> anyhow::Result<()>
                     }
                     cursor.max_bytes = cursor.max_bytes.saturating_mul(2);
                 }
-                if remaining == Some(0) {
+                if self.remaining == Some(0) {
                     break;
                 }
             }
-            if remaining == Some(0) {
+            if self.remaining == Some(0) {
                 break;
             }
         }
         out.flush()?;
         if leader_moved {
-            let since = *leader_trouble_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= args.client.timeout() {
+            let since = *self.leader_trouble_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.timeout {
                 bail!(
                     "partitions of {} found no stable leader within {} ms",
-                    topic.name,
-                    args.client.timeout_ms
+                    self.topic.name,
+                    self.timeout_ms
                 );
             }
             tokio::time::sleep(LEADER_RETRY_BACKOFF).await;
-            topic = cluster
-                .topic_with_leaders(&args.topic, Some(&active))
-                .await?;
+            let name = self.topic.name.clone();
+            self.topic = cluster.topic_with_leaders(&name, Some(&active)).await?;
         } else {
-            leader_trouble_since = None;
+            self.leader_trouble_since = None;
         }
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@ mod conn;
 mod consume;
 mod error_code;
 mod group;
+mod member;
 mod offsets;
 mod partitioner;
 mod produce;
@@ -298,6 +299,11 @@ pub struct ConsumeArgs {
     /// Read only this partition [default: all]
     #[arg(short = 'p', long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
+    /// Consume as a member of consumer group G: read the partitions the group assigns
+    /// (range assignor), from the group's committed offsets (where it has none, from
+    /// --offset), committing after each fetch that printed records and when it ends
+    #[arg(short = 'g', long, value_name = "G", conflicts_with = "partition")]
+    group: Option<String>,
     /// Stop after N records; without it (and without --follow), stop at the high watermarks
     /// as of start
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -113,6 +113,9 @@ fn requests_at(key: ApiKey, v: i16) -> Vec<RequestKind> {
         | ApiKey::DeleteGroups
         | ApiKey::OffsetCommit
         | ApiKey::OffsetFetch => crate::cli::group::requests_for_tests(key, v),
+        ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => {
+            crate::cli::member::requests_for_tests(key, v)
+        }
         other => panic!("no builder for {other:?}"),
     }
 }
