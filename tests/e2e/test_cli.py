@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import time
 
@@ -282,6 +283,57 @@ def test_consume_follow_prints_new_records_until_interrupted(cairn_bin, broker):
         proc.kill()
         proc.communicate()
     assert sorted(seen, key=lambda v: int(v[1:])) == [f"f{i}" for i in range(20)], seen
+
+
+def test_produce_headers_tombstones_and_auto_creation(cairn_bin, broker):
+    # The topic does not exist: produce asks the broker to create it, as producers do.
+    name = unique_topic("cli-headers")
+    cli(cairn_bin, broker, "produce", name, "--key-sep", ":", "-Z", "-H", "trace=abc",
+        "--header", "src=cli", stdin="k1:v1\nk2:\n:v3\n")
+    records = read_partitions(broker.bootstrap, name, 1, expected=3)
+    assert [(m.key(), m.value()) for m in records] == [(b"k1", b"v1"), (b"k2", None),
+                                                         (None, b"v3")]
+    for m in records:
+        assert m.headers() == [("trace", b"abc"), ("src", b"cli")], m.headers()
+    # Without -Z an empty value is an empty value, not a tombstone.
+    cli(cairn_bin, broker, "produce", name, "--key-sep", ":", stdin="k4:\n")
+    assert read_partitions(broker.bootstrap, name, 1, expected=4)[-1].value() == b""
+
+
+def test_produce_large_lines_up_to_the_topics_limit(cairn_bin, broker):
+    small = unique_topic("cli-small")
+    create_topic(broker.bootstrap, small, config={"max.message.bytes": "2000"})
+    result = cli(cairn_bin, broker, "produce", small, stdin="x" * 5000 + "\n", ok=False)
+    assert "MESSAGE_TOO_LARGE" in result.stderr and "max.message.bytes" in result.stderr, \
+        result.stderr
+    big = unique_topic("cli-big")
+    create_topic(broker.bootstrap, big, config={"max.message.bytes": "3000000"})
+    line = "y" * 2_000_000
+    cli(cairn_bin, broker, "produce", big, "--max-line-bytes", "2500000", "--batch-size",
+        "2600000", stdin=line + "\n")
+    records = read_partitions(broker.bootstrap, big, 1, expected=1)
+    assert [len(m.value()) for m in records] == [2_000_000]
+
+
+def test_produce_reports_what_it_sent_when_interrupted(cairn_bin, broker):
+    name = unique_topic("cli-interrupt")
+    create_topic(broker.bootstrap, name, partitions=1)
+    argv = [str(cairn_bin), "produce", name, "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        proc.stdin.write("a\nb\nc\n")
+        proc.stdin.flush()
+        read_partitions(broker.bootstrap, name, 1, expected=3)
+        # stdin stays open: only the interrupt ends the command.
+        proc.send_signal(signal.SIGINT)
+        proc.wait(CLI_TIMEOUT_S)
+        stderr = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "interrupted: produced 3 records" in stderr, stderr
 
 
 def test_errors_are_one_line_and_a_failure_exit(cairn_bin, start_broker):

@@ -80,6 +80,8 @@ pub(crate) struct Cluster {
     brokers: BTreeMap<i32, String>,
     leaders: BTreeMap<i32, Connection>,
     timeout: Duration,
+    /// Metadata requests ask the broker to create missing topics.
+    auto_create: bool,
 }
 
 impl Cluster {
@@ -101,6 +103,7 @@ impl Cluster {
                         brokers: BTreeMap::new(),
                         leaders: BTreeMap::new(),
                         timeout,
+                        auto_create: false,
                     })
                 }
                 Err(e) => errors.push(e),
@@ -125,11 +128,25 @@ impl Cluster {
         &mut self.bootstrap
     }
 
-    /// Metadata for the named topics (all topics when `None`), without creating any.
+    /// From now on, ask the broker to create topics that do not exist (when its
+    /// `auto.create.topics.enable` allows), as producers do.
+    pub fn set_auto_create(&mut self, on: bool) {
+        self.auto_create = on;
+    }
+
+    /// Metadata for the named topics (all topics when `None`); creates none unless
+    /// [`Cluster::set_auto_create`].
     pub async fn metadata(&mut self, topics: Option<&[&str]>) -> anyhow::Result<Vec<TopicInfo>> {
+        let create = self.auto_create;
         let response = self
             .bootstrap
-            .call(|version| metadata_request(version, topics))
+            .call(|version| {
+                let mut request = metadata_request(version, topics);
+                if version >= 4 && create && topics.is_some() {
+                    request.allow_auto_topic_creation = true;
+                }
+                request
+            })
             .await?;
         self.remember_brokers(&response);
         Ok(topic_infos(response))

@@ -266,10 +266,18 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 16_384, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(1..=produce::MAX_BATCH_BYTES as i64))]
     batch_size: u32,
-    /// Longest accepted input line, in bytes (newline excluded)
+    /// Longest accepted input line, in bytes (newline excluded); up to 64 MiB, for topics
+    /// whose max.message.bytes allows such records
     #[arg(long, default_value_t = 1_048_576, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(1..=produce::MAX_BATCH_BYTES as i64))]
     max_line_bytes: u32,
+    /// Add header KEY=VALUE to every record (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = parse_config)]
+    headers: Vec<(String, String)>,
+    /// Send an empty value as null (a tombstone, which compaction deletes the key by) and
+    /// an empty key as null, as kcat's -Z
+    #[arg(short = 'Z', long)]
+    null_empty: bool,
 }
 
 /// Compression codecs of Kafka record batches.

@@ -29,10 +29,12 @@ use cairn_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use cairn_protocol::kafka_protocol::messages::{ApiKey, ProduceRequest};
+use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
+use cairn_protocol::ErrorCode;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::cluster::{metadata_request, topic_name, Cluster, TopicInfo};
@@ -40,9 +42,10 @@ use super::error_code::KafkaError;
 use super::partitioner::Partitioner;
 use super::{Codec, ProduceArgs};
 
-/// Largest `--batch-size` and `--max-line-bytes`: Kafka's default `max.message.bytes` is
-/// about this, so a larger batch would be refused anyway.
-pub(crate) const MAX_BATCH_BYTES: u32 = 1024 * 1024;
+/// Largest `--batch-size` and `--max-line-bytes`. Kafka's default `max.message.bytes` is
+/// about 1 MiB; a topic may raise it (the broker refuses a batch above the topic's limit
+/// with MESSAGE_TOO_LARGE).
+pub(crate) const MAX_BATCH_BYTES: u32 = 64 * 1024 * 1024;
 /// A Produce request stops growing at this many bytes of batches (Kafka's default
 /// `max.request.size`); a single larger batch still goes, alone.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -58,6 +61,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     let mut cluster = Cluster::connect(&args.client).await?;
+    // As other producers do: a missing topic is created if the broker allows it.
+    cluster.set_auto_create(true);
     let fixed: Option<Vec<i32>> = args.partition.map(|p| vec![p]);
     let topic = cluster
         .topic_with_leaders(&args.topic, fixed.as_deref())
@@ -75,8 +80,8 @@ pub(crate) async fn run(args: &ProduceArgs) -> anyhow::Result<()> {
             read_lines(&mut std::io::stdin().lock(), max_line_bytes, |item| {
                 let item = match item {
                     Ok(bytes) => {
-                        // A line never costs more than the whole budget (max_line_bytes is
-                        // at most MAX_BATCH_BYTES), so this cannot wait forever.
+                        // A line never costs more than the whole budget (the cost is
+                        // clamped to it), so this cannot wait forever.
                         let cost = bytes.len().clamp(1, READ_AHEAD_BYTES) as u32;
                         match runtime.block_on(Arc::clone(&budget).acquire_many_owned(cost)) {
                             Ok(permit) => Ok(Line {
@@ -101,8 +106,23 @@ pub(crate) async fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         closed: Vec::new(),
         produced: 0,
     };
-    producer.pump(rx).await?;
-    eprintln!("produced {} records to {}", producer.produced, args.topic);
+    // Ctrl-C: stop taking lines, send what was read, say how far it got.
+    let interrupted = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&interrupted);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            notify.notify_one();
+        }
+    });
+    let complete = producer.pump(rx, &interrupted).await?;
+    if complete {
+        eprintln!("produced {} records to {}", producer.produced, args.topic);
+    } else {
+        eprintln!(
+            "interrupted: produced {} records to {} (lines not yet read were not sent)",
+            producer.produced, args.topic
+        );
+    }
     Ok(())
 }
 
@@ -213,14 +233,24 @@ struct Producer<'a> {
 }
 
 impl Producer<'_> {
-    /// Moves lines into batches and batches to the brokers until stdin ends.
-    async fn pump(&mut self, mut rx: mpsc::Receiver<Result<Line, String>>) -> anyhow::Result<()> {
+    /// Moves lines into batches and batches to the brokers until stdin ends (`true`) or
+    /// `interrupted` fires (`false`); either way every line taken is sent.
+    async fn pump(
+        &mut self,
+        mut rx: mpsc::Receiver<Result<Line, String>>,
+        interrupted: &tokio::sync::Notify,
+    ) -> anyhow::Result<bool> {
         let linger = Duration::from_millis(self.args.linger_ms);
+        let mut complete = true;
         loop {
             let deadline = self.open.values().map(|b| b.opened + linger).min();
             let next = tokio::select! {
                 line = rx.recv() => Some(line),
                 () = sleep_until(deadline) => None,
+                () = interrupted.notified() => {
+                    complete = false;
+                    break;
+                }
             };
             match next {
                 Some(None) => break,
@@ -256,16 +286,29 @@ impl Producer<'_> {
         if self.args.acks == 0 {
             self.confirm_reads().await?;
         }
-        Ok(())
+        Ok(complete)
     }
 
     fn add(&mut self, line: Vec<u8>) {
         let line = Bytes::from(line);
         let (key, value) = split_line(&line, self.args.key_sep.as_deref().map(str::as_bytes));
-        let key = key.map(|k| line.slice_ref(k));
-        let value = line.slice_ref(value);
+        let null_empty = self.args.null_empty;
+        let key = key
+            .filter(|k| !(null_empty && k.is_empty()))
+            .map(|k| line.slice_ref(k));
+        // -Z: an empty value is a null one, a tombstone.
+        let value = (!(null_empty && value.is_empty())).then(|| line.slice_ref(value));
         let partition = self.partitioner.partition(key.as_deref());
-        let size = RECORD_OVERHEAD_BYTES + key.as_ref().map_or(0, Bytes::len) + value.len();
+        let headers_size: usize = self
+            .args
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum();
+        let size = RECORD_OVERHEAD_BYTES
+            + key.as_ref().map_or(0, Bytes::len)
+            + value.as_ref().map_or(0, Bytes::len)
+            + headers_size;
         let batch_size = self.args.batch_size as usize;
         if let Some(batch) = self.open.get(&partition) {
             if batch.bytes + size > batch_size {
@@ -280,9 +323,14 @@ impl Producer<'_> {
             opened: Instant::now(),
         });
         let offset_delta = batch.records.len() as i64;
-        batch
-            .records
-            .push(record(key, value, offset_delta, now_ms()));
+        let mut r = record(key, value, offset_delta, now_ms());
+        for (k, v) in &self.args.headers {
+            r.headers.insert(
+                StrBytes::from_string(k.clone()),
+                Some(Bytes::copy_from_slice(v.as_bytes())),
+            );
+        }
+        batch.records.push(r);
         batch.bytes += size;
     }
 
@@ -399,10 +447,23 @@ impl Producer<'_> {
                 Ok(()) => self.produced += batch.records,
                 Err(e) if e.is_leader_change() => refused.push((batch, e)),
                 Err(e) => {
+                    let hint = if e.code == ErrorCode::MessageTooLarge.code()
+                        || e.code == ErrorCode::RecordListTooLarge.code()
+                    {
+                        format!(
+                            " (a batch of {} bytes is over the topic's max.message.bytes: \
+                             raise it with `cairn topic alter {topic} --config \
+                             max.message.bytes=N`, or send smaller lines or a smaller \
+                             --batch-size)",
+                            batch.bytes.len()
+                        )
+                    } else {
+                        String::new()
+                    };
                     return Err(anyhow!(e).context(format!(
-                        "cannot produce to partition {} of {topic}",
+                        "cannot produce to partition {} of {topic}{hint}",
                         batch.partition
-                    )))
+                    )));
                 }
             }
         }
@@ -467,7 +528,7 @@ fn compression(codec: Codec) -> Compression {
 }
 
 /// A plain (non-idempotent, non-transactional) producer's record.
-fn record(key: Option<Bytes>, value: Bytes, offset_delta: i64, timestamp: i64) -> Record {
+fn record(key: Option<Bytes>, value: Option<Bytes>, offset_delta: i64, timestamp: i64) -> Record {
     Record {
         transactional: false,
         control: false,
@@ -483,7 +544,7 @@ fn record(key: Option<Bytes>, value: Bytes, offset_delta: i64, timestamp: i64) -
         sequence: NO_SEQUENCE.wrapping_add(offset_delta as i32),
         timestamp,
         key,
-        value: Some(value),
+        value,
         headers: Default::default(),
     }
 }

@@ -81,7 +81,7 @@ fn records_of(pairs: &[(Option<&str>, &str)]) -> Vec<Record> {
         .map(|(i, (key, value))| {
             record(
                 key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-                Bytes::copy_from_slice(value.as_bytes()),
+                Some(Bytes::copy_from_slice(value.as_bytes())),
                 i as i64,
                 1_700_000_000_000 + i as i64,
             )
