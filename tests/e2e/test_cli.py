@@ -336,6 +336,28 @@ def test_produce_reports_what_it_sent_when_interrupted(cairn_bin, broker):
     assert "interrupted: produced 3 records" in stderr, stderr
 
 
+def complete_in_bash(cairn_bin, *words: str) -> list[str]:
+    """What bash completes for `words` (the last one partial) with cairn's script loaded."""
+    quoted = " ".join(f"'{w}'" for w in words)
+    script = (f'source <("{cairn_bin}" completions bash) && COMP_WORDS=({quoted}) && '
+              f'COMP_CWORD={len(words) - 1} && _cairn cairn "{words[-1]}" "{words[-2]}" && '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                            timeout=CLI_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_shell_completions(cairn_bin):
+    assert "consume" in complete_in_bash(cairn_bin, "cairn", "con")
+    assert {"--follow", "--format"} <= set(complete_in_bash(cairn_bin, "cairn", "consume", "t",
+                                                            "--fo"))
+    for shell, marker in (("zsh", "#compdef cairn"), ("fish", "complete -c cairn")):
+        result = subprocess.run([str(cairn_bin), "completions", shell], capture_output=True,
+                                text=True, timeout=CLI_TIMEOUT_S)
+        assert result.returncode == 0 and marker in result.stdout, result.stderr
+
+
 def test_errors_are_one_line_and_a_failure_exit(cairn_bin, start_broker):
     # Without auto-creation, so reading a missing topic cannot create it.
     broker = start_broker(env={"CAIRN_BROKER_AUTO_CREATE_TOPICS_ENABLE": "false"})
@@ -347,3 +369,4 @@ def test_errors_are_one_line_and_a_failure_exit(cairn_bin, start_broker):
         capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=clean_env())
     assert result.returncode != 0
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")], result.stderr
+    assert "is `cairn serve` running" in result.stderr, result.stderr

@@ -19,6 +19,7 @@ on all three, with leaders elected by raft. Checked:
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -26,7 +27,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import wire
-from conftest import free_port, wait_until
+from conftest import clean_env, free_port, wait_until
 from kafkautil import NOT_ACKED, SequenceProducer, admin, consumer, read_partitions, unique_topic
 
 NODES = 3
@@ -214,6 +215,39 @@ def assert_read_back_exactly_once(brokers, topic: str, partitions: int,
     assert not lost, f"{len(lost)} acknowledged values lost, first {lost[:10]}; {summary}"
     assert not misplaced, f"{len(misplaced)} values not where acknowledged; {summary}"
     assert not duplicates, f"duplicates {duplicates[:5]}; {summary}"
+
+
+def cairn_cli(cairn_bin, brokers, *args: str):
+    result = subprocess.run([str(cairn_bin), *args, "--bootstrap-server", bootstrap(brokers)],
+                            capture_output=True, text=True, timeout=60, env=clean_env())
+    return result
+
+
+def test_cluster_info_and_health_see_a_node_go_down(start_broker, cairn_bin):
+    brokers = start_cluster(start_broker)
+    controller = wait_for_controller(brokers)
+    topic = unique_topic("cluster-health")
+    create_topic(brokers, topic, partitions=3)
+    wait_for_leaders(brokers, topic, 3)
+    wait_until(lambda: cairn_cli(cairn_bin, brokers, "cluster", "health").returncode == 0,
+               timeout=30, what="a healthy cluster")
+    info = cairn_cli(cairn_bin, brokers, "cluster", "info")
+    assert info.returncode == 0, info.stderr
+    assert f"controller: node {controller}" in info.stdout, info.stdout
+    assert "brokers (3):" in info.stdout and "partitions: " in info.stdout, info.stdout
+    victim = next(i for i in (1, 2, 3) if i != controller)
+    brokers[victim - 1].kill9()
+
+    def unhealthy_naming_the_node():
+        r = cairn_cli(cairn_bin, brokers, "cluster", "health")
+        return r.returncode != 0 and f"[{victim}] hold replicas but are not live" in r.stderr
+
+    wait_until(unhealthy_naming_the_node, timeout=30, what=f"health to report node {victim}")
+    r = cairn_cli(cairn_bin, brokers, "cluster", "health")
+    assert "healthy: no" in r.stdout and "under-replicated" in r.stderr, (r.stdout, r.stderr)
+    brokers[victim - 1].start()
+    wait_until(lambda: cairn_cli(cairn_bin, brokers, "cluster", "health").returncode == 0,
+               timeout=60, what="the cluster to be healthy again")
 
 
 @pytest.mark.timeout(240)

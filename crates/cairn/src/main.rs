@@ -38,6 +38,13 @@ enum Command {
     Consume(cli::ConsumeArgs),
     /// The cluster's state: brokers, controller, leaders, under-replicated partitions.
     Cluster(cli::ClusterArgs),
+    /// Print a shell completion script: `source <(cairn completions bash)`, or save it where
+    /// your shell loads completions from.
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,11 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),
         Command::Cluster(args) => cli::cluster(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -404,6 +404,10 @@ async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
             }
         }
         Err(match last {
+            Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => anyhow!(
+                "cannot connect to {addr}: connection refused (is `cairn serve` running there? \
+                 name another broker with --bootstrap-server or CAIRN_BOOTSTRAP)"
+            ),
             Some(e) => anyhow!("cannot connect to {addr}: {}", describe_io(&e)),
             None => anyhow!("cannot resolve {addr}: no addresses"),
         })

@@ -154,13 +154,18 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Brokers, the controller, partition leaders per broker, and the partitions that are
     /// under-replicated or offline (from one Metadata answer).
-    Status,
+    #[command(visible_alias = "status")]
+    Info,
+    /// Healthy or not, and why: a controller, every replica's node live, no partition
+    /// offline or under-replicated. Exits non-zero when unhealthy.
+    Health,
 }
 
 /// Runs `cairn cluster ...`.
 pub fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
     match args.command {
-        ClusterCommand::Status => run(status::run(&args.client)),
+        ClusterCommand::Info => run(status::info(&args.client)),
+        ClusterCommand::Health => run(status::health(&args.client)),
     }
 }
 
