@@ -58,9 +58,23 @@ struct Status {
     version: &'static str,
     /// `host:port` Kafka clients are told to connect to.
     kafka_advertised: String,
+    /// The controller's node id (`None`: no metadata quorum leader now).
+    controller: Option<i32>,
+    /// Live brokers as clients see them.
+    brokers: Vec<BrokerStatus>,
+    /// Partitions with fewer in-sync replicas than replicas, and without a leader.
+    under_replicated_partitions: usize,
+    offline_partitions: usize,
     disk: Disk,
     topics: Vec<TopicStatus>,
     groups: Vec<GroupStatus>,
+}
+
+#[derive(Serialize)]
+struct BrokerStatus {
+    node_id: i32,
+    host: String,
+    port: u16,
 }
 
 #[derive(Serialize)]
@@ -89,6 +103,8 @@ struct TopicStatus {
 struct PartitionStatus {
     partition: i32,
     leader: Option<i32>,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
     leader_epoch: i32,
     log_start_offset: u64,
     high_watermark: u64,
@@ -145,6 +161,8 @@ async fn snapshot(node: &Node) -> Status {
                 .map(|d| PartitionStatus {
                     partition: d.view.partition,
                     leader: d.view.leader,
+                    replicas: d.view.replicas.clone(),
+                    isr: d.view.isr.clone(),
                     leader_epoch: d.view.leader_epoch,
                     log_start_offset: d.view.log_start_offset,
                     high_watermark: d.view.high_watermark,
@@ -178,11 +196,28 @@ async fn snapshot(node: &Node) -> Status {
         })
         .collect();
     let space = disk::space_of(&node.config.data_dir).ok();
+    let partitions = || topics.iter().flat_map(|t: &TopicStatus| &t.partitions);
+    let under_replicated_partitions = partitions()
+        .filter(|p| p.leader.is_some() && p.isr.len() < p.replicas.len())
+        .count();
+    let offline_partitions = partitions().filter(|p| p.leader.is_none()).count();
     Status {
         node_id: node.config.node_id,
         cluster_id: node.cluster_id.clone(),
         version: env!("CARGO_PKG_VERSION"),
         kafka_advertised: format!("{}:{}", node.config.advertise.0, node.config.advertise.1),
+        controller: node.controller(),
+        brokers: node
+            .brokers()
+            .into_iter()
+            .map(|(node_id, host, port)| BrokerStatus {
+                node_id,
+                host,
+                port,
+            })
+            .collect(),
+        under_replicated_partitions,
+        offline_partitions,
         disk: Disk {
             data_dir: node.config.data_dir.display().to_string(),
             total_bytes: space.map(|s| s.total),

@@ -27,6 +27,7 @@
 //! the console) are merged in the same way.
 
 mod body;
+mod console;
 mod error;
 mod health;
 mod listener;
@@ -168,6 +169,7 @@ pub(crate) fn router(state: Arc<HttpState>) -> Router {
         ));
     Router::new()
         .merge(health::routes())
+        .merge(console::routes())
         .merge(limited)
         .fallback(|| async { ApiError::status(StatusCode::NOT_FOUND) })
         .layer(TimeoutLayer::with_status_code(
