@@ -92,6 +92,54 @@ def test_topic_lifecycle(cairn_bin, broker):
     cli(cairn_bin, broker, "topic", "delete", name, "--if-exists")
 
 
+def test_several_topics_per_command_and_json_output(cairn_bin, broker):
+    a, b = unique_topic("cli-multi-a"), unique_topic("cli-multi-b")
+    cli(cairn_bin, broker, "topic", "create", a, "--partitions", "2")
+    cli(cairn_bin, broker, "topic", "create", b, "--config", "retention.ms=60000")
+    table = cli(cairn_bin, broker, "topic", "describe", a, b).stdout
+    assert [line.split("\t")[0] for line in table.splitlines() if line.startswith("Topic:")] \
+        == [f"Topic: {a}", f"Topic: {b}"], table
+    described = json.loads(cli(cairn_bin, broker, "topic", "describe", a, b,
+                               "--output", "json").stdout)
+    assert [d["name"] for d in described] == [a, b]
+    assert described[0]["partition_count"] == 2 and len(described[0]["partitions"]) == 2
+    assert described[1]["configs"] == {"retention.ms": "60000"}, described[1]
+    p0 = described[0]["partitions"][0]
+    assert p0["leader"] == 1 and p0["replicas"] == [1] and p0["isr"] == [1], p0
+    assert p0["log_start_offset"] == 0 and p0["high_watermark"] == 0, p0
+    listed = json.loads(cli(cairn_bin, broker, "topic", "list", "--output", "json").stdout)
+    assert {"name": a, "partitions": 2, "internal": False} in listed, listed
+    # Several at once; a missing one fails the command, the others still go.
+    missing = unique_topic("cli-missing")
+    result = cli(cairn_bin, broker, "topic", "delete", a, missing, b, ok=False)
+    assert missing in result.stderr and "1 of 3" in result.stderr, result.stderr
+    remaining = cli(cairn_bin, broker, "topic", "list").stdout.splitlines()
+    assert a not in remaining and b not in remaining, remaining
+
+
+def test_broker_configs_shown_and_changed(cairn_bin, broker):
+    def configs(*extra):
+        out = cli(cairn_bin, broker, "broker", "configs", "--output", "json", *extra).stdout
+        found = json.loads(out)
+        assert found["broker"] == 1, found
+        return {c["name"]: c for c in found["configs"]}
+
+    every = configs("--all")
+    assert every["log.retention.ms"]["source"] == "DEFAULT_CONFIG", every["log.retention.ms"]
+    assert "log.retention.ms" not in configs()
+    cli(cairn_bin, broker, "broker", "alter-config", "--config", "log.retention.ms=3600000")
+    changed = configs()["log.retention.ms"]
+    assert (changed["value"], changed["source"]) == ("3600000", "DYNAMIC_BROKER_CONFIG"), changed
+    table = cli(cairn_bin, broker, "broker", "configs", "--broker", "1").stdout
+    assert any(line.split()[:3] == ["log.retention.ms", "3600000", "DYNAMIC_BROKER_CONFIG"]
+               for line in table.splitlines()), table
+    cli(cairn_bin, broker, "broker", "alter-config", "--delete-config", "log.retention.ms")
+    assert "log.retention.ms" not in configs()
+    result = cli(cairn_bin, broker, "broker", "alter-config", "--config", "no.such.config=1",
+                 ok=False)
+    assert "no.such.config" in result.stderr, result.stderr
+
+
 def test_bootstrap_from_the_environment(cairn_bin, broker):
     name = unique_topic("cli-env")
     create_topic(broker.bootstrap, name)

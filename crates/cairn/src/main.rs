@@ -38,6 +38,8 @@ enum Command {
     Consume(cli::ConsumeArgs),
     /// The cluster's state: brokers, controller, leaders, under-replicated partitions.
     Cluster(cli::ClusterArgs),
+    /// A broker's configs: show and change them.
+    Broker(cli::BrokerArgs),
     /// Print a shell completion script: `source <(cairn completions bash)`, or save it where
     /// your shell loads completions from.
     Completions {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),
         Command::Cluster(args) => cli::cluster(&args),
+        Command::Broker(args) => cli::broker(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "cairn", &mut std::io::stdout());

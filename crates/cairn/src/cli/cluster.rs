@@ -214,6 +214,16 @@ impl Cluster {
         }
     }
 
+    /// The node id of the broker the bootstrap connection reaches, by its address in the
+    /// latest Metadata.
+    pub fn bootstrap_node(&self) -> Option<i32> {
+        self.brokers
+            .iter()
+            .find(|(_, addr)| addr.as_str() == self.bootstrap.addr())
+            .or_else(|| self.brokers.iter().next())
+            .map(|(id, _)| *id)
+    }
+
     /// The connection to broker `node`, opened on first use.
     pub async fn leader(&mut self, node: i32) -> anyhow::Result<&mut Connection> {
         let Some(addr) = self.brokers.get(&node).cloned() else {

@@ -773,7 +773,7 @@ impl Coordinator {
 }
 
 /// Errors after which the same request may succeed at the (possibly new) coordinator.
-fn is_coordinator_retriable(code: i16) -> bool {
+pub(crate) fn is_coordinator_retriable(code: i16) -> bool {
     [
         ErrorCode::CoordinatorLoadInProgress,
         ErrorCode::CoordinatorNotAvailable,

@@ -37,7 +37,7 @@ use super::cluster::{topic_name, Cluster};
 use super::error_code::KafkaError;
 use super::group::{
     committed_offsets, coordinator_of, decode_assignment, find_coordinator_request,
-    offset_fetch_request,
+    is_coordinator_retriable, offset_fetch_request,
 };
 
 /// Kafka's `heartbeat.interval.ms` default.
@@ -80,16 +80,6 @@ fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn is_coordinator_moving(code: i16) -> bool {
-    [
-        ErrorCode::CoordinatorLoadInProgress,
-        ErrorCode::CoordinatorNotAvailable,
-        ErrorCode::NotCoordinator,
-    ]
-    .iter()
-    .any(|c| c.code() == code)
-}
-
 fn standing(code: i16) -> Result<Standing, KafkaError> {
     if code == ErrorCode::RebalanceInProgress.code() {
         Ok(Standing::Rejoin)
@@ -98,7 +88,7 @@ fn standing(code: i16) -> Result<Standing, KafkaError> {
         || code == ErrorCode::FencedInstanceId.code()
     {
         Ok(Standing::Expelled)
-    } else if is_coordinator_moving(code) {
+    } else if is_coordinator_retriable(code) {
         // A new coordinator loads the group as it was: join it again.
         Ok(Standing::Rejoin)
     } else {
@@ -126,7 +116,7 @@ async fn find_coordinator(
                 cluster.leader(node).await?;
                 return Ok(node);
             }
-            Err(e) if is_coordinator_moving(e.code) && Instant::now() < deadline => {
+            Err(e) if is_coordinator_retriable(e.code) && Instant::now() < deadline => {
                 tokio::time::sleep(RETRY_BACKOFF).await;
             }
             Err(e) => {
@@ -172,7 +162,7 @@ pub(crate) async fn join(
                 member_id.clear();
                 continue;
             }
-            if is_coordinator_moving(code) || code == ErrorCode::RebalanceInProgress.code() {
+            if is_coordinator_retriable(code) || code == ErrorCode::RebalanceInProgress.code() {
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 continue 'find;
             }
@@ -302,7 +292,7 @@ impl Member {
                         .map(|((_, p), o)| (p, o))
                         .collect())
                 }
-                Err(e) if is_coordinator_moving(e.code) && Instant::now() < deadline => {
+                Err(e) if is_coordinator_retriable(e.code) && Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_BACKOFF).await;
                 }
                 Err(e) => {

@@ -19,6 +19,7 @@
 //! Every failure ends the command with one line on stderr and exit code 1 (see `main.rs`);
 //! data goes to stdout, summaries to stderr.
 
+mod broker;
 mod cluster;
 mod conn;
 mod consume;
@@ -104,12 +105,19 @@ enum TopicCommand {
         /// Include internal topics
         #[arg(long)]
         all: bool,
+        /// table: one name per line; json: an array of {name, partitions, internal}
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Show partitions (leader, leader epoch, log start, high watermark) and non-default
     /// configs (Metadata, ListOffsets, DescribeConfigs).
     Describe {
-        /// Topic name
-        name: String,
+        /// Topic names
+        #[arg(required = true, num_args = 1..)]
+        names: Vec<String>,
+        /// table: Kafka's kafka-topics.sh layout; json: one array of objects
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Set or remove topic configs (IncrementalAlterConfigs).
     Alter {
@@ -133,12 +141,57 @@ enum TopicCommand {
     },
     /// Delete a topic (DeleteTopics).
     Delete {
-        /// Topic name
-        name: String,
-        /// Succeed if the topic does not exist
+        /// Topic names (each deleted in turn; the command fails if any could not be)
+        #[arg(required = true, num_args = 1..)]
+        names: Vec<String>,
+        /// Succeed if a topic does not exist
         #[arg(long)]
         if_exists: bool,
     },
+}
+
+/// `cairn broker`: a broker's configs.
+#[derive(Debug, clap::Args)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: BrokerCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BrokerCommand {
+    /// Show a broker's configs: those set (statically or dynamically), or --all with their
+    /// sources (DescribeConfigs).
+    Configs {
+        /// Broker id [default: the bootstrap broker]
+        #[arg(long, value_name = "ID")]
+        broker: Option<i32>,
+        /// Every config, defaults included
+        #[arg(long)]
+        all: bool,
+        /// table or json
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Set or remove dynamic broker configs (IncrementalAlterConfigs); they survive
+    /// restarts.
+    AlterConfig {
+        /// Broker id [default: the bootstrap broker]
+        #[arg(long, value_name = "ID")]
+        broker: Option<i32>,
+        /// Set a config, e.g. log.retention.ms=86400000 (repeatable)
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+        configs: Vec<(String, String)>,
+        /// Remove a dynamic config, reverting to the static or default value (repeatable)
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+    },
+}
+
+/// Runs `cairn broker ...`.
+pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
+    run(broker::run(&args.client, &args.command))
 }
 
 /// `cairn cluster`: the cluster's state.
@@ -283,6 +336,13 @@ pub struct ProduceArgs {
     /// an empty key as null, as kcat's -Z
     #[arg(short = 'Z', long)]
     null_empty: bool,
+}
+
+/// How `list` and `describe` print: for people, or for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
 }
 
 /// Compression codecs of Kafka record batches.

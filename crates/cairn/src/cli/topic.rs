@@ -26,14 +26,17 @@ use cairn_protocol::kafka_protocol::protocol::StrBytes;
 use cairn_protocol::ErrorCode;
 
 use super::cluster::{topic_name, Cluster, TopicInfo};
+use super::conn::Connection;
 use super::error_code::{error_name, KafkaError};
 use super::offsets::{list_offsets, EARLIEST, LATEST};
-use super::{ClientArgs, TopicCommand};
+use super::{ClientArgs, Output, TopicCommand};
 
 /// `resourceType` of a topic in config requests (Kafka's `ConfigResource.Type.TOPIC`).
-const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+/// `resourceType` of a broker (Kafka's `ConfigResource.Type.BROKER`).
+pub(crate) const RESOURCE_BROKER: i8 = 4;
 /// `configSource` of a value nobody set (Kafka's `DEFAULT_CONFIG`).
-const SOURCE_DEFAULT: i8 = 5;
+pub(crate) const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations (KIP-339).
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -75,58 +78,85 @@ pub(crate) async fn run(client: &ClientArgs, command: &TopicCommand) -> anyhow::
                 Err(e) => return Err(anyhow!(e).context(format!("cannot create topic {name}"))),
             }
         }
-        TopicCommand::List { all } => {
-            let mut names: Vec<String> = cluster
+        TopicCommand::List { all, output } => {
+            let mut topics: Vec<TopicInfo> = cluster
                 .metadata(None)
                 .await?
                 .into_iter()
                 .filter(|t| *all || !t.internal)
-                .map(|t| t.name)
                 .collect();
-            names.sort();
-            let mut out = String::new();
-            for name in names {
-                out.push_str(&name);
-                out.push('\n');
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            match output {
+                Output::Table => {
+                    let mut out = String::new();
+                    for t in &topics {
+                        out.push_str(&t.name);
+                        out.push('\n');
+                    }
+                    print!("{out}");
+                }
+                Output::Json => {
+                    let list: Vec<serde_json::Value> = topics
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "name": t.name,
+                                "partitions": t.partitions.len(),
+                                "internal": t.internal,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::Value::Array(list));
+                }
             }
-            print!("{out}");
         }
-        TopicCommand::Describe { name } => {
-            let topic = cluster.topic(name).await?;
-            let indexes: Vec<i32> = topic.partitions.iter().map(|p| p.index).collect();
-            let starts = list_offsets(&mut cluster, &topic, &indexes, EARLIEST).await?;
-            let ends = list_offsets(&mut cluster, &topic, &indexes, LATEST).await?;
-            let response = cluster
-                .admin()
-                .call(|v| describe_configs_request(v, name))
-                .await?;
-            let result = response
-                .results
-                .first()
-                .ok_or_else(|| anyhow!("the broker's DescribeConfigs answer is empty"))?;
-            KafkaError::check(result.error_code, result.error_message.as_ref()).map_err(|e| {
-                anyhow!(e).context(format!("cannot describe the configs of topic {name}"))
-            })?;
-            print!(
-                "{}",
-                format_description(&topic, &starts, &ends, &result.configs)
-            );
+        TopicCommand::Describe { names, output } => {
+            let mut text = String::new();
+            let mut json = Vec::new();
+            for name in names {
+                let topic = cluster.topic(name).await?;
+                let indexes: Vec<i32> = topic.partitions.iter().map(|p| p.index).collect();
+                let starts = list_offsets(&mut cluster, &topic, &indexes, EARLIEST).await?;
+                let ends = list_offsets(&mut cluster, &topic, &indexes, LATEST).await?;
+                let response = cluster
+                    .admin()
+                    .call(|v| describe_configs_request(v, RESOURCE_TOPIC, name))
+                    .await?;
+                let result = response
+                    .results
+                    .first()
+                    .ok_or_else(|| anyhow!("the broker's DescribeConfigs answer is empty"))?;
+                KafkaError::check(result.error_code, result.error_message.as_ref()).map_err(
+                    |e| anyhow!(e).context(format!("cannot describe the configs of topic {name}")),
+                )?;
+                match output {
+                    Output::Table => {
+                        text.push_str(&format_description(&topic, &starts, &ends, &result.configs))
+                    }
+                    Output::Json => {
+                        json.push(describe_json(&topic, &starts, &ends, &result.configs))
+                    }
+                }
+            }
+            match output {
+                Output::Table => print!("{text}"),
+                Output::Json => println!("{}", serde_json::Value::Array(json)),
+            }
         }
         TopicCommand::Alter {
             name,
             configs,
             delete_configs,
         } => {
-            let response = cluster
-                .admin()
-                .call(|v| incremental_alter_configs_request(v, name, configs, delete_configs))
-                .await?;
-            let result = response
-                .responses
-                .first()
-                .ok_or_else(|| anyhow!("the broker's IncrementalAlterConfigs answer is empty"))?;
-            KafkaError::check(result.error_code, result.error_message.as_ref())
-                .map_err(|e| anyhow!(e).context(format!("cannot alter topic {name}")))?;
+            alter_configs(
+                cluster.admin(),
+                RESOURCE_TOPIC,
+                name,
+                configs,
+                delete_configs,
+            )
+            .await
+            .map_err(|e| e.context(format!("cannot alter topic {name}")))?;
             eprintln!("altered configs of topic {name}");
         }
         TopicCommand::AddPartitions { name, partitions } => {
@@ -144,28 +174,119 @@ pub(crate) async fn run(client: &ClientArgs, command: &TopicCommand) -> anyhow::
             })?;
             eprintln!("topic {name} now has {partitions} partitions");
         }
-        TopicCommand::Delete { name, if_exists } => {
-            let response = cluster
-                .admin()
-                .call(|v| delete_topics_request(v, name, timeout_ms))
-                .await?;
-            let result = match response.responses.as_slice() {
-                [only] => only,
-                many => many
-                    .iter()
-                    .find(|r| r.name.as_ref().is_some_and(|n| n.0.as_str() == name))
-                    .ok_or_else(|| anyhow!("the broker's DeleteTopics answer left out {name}"))?,
-            };
-            match KafkaError::check(result.error_code, result.error_message.as_ref()) {
-                Ok(()) => eprintln!("deleted topic {name}"),
-                Err(e) if *if_exists && e.code == ErrorCode::UnknownTopicOrPartition.code() => {
-                    eprintln!("topic {name} does not exist");
+        TopicCommand::Delete { names, if_exists } => {
+            let mut failed = Vec::new();
+            for name in names {
+                if let Err(e) = delete_one(&mut cluster, name, *if_exists, timeout_ms).await {
+                    eprintln!("cannot delete topic {name}: {e:#}");
+                    failed.push(name.as_str());
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("cannot delete topic {name}"))),
+            }
+            if !failed.is_empty() {
+                return Err(anyhow!(
+                    "{} of {} topic(s) not deleted: {}",
+                    failed.len(),
+                    names.len(),
+                    failed.join(", ")
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// IncrementalAlterConfigs of one resource: sets `set`, removes `delete`.
+pub(crate) async fn alter_configs(
+    conn: &mut Connection,
+    resource_type: i8,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> anyhow::Result<()> {
+    let response = conn
+        .call(|v| incremental_alter_configs_request(v, resource_type, name, set, delete))
+        .await?;
+    let result = response
+        .responses
+        .first()
+        .ok_or_else(|| anyhow!("the broker's IncrementalAlterConfigs answer is empty"))?;
+    KafkaError::check(result.error_code, result.error_message.as_ref()).map_err(anyhow::Error::new)
+}
+
+async fn delete_one(
+    cluster: &mut Cluster,
+    name: &str,
+    if_exists: bool,
+    timeout_ms: i32,
+) -> anyhow::Result<()> {
+    let response = cluster
+        .admin()
+        .call(|v| delete_topics_request(v, name, timeout_ms))
+        .await?;
+    let result = match response.responses.as_slice() {
+        [only] => only,
+        many => many
+            .iter()
+            .find(|r| r.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+            .ok_or_else(|| anyhow!("the broker's DeleteTopics answer left out {name}"))?,
+    };
+    match KafkaError::check(result.error_code, result.error_message.as_ref()) {
+        Ok(()) => eprintln!("deleted topic {name}"),
+        Err(e) if if_exists && e.code == ErrorCode::UnknownTopicOrPartition.code() => {
+            eprintln!("topic {name} does not exist");
+        }
+        Err(e) => return Err(anyhow!(e)),
+    }
+    Ok(())
+}
+
+/// A topic's description as JSON: name, partition count, replication factor, config
+/// overrides, and per partition leader, epoch, offsets, replicas and in-sync replicas.
+fn describe_json(
+    topic: &TopicInfo,
+    starts: &BTreeMap<i32, Result<i64, KafkaError>>,
+    ends: &BTreeMap<i32, Result<i64, KafkaError>>,
+    configs: &[DescribeConfigsResourceResult],
+) -> serde_json::Value {
+    let overrides: serde_json::Map<String, serde_json::Value> = configs
+        .iter()
+        .filter(|c| c.config_source != SOURCE_DEFAULT)
+        .map(|c| {
+            let value = if c.is_sensitive {
+                serde_json::Value::Null
+            } else {
+                c.value.as_ref().map(|v| v.to_string()).into()
+            };
+            (c.name.to_string(), value)
+        })
+        .collect();
+    let offset = |map: &BTreeMap<i32, Result<i64, KafkaError>>, index: i32| match map.get(&index) {
+        Some(Ok(offset)) => serde_json::Value::from(*offset),
+        _ => serde_json::Value::Null,
+    };
+    let partitions: Vec<serde_json::Value> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "partition": p.index,
+                "leader": (p.leader >= 0).then_some(p.leader),
+                "leader_epoch": p.leader_epoch,
+                "log_start_offset": offset(starts, p.index),
+                "high_watermark": offset(ends, p.index),
+                "replicas": p.replicas,
+                "isr": p.isr,
+                "error": p.error.as_ref().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": topic.name,
+        "partition_count": topic.partitions.len(),
+        "replication_factor": topic.partitions.first().map_or(0, |p| p.replicas.len()),
+        "configs": overrides,
+        "partitions": partitions,
+    })
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -231,6 +352,7 @@ pub(crate) fn create_partitions_request(
 
 pub(crate) fn incremental_alter_configs_request(
     _version: i16,
+    resource_type: i8,
     name: &str,
     set: &[(String, String)],
     delete: &[String],
@@ -248,16 +370,20 @@ pub(crate) fn incremental_alter_configs_request(
             .with_value(None)
     });
     IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_type(resource_type)
         .with_resource_name(str_bytes(name))
         .with_configs(sets.chain(deletes).collect())])
 }
 
-pub(crate) fn describe_configs_request(_version: i16, name: &str) -> DescribeConfigsRequest {
+pub(crate) fn describe_configs_request(
+    _version: i16,
+    resource_type: i8,
+    name: &str,
+) -> DescribeConfigsRequest {
     DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_type(resource_type)
         .with_resource_name(str_bytes(name))
-        // null: every config of the topic.
+        // null: every config of the resource.
         .with_configuration_keys(None)])
 }
 

@@ -97,10 +97,14 @@ fn requests_at(key: ApiKey, v: i16) -> Vec<RequestKind> {
         ApiKey::ApiVersions => vec![api_versions_request(v).into()],
         ApiKey::CreateTopics => vec![create_topics_request(v, "t", 3, 1, &configs, 30_000).into()],
         ApiKey::DeleteTopics => vec![delete_topics_request(v, "t", 30_000).into()],
-        ApiKey::DescribeConfigs => vec![describe_configs_request(v, "t").into()],
+        ApiKey::DescribeConfigs => vec![
+            describe_configs_request(v, 2, "t").into(),
+            describe_configs_request(v, 4, "1").into(),
+        ],
         ApiKey::CreatePartitions => vec![create_partitions_request(v, "t", 4, 30_000).into()],
         ApiKey::IncrementalAlterConfigs => vec![incremental_alter_configs_request(
             v,
+            2,
             "t",
             &configs,
             &["cleanup.policy".to_string()],
