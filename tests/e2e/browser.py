@@ -6,7 +6,9 @@ missing Chromium fails the test, it never skips."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -25,14 +27,17 @@ class Browser:
         binary = shutil.which("chromium") or shutil.which("chromium-browser")
         if binary is None:
             pytest.fail("chromium is not installed (scripts/test installs the Debian package)")
-        self.profile = tempfile.TemporaryDirectory(prefix="cairn-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="cairn-chromium-",
+                                                   ignore_cleanup_errors=True)
         self.process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-extensions", "--disable-background-networking",
              "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # Its own process group: closing kills every Chromium process, renderers too.
+            start_new_session=True)
         port = None
         deadline = time.monotonic() + BROWSER_TIMEOUT_S
         seen = []
@@ -121,6 +126,14 @@ class Browser:
             if getattr(self, "ws", None):
                 self.ws.close()
         finally:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
-            self.profile.cleanup()
+            # Children may still be exiting; give the profile a moment before removing it.
+            for _ in range(20):
+                self.profile.cleanup()
+                if not os.path.exists(self.profile.name):
+                    break
+                time.sleep(0.1)

@@ -69,6 +69,10 @@ def test_metrics_count_what_clients_did(broker):
         assert value(after, "kafka_cluster_partition_highwatermark", topic=topic,
                      partition=p) == ends[p]
         assert value(after, "kafka_log_log_size", topic=topic, partition=p) > 0
+        # One node: the replica elected itself once, in term 1 or later.
+        assert value(after, "cairn_raft_term", topic=topic, partition=p) >= 1
+        assert value(after, "cairn_raft_leader_changes", topic=topic, partition=p) == 1
+    assert value(after, "kafka_controller_kafkacontroller_activecontrollercount") == 1
     assert value(after, "kafka_server_replicamanager_count", kind="underreplicated") == 0
     assert value(after, "kafka_server_replicamanager_count", kind="leaders") == \
         value(after, "kafka_server_replicamanager_count", kind="partitions")

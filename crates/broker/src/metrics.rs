@@ -186,6 +186,22 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
         "1 if this node leads the partition and a replica is out of sync",
         &["topic", "partition"],
     );
+    let term = gauge(
+        "cairn_raft_term",
+        "The partition's raft term on this node (Kafka's leader epoch)",
+        &["topic", "partition"],
+    );
+    let leader_changes = gauge(
+        "cairn_raft_leader_changes",
+        "New leaders this node's replica of the partition has seen since it opened \
+         (elections and hand-overs; grows only)",
+        &["topic", "partition"],
+    );
+    let active_controller = gauge(
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "1 if this node is the controller (leads the metadata quorum), else 0",
+        &[],
+    );
     let counts = gauge(
         "kafka_server_replicamanager_count",
         "Partitions on this node (kind=partitions), those it leads (kind=leaders) and \
@@ -212,6 +228,11 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             if let Some(bytes) = d.size_bytes {
                 size.with_label_values(&labels).set(offset(bytes));
             }
+            term.with_label_values(&labels)
+                .set(i64::from(v.leader_epoch));
+            leader_changes
+                .with_label_values(&labels)
+                .set(offset(d.leader_changes));
             partitions += 1;
             if v.leader == Some(me) {
                 leaders += 1;
@@ -223,6 +244,9 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             }
         }
     }
+    active_controller
+        .with_label_values::<&str>(&[])
+        .set(i64::from(node.controller() == Some(me)));
     counts.with_label_values(&["partitions"]).set(partitions);
     counts.with_label_values(&["leaders"]).set(leaders);
     counts.with_label_values(&["underreplicated"]).set(under);
@@ -232,6 +256,9 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
         high_watermark,
         size,
         under_replicated,
+        term,
+        leader_changes,
+        active_controller,
         counts,
     ]
     .iter()

@@ -153,6 +153,9 @@ pub(crate) struct ReplicaCore {
     /// The newest term of an entry this replica saw committed: a leader is confirmed once
     /// it equals its own term.
     confirmed_term: u64,
+    /// The leader last seen (raft id, 0: none) and how often a new one appeared since open.
+    last_leader: u64,
+    leader_changes: u64,
     /// Peers sent a snapshot, and the tick it left at. Messages can be lost and the
     /// transport does not report delivery: a snapshot not answered within an election
     /// timeout is reported failed to raft, which then probes the follower again (and sends
@@ -268,6 +271,8 @@ impl ReplicaCore {
             heard: std::collections::HashMap::new(),
             snapshots_installed: 0,
             confirmed_term: 0,
+            last_leader: 0,
+            leader_changes: 0,
             snapshots_sent: Vec::new(),
             failed: None,
         };
@@ -387,6 +392,7 @@ impl ReplicaCore {
             leader_epoch: self.node.raft.term as i32,
             is_leader: self.is_leader() && self.confirmed_term == self.node.raft.term,
             leader_id: self.node.raft.leader_id,
+            leader_changes: self.leader_changes,
         }
     }
 
@@ -754,6 +760,11 @@ impl ReplicaCore {
         }
         if let Err(e) = self.process() {
             self.fail(e);
+        }
+        let leader = self.node.raft.leader_id;
+        if leader != self.last_leader {
+            self.last_leader = leader;
+            self.leader_changes += u64::from(leader != 0);
         }
     }
 

@@ -141,6 +141,9 @@ pub struct PartitionState {
     /// The raft id of the leader this replica knows of (itself included, confirmed or
     /// not); 0 while it knows none.
     pub leader_id: u64,
+    /// How many times this replica has seen a new leader since it opened (the first one
+    /// included): elections and hand-overs.
+    pub leader_changes: u64,
 }
 
 /// Who replicates a partition, as its replica sees it (published when it changes).

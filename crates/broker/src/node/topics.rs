@@ -54,6 +54,8 @@ pub(crate) struct PartitionDetail {
     pub(crate) view: PartitionView,
     /// Bytes of the partition's segment files; `None` if it closed under us (deleted).
     pub(crate) size_bytes: Option<u64>,
+    /// New leaders this replica has seen since it opened.
+    pub(crate) leader_changes: u64,
 }
 
 fn invalid_replication(n: i32, nodes: usize) -> NodeError {
@@ -260,6 +262,7 @@ impl Node {
             .map(|(i, (h, size_bytes))| PartitionDetail {
                 view: self.partition_view(i, h),
                 size_bytes,
+                leader_changes: h.state().leader_changes,
             })
             .collect()
     }

@@ -155,6 +155,7 @@ impl Cluster {
         Ok(PartitionDetail {
             view: self.node.partition_view(index as usize, handle),
             size_bytes,
+            leader_changes: handle.state().leader_changes,
         })
     }
 }
