@@ -81,3 +81,21 @@ def test_default_data_dir_is_relative_to_the_working_directory(serve, tmp_path: 
     process, ready = serve(data_dir=None)
     assert ready["data_dir"] == str((tmp_path / "cairn-data").resolve())
     assert process.stop() == 0, process.stderr
+
+
+def test_a_port_in_use_is_said_once_with_what_to_do(serve, run_cairn, tmp_path: Path, ports):
+    first, ready = serve("--listen", f"127.0.0.1:{ports[0]}", "--http-listen",
+                         f"127.0.0.1:{ports[1]}")
+    for args, setting in (
+        (["--listen", f"127.0.0.1:{ports[0]}", "--http-listen", f"127.0.0.1:{ports[2]}"],
+         "--listen"),
+        (["--listen", f"127.0.0.1:{ports[3]}", "--http-listen", f"127.0.0.1:{ports[1]}"],
+         "--http-listen"),
+    ):
+        second = run_cairn("serve", "--data-dir", str(tmp_path / f"other{setting}"), *args)
+        assert second.wait_exit() != 0
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, second.stderr
+        assert errors[0].lower().count("address already in use") == 1, errors[0]
+        assert setting in errors[0], errors[0]
+    assert first.running(), first.stderr

@@ -42,11 +42,28 @@ pub use http::HttpLimits;
 pub use server::Broker;
 pub use topic_config::{ConfigError, DescribedConfig, TopicConfigs};
 
+/// What to do about a listener that cannot bind: for an address in use, where to choose
+/// another (`flag` names the setting).
+fn bind_hint(e: &std::io::Error, flag: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(" (is another broker running there? choose another address with {flag})")
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!(" (no interface of this machine has that address; set {flag})")
+        }
+        _ => String::new(),
+    }
+}
+
 /// Errors that stop the broker from starting or that it reports while stopping.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}{}",
+        bind_hint(source, "--listen or CAIRN_LISTEN")
+    )]
     Bind {
         /// The address.
         addr: std::net::SocketAddr,
@@ -55,7 +72,10 @@ pub enum BrokerError {
         source: std::io::Error,
     },
     /// The HTTP API's listener could not be bound.
-    #[error("cannot listen for HTTP on {addr}: {source}")]
+    #[error(
+        "cannot listen for HTTP on {addr}: {source}{}",
+        bind_hint(source, "--http-listen or CAIRN_HTTP_LISTEN (off turns it off)")
+    )]
     HttpBind {
         /// The address.
         addr: std::net::SocketAddr,
