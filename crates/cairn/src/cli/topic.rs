@@ -71,7 +71,10 @@ pub(crate) async fn run(client: &ClientArgs, command: &TopicCommand) -> anyhow::
                 .find(|t| t.name.0.as_str() == name)
                 .ok_or_else(|| anyhow!("the broker's CreateTopics answer left out topic {name}"))?;
             match KafkaError::check(result.error_code, result.error_message.as_ref()) {
-                Ok(()) => eprintln!("created topic {name}"),
+                Ok(()) => {
+                    eprintln!("created topic {name}");
+                    warn_unused(&mut cluster, name, configs.iter().map(|(k, _)| k.as_str())).await;
+                }
                 Err(e) if *if_not_exists && e.code == ErrorCode::TopicAlreadyExists.code() => {
                     eprintln!("topic {name} already exists");
                 }
@@ -158,6 +161,7 @@ pub(crate) async fn run(client: &ClientArgs, command: &TopicCommand) -> anyhow::
             .await
             .map_err(|e| e.context(format!("cannot alter topic {name}")))?;
             eprintln!("altered configs of topic {name}");
+            warn_unused(&mut cluster, name, configs.iter().map(|(k, _)| k.as_str())).await;
         }
         TopicCommand::AddPartitions { name, partitions } => {
             let response = cluster
@@ -193,6 +197,43 @@ pub(crate) async fn run(client: &ClientArgs, command: &TopicCommand) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// What a broker's DescribeConfigs documentation says of a config it stores and describes
+/// but does not act on (Cairn's wording; Kafka acts on all of its topic configs).
+const NOT_ACTED_ON: &str = "does not act on it yet";
+
+/// Warns (stderr) about each of `keys` that the broker says it stores but does not act on
+/// yet, asking DescribeConfigs for their documentation (v3+). Best effort: a broker that
+/// cannot say gets no warning.
+async fn warn_unused<'a>(cluster: &mut Cluster, topic: &str, keys: impl Iterator<Item = &'a str>) {
+    let keys: Vec<&str> = keys.collect();
+    if keys.is_empty() {
+        return;
+    }
+    let answer = cluster
+        .admin()
+        .call(|v| {
+            let mut request = describe_configs_request(v, RESOURCE_TOPIC, topic);
+            if let Some(r) = request.resources.first_mut() {
+                r.configuration_keys = Some(keys.iter().map(|k| str_bytes(k)).collect());
+            }
+            request.include_documentation = v >= 3;
+            request
+        })
+        .await;
+    let Ok(response) = answer else { return };
+    for c in response.results.iter().flat_map(|r| &r.configs) {
+        if c.documentation
+            .as_ref()
+            .is_some_and(|d| d.contains(NOT_ACTED_ON))
+        {
+            eprintln!(
+                "warning: {} is stored and described, but this broker does not act on it yet",
+                c.name.as_str()
+            );
+        }
+    }
 }
 
 /// IncrementalAlterConfigs of one resource: sets `set`, removes `delete`.
