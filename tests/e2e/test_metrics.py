@@ -83,6 +83,11 @@ def test_metrics_count_what_clients_did(broker):
     assert produce_requests >= 1
     assert value(after, "kafka_network_requestmetrics_totaltime_seconds_count",
                  request="Fetch") >= 1
+    # librdkafka's default is acks=all: every produce request waited for a commit.
+    commits = value(after, "cairn_produce_commit_seconds_count", acks="all")
+    assert commits is not None and commits >= 1, commits
+    assert value(after, "cairn_produce_commit_seconds_sum", acks="all") > 0
+    assert value(after, "cairn_fetch_wait_seconds_count", kind="consumer") >= 1
     assert value(after, "kafka_server_socketservermetrics_connection_count") >= 1
     assert value(after, "process_resident_memory_bytes") > 0
     assert value(after, "process_open_fds") > 0

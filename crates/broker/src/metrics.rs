@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     bytes_out: IntCounterVec,
     requests: IntCounterVec,
     request_seconds: HistogramVec,
+    commit_seconds: HistogramVec,
+    fetch_wait_seconds: HistogramVec,
     connections: IntGauge,
 }
 
@@ -49,21 +51,42 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     c
 }
 
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("a valid histogram");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("a metric registered once");
+    h
+}
+
 impl Metrics {
     pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
-        let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "kafka_network_requestmetrics_totaltime_seconds",
-                "Time from a request's arrival to its response, by Kafka API",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+        let request_seconds = histogram(
+            &registry,
+            "kafka_network_requestmetrics_totaltime_seconds",
+            "Time from a request's arrival to its response, by Kafka API",
             &["request"],
-        )
-        .expect("a valid histogram");
-        registry
-            .register(Box::new(request_seconds.clone()))
-            .expect("a metric registered once");
+        );
+        let commit_seconds = histogram(
+            &registry,
+            "cairn_produce_commit_seconds",
+            "Time from queueing a partition's produced batches to their acknowledgement \
+             (acks=all: committed on a majority, fsynced by the default policy; acks=1: \
+             written by the leader), Kafka and HTTP produces alike",
+            &["acks"],
+        );
+        let fetch_wait_seconds = histogram(
+            &registry,
+            "cairn_fetch_wait_seconds",
+            "Time a Fetch spent from its first read to its response: near 0 when data was \
+             there, up to max.wait.ms when it long-polled for min.bytes",
+            &["kind"],
+        );
         let connections = IntGauge::new(
             "kafka_server_socketservermetrics_connection_count",
             "Open Kafka client connections",
@@ -104,9 +127,25 @@ impl Metrics {
                 &["request", "version"],
             ),
             request_seconds,
+            commit_seconds,
+            fetch_wait_seconds,
             connections,
             registry,
         }
+    }
+
+    /// A partition's produced batches were acknowledged `took` after they were queued.
+    pub(crate) fn committed(&self, acks: &str, took: Duration) {
+        self.commit_seconds
+            .with_label_values(&[acks])
+            .observe(took.as_secs_f64());
+    }
+
+    /// A Fetch (`kind`: `consumer` or `follower`) answered `took` after its first read.
+    pub(crate) fn fetch_waited(&self, kind: &str, took: Duration) {
+        self.fetch_wait_seconds
+            .with_label_values(&[kind])
+            .observe(took.as_secs_f64());
     }
 
     /// Batches of `bytes` holding `records` records were accepted for `topic`.

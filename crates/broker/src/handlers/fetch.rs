@@ -133,6 +133,12 @@ pub(super) async fn fetch(
         .collect();
     let mut shutdown = ctx.shutdown.clone();
     let order = left_out.order(&wanted);
+    let started = Instant::now();
+    let kind = if req.replica_id.0 >= 0 || req.replica_state.replica_id.0 >= 0 {
+        "follower"
+    } else {
+        "consumer"
+    };
     loop {
         for w in &mut watches {
             w.borrow_and_update();
@@ -141,6 +147,7 @@ pub(super) async fn fetch(
             read_all(&wanted, &order, budget, version, &ctx.read_buffers).await;
         let done = bytes >= min_bytes || errors || Instant::now() >= deadline || watches.is_empty();
         if done {
+            ctx.metrics.fetch_waited(kind, started.elapsed());
             count_out(ctx, &wanted, &partitions);
             left_out.remember(
                 skipped

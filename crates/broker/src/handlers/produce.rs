@@ -122,7 +122,9 @@ impl Enqueued {
             let answers = slots.into_iter().map(|slot| async move {
                 match slot {
                     Slot::Answered(r) => r,
-                    Slot::Waiting(index, pending) => response(version, index, pending.wait().await),
+                    Slot::Waiting(index, pending) => {
+                        response(version, index, pending.wait(&ctx.metrics).await)
+                    }
                 }
             });
             let mut t = TopicProduceResponse::default();

@@ -18,6 +18,7 @@ use cairn_storage::VerifiedBatch;
 
 use super::Node;
 use crate::groups::wall_ms;
+use crate::metrics::Metrics;
 use crate::topic_config::ProducePolicy;
 use crate::topics::Topic;
 
@@ -75,6 +76,8 @@ impl ReadyBatches {
         Ok(PendingAppend {
             pending,
             append_time: self.append_time,
+            acks,
+            queued: std::time::Instant::now(),
         })
     }
 }
@@ -84,16 +87,24 @@ impl ReadyBatches {
 pub(crate) struct PendingAppend {
     pending: PendingProduce,
     append_time: Option<i64>,
+    acks: Acks,
+    queued: std::time::Instant,
 }
 
 impl PendingAppend {
-    /// Waits for the acknowledgement (per the `acks` they were queued with).
-    pub(crate) async fn wait(self) -> Result<Appended, ProduceRefusal> {
+    /// Waits for the acknowledgement (per the `acks` they were queued with); the time it
+    /// took goes to `metrics`.
+    pub(crate) async fn wait(self, metrics: &Metrics) -> Result<Appended, ProduceRefusal> {
         let ack = self
             .pending
             .wait()
             .await
             .map_err(|e| ProduceRefusal::from_partition(&e))?;
+        let acks = match self.acks {
+            Acks::All => "all",
+            _ => "1",
+        };
+        metrics.committed(acks, self.queued.elapsed());
         Ok(Appended {
             base_offset: ack.base_offset,
             log_start_offset: ack.log_start_offset,
@@ -186,7 +197,7 @@ impl Node {
         self.prepare_batches(&t, handle, index, batches)?
             .enqueue(acks)
             .await?
-            .wait()
+            .wait(&self.metrics)
             .await
     }
 }
