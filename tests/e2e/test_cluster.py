@@ -18,9 +18,11 @@ on all three, with leaders elected by raft. Checked:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -235,6 +237,13 @@ def test_cluster_info_and_health_see_a_node_go_down(start_broker, cairn_bin):
     assert info.returncode == 0, info.stderr
     assert f"controller: node {controller}" in info.stdout, info.stdout
     assert "brokers (3):" in info.stdout and "partitions: " in info.stdout, info.stdout
+    # The HTTP API's v3 view is the cluster's, not one node's.
+    with urllib.request.urlopen(brokers[0].http + "/v3/clusters", timeout=10) as r:
+        cluster = json.load(r)["data"][0]
+    assert cluster["controller"]["related"].endswith(f"/brokers/{controller}"), cluster
+    with urllib.request.urlopen(cluster["brokers"]["related"], timeout=10) as r:
+        listed = json.load(r)["data"]
+    assert sorted(b["broker_id"] for b in listed) == [1, 2, 3], listed
     victim = next(i for i in (1, 2, 3) if i != controller)
     brokers[victim - 1].kill9()
 

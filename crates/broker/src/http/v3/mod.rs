@@ -106,12 +106,17 @@ impl Cluster {
     }
 
     fn cluster(&self) -> Value {
-        let node_id = self.node.config.node_id;
+        // The metadata quorum's leader (this node alone on a single node); null while a
+        // cluster elects one.
+        let controller = match self.node.controller() {
+            Some(id) => self.related(&format!("/brokers/{id}")),
+            None => Value::Null,
+        };
         json!({
             "kind": "KafkaCluster",
             "metadata": self.metadata("", ""),
             "cluster_id": self.id(),
-            "controller": self.related(&format!("/brokers/{node_id}")),
+            "controller": controller,
             "acls": self.related("/acls"),
             "brokers": self.related("/brokers"),
             "broker_configs": self.related("/broker-configs"),
@@ -121,9 +126,33 @@ impl Cluster {
         })
     }
 
-    fn broker(&self) -> Value {
-        let node_id = self.node.config.node_id;
-        let (host, port) = &self.node.config.advertise;
+    /// Every live broker (this node, and in a cluster each peer heard from recently).
+    fn brokers(&self) -> Vec<Value> {
+        self.node
+            .brokers()
+            .into_iter()
+            .map(|(id, host, port)| self.broker(id, &host, port))
+            .collect()
+    }
+
+    /// Live broker `raw` (a path segment), 404 otherwise.
+    fn find_broker(&self, raw: &str) -> Result<Value, ApiError> {
+        let id = path_id("broker_id", raw)?;
+        self.node
+            .brokers()
+            .into_iter()
+            .find(|(b, _, _)| *b == id)
+            .map(|(id, host, port)| self.broker(id, &host, port))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    BROKER_NOT_FOUND,
+                    format!("Broker {id} cannot be found."),
+                )
+            })
+    }
+
+    fn broker(&self, node_id: i32, host: &str, port: u16) -> Value {
         json!({
             "kind": "KafkaBroker",
             "metadata": self.metadata(&format!("/brokers/{node_id}"), &format!("/broker={node_id}")),
@@ -137,7 +166,8 @@ impl Cluster {
         })
     }
 
-    /// Broker `raw` (a path segment), which must be this node (404 otherwise).
+    /// Broker `raw` (a path segment), which must be this node (404 otherwise): the routes
+    /// about a broker's own state (its configs, its replicas) answer for this node only.
     fn check_broker(&self, raw: &str) -> Result<i32, ApiError> {
         let id = path_id("broker_id", raw)?;
         if id != self.node.config.node_id {
@@ -198,7 +228,7 @@ async fn list_brokers(
     Ok(ok(&cluster.list(
         "KafkaBrokerList",
         "/brokers",
-        vec![cluster.broker()],
+        cluster.brokers(),
     )))
 }
 
@@ -210,6 +240,5 @@ async fn get_broker(
 ) -> Result<Response, ApiError> {
     no_params(&query)?;
     let cluster = Cluster::open(&state, &headers, &cluster_id)?;
-    cluster.check_broker(&broker_id)?;
-    Ok(ok(&cluster.broker()))
+    Ok(ok(&cluster.find_broker(&broker_id)?))
 }
