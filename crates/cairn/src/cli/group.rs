@@ -999,8 +999,21 @@ pub(crate) fn offset_fetch_request(
 /// An admin commit: generation -1 and no member id, which Kafka accepts only while the
 /// group has no members.
 pub(crate) fn offset_commit_request(
+    version: i16,
+    group: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> OffsetCommitRequest {
+    commit_request(version, group, -1, "", topic, offsets)
+}
+
+/// A commit of `offsets` (partition, next offset) of `topic` by `member` of `generation`
+/// (-1 and "" for an admin commit).
+pub(crate) fn commit_request(
     _version: i16,
     group: &str,
+    generation: i32,
+    member: &str,
     topic: &str,
     offsets: &[(i32, i64)],
 ) -> OffsetCommitRequest {
@@ -1016,8 +1029,8 @@ pub(crate) fn offset_commit_request(
         .collect();
     OffsetCommitRequest::default()
         .with_group_id(group_id(group))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(StrBytes::default())
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(str_bytes(member))
         .with_group_instance_id(None)
         // v2-v4: -1 is "the broker's retention".
         .with_retention_time_ms(-1)

@@ -22,13 +22,10 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use cairn_protocol::kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use cairn_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use cairn_protocol::kafka_protocol::messages::leave_group_request::MemberIdentity;
-use cairn_protocol::kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use cairn_protocol::kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use cairn_protocol::kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, SyncGroupRequest,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use cairn_protocol::kafka_protocol::protocol::{Decodable as _, Encodable as _, StrBytes};
 use cairn_protocol::ErrorCode;
@@ -36,7 +33,7 @@ use cairn_protocol::ErrorCode;
 use super::cluster::{topic_name, Cluster};
 use super::error_code::KafkaError;
 use super::group::{
-    committed_offsets, coordinator_of, decode_assignment, find_coordinator_request,
+    commit_request, committed_offsets, coordinator_of, decode_assignment, find_coordinator_request,
     is_coordinator_retriable, offset_fetch_request,
 };
 
@@ -252,7 +249,16 @@ impl Member {
         }
         let conn = cluster.leader(self.coordinator).await?;
         let response = conn
-            .call(|v| member_commit_request(v, self, topic, offsets))
+            .call(|v| {
+                commit_request(
+                    v,
+                    &self.group,
+                    self.generation,
+                    &self.member_id,
+                    topic,
+                    offsets,
+                )
+            })
             .await?;
         let mut worst = Standing::Member;
         for p in response.topics.iter().flat_map(|t| &t.partitions) {
@@ -462,34 +468,6 @@ pub(crate) fn leave_group_request(version: i16, group: &str, member_id: &str) ->
     } else {
         request.with_member_id(str_bytes(member_id))
     }
-}
-
-fn member_commit_request(
-    _version: i16,
-    member: &Member,
-    topic: &str,
-    offsets: &[(i32, i64)],
-) -> OffsetCommitRequest {
-    OffsetCommitRequest::default()
-        .with_group_id(GroupId(str_bytes(&member.group)))
-        .with_generation_id_or_member_epoch(member.generation)
-        .with_member_id(str_bytes(&member.member_id))
-        .with_group_instance_id(None)
-        .with_retention_time_ms(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(
-                offsets
-                    .iter()
-                    .map(|&(partition, offset)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(partition)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(-1)
-                            .with_committed_metadata(Some(StrBytes::default()))
-                    })
-                    .collect(),
-            )])
 }
 
 /// Every membership request the CLI builds, at version `v` (`conn`'s tests encode each at
