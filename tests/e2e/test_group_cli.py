@@ -436,11 +436,17 @@ def test_consume_shares_a_group_with_a_librdkafka_consumer(cairn_bin, fast_broke
                             env=clean_env())
     other = group_consumer(broker, group, **{"partition.assignment.strategy": "range"})
     try:
+        # The CLI member needs a moment to start and join: the group exists once it has.
+        wait_until(lambda: group in listed(cairn_bin, broker), GROUP_TIMEOUT_S,
+                   f"group {group} to exist", interval=0.2)
         wait_for_state(cairn_bin, broker, group, "Stable")
         other.subscribe([topic])
         # Both members hold two partitions each once the rebalance settles.
         def both_assigned():
             other.poll(0.1)
+            # librdkafka's own view must have settled too (it applies an assignment in poll).
+            if len(other.assignment()) != 2:
+                return False
             _, members, _ = describe(cairn_bin, broker, group)
             return len(members) == 2 and all(m["ASSIGNMENT"] not in ("", "-") for m in members)
         wait_until(both_assigned, GROUP_TIMEOUT_S, "two members with assignments", interval=0.3)
