@@ -80,6 +80,12 @@ def leaders(broker, topic: str) -> dict[int, int]:
     return {p.id: p.leader for p in md.partitions.values()}
 
 
+def preferred_leaders(broker, topic: str) -> dict[int, int]:
+    """Each partition's preferred leader: the first of its replicas, as in Kafka."""
+    md = metadata(broker, topic).topics[topic]
+    return {p.id: p.replicas[0] for p in md.partitions.values()}
+
+
 def wait_for_leaders(brokers, topic: str, partitions: int) -> dict[int, int]:
     seen = {}
 
@@ -514,11 +520,14 @@ def test_a_leader_that_takes_over_when_produce_stopped_exposes_every_record(star
     topic = unique_topic("cluster-quiet-takeover")
     create_topic(brokers, topic, partitions=3)
     wait_for_leaders(brokers, topic, 3)
-    # Balanced (one leader per node), each partition is led by its preferred node.
-    wait_until(lambda: sorted(leaders(brokers[0], topic).values()) == [1, 2, 3], timeout=30,
-               what="leaders spread over the three nodes")
+    # A new partition elects its preferred replica (the first listed) first: one leader
+    # per node from the start.
+    preferred_of = preferred_leaders(brokers[0], topic)
+    assert sorted(preferred_of.values()) == [1, 2, 3], preferred_of
+    wait_until(lambda: all(leaders(b, topic) == preferred_of for b in brokers), timeout=30,
+               what=f"every partition led by its preferred replica {preferred_of}")
     partition = 1
-    preferred = leaders(brokers[0], topic)[partition]
+    preferred = preferred_of[partition]
     prod = Producer({"bootstrap.servers": bootstrap(brokers), "enable.idempotence": True,
                      "acks": "all", "linger.ms": 5})
     acked = []

@@ -355,10 +355,9 @@ pub(crate) fn coordinator_of(ctx: &Node, group: &str) -> Option<(i32, String, u1
         let (host, port) = ctx.config.advertise.clone();
         return Some((ctx.config.node_id, host, port));
     }
-    let (_, handle) = ctx
-        .partition(OFFSETS_TOPIC, ctx.groups.partition_for(group))
-        .ok()?;
-    let view = ctx.partition_view(0, &handle);
+    let index = ctx.groups.partition_for(group);
+    let (topic, handle) = ctx.partition(OFFSETS_TOPIC, index).ok()?;
+    let view = ctx.partition_view(topic.id, index.max(0) as usize, &handle);
     let leader = view.leader?;
     let (host, port) = ctx.endpoint(leader)?;
     Some((leader, host, port))

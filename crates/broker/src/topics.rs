@@ -286,7 +286,7 @@ impl TopicRegistry {
             async move {
                 match &self.cluster {
                     Some(c) => {
-                        c.open_replica(&self.shards, partition, dir, log, cluster::group_id(id, p))
+                        c.open_replica(&self.shards, partition, dir, log, id, p)
                             .await
                     }
                     None => {

@@ -225,8 +225,10 @@ fn storage_failure(dir: &Path, reason: &str) -> PartitionError {
 
 impl ReplicaCore {
     /// Opens (recovering if needed) the replica in `dir`. `voters` is the initial raft
-    /// membership of a new replica (just this node, for a single-node broker); a group of
-    /// one elects itself at once.
+    /// membership of a new replica (just this node, for a single-node broker), its preferred
+    /// leader first; a group of one elects itself at once, and in a new group of several the
+    /// preferred leader campaigns at once while the others wait the longest election timeout
+    /// (see [`ReplicaCore::head_start`]).
     pub(crate) fn open(
         name: String,
         dir: &Path,
@@ -236,6 +238,7 @@ impl ReplicaCore {
         timing: Timing,
     ) -> Result<ReplicaCore> {
         let mut log = Log::open(dir, config)?;
+        let preferred = voters.first().copied();
         let state = match RaftState::read(dir)? {
             Some(s) => s,
             None => {
@@ -276,12 +279,41 @@ impl ReplicaCore {
             snapshots_sent: Vec::new(),
             failed: None,
         };
+        core.head_start(preferred);
         if let Err(e) = core.process() {
             // The new term's first entry could not be written (a full disk): the log is
             // readable, writes wait until `try_recover` succeeds.
             core.fail(e);
         }
         Ok(core)
+    }
+
+    /// A new group of several voters (term 0, nothing written) elects its preferred leader
+    /// first, as Kafka's controller makes the first replica the leader of a new partition:
+    /// that replica campaigns at once and retries after the shortest election timeout, the
+    /// others wait the longest one. Without it the first leaders are whoever times out first,
+    /// and leader balancing moves them seconds later (clients see the move). Only timing
+    /// changes, so raft's safety is untouched; if the preferred replica is not open yet on
+    /// the others, its pre-vote is lost and it simply campaigns again first.
+    fn head_start(&mut self, preferred: Option<u64>) {
+        let raft = &mut self.node.raft;
+        if raft.term != 0
+            || raft.raft_log.last_index() != 0
+            || raft.prs().conf().voters().ids().len() < 2
+        {
+            return;
+        }
+        let (min, max) = (self.timing.election, self.timing.max_election);
+        if preferred == Some(self.node_id) {
+            if let Err(e) = self.node.campaign() {
+                tracing::debug!(partition = %self.name, error = %e, "cannot campaign");
+            }
+            self.node.raft.set_randomized_election_timeout(min);
+        } else if preferred.is_some() {
+            self.node
+                .raft
+                .set_randomized_election_timeout(max.saturating_sub(1).max(min));
+        }
     }
 
     /// This replica's raft id.

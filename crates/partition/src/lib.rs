@@ -169,6 +169,7 @@ pub struct PartitionSpec {
     pub log: LogConfig,
     /// This node's raft id (non-zero).
     pub node_id: u64,
-    /// The raft voters of a newly created partition (just `node_id` on a single node).
+    /// The raft voters of a newly created partition (just `node_id` on a single node), the
+    /// preferred leader first: a new group of several elects it first.
     pub voters: Vec<u64>,
 }

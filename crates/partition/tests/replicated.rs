@@ -491,3 +491,36 @@ async fn a_leader_hands_its_leadership_to_a_follower() {
     }
     shards.shutdown();
 }
+
+/// A new group elects the voter listed first (its preferred leader) in its first term,
+/// whether that replica opens before the others (its first pre-vote is lost) or after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_elects_its_preferred_leader_first() {
+    for (preferred, open_order) in [(2, [2, 1, 3]), (3, [1, 2, 3]), (1, [3, 1, 2])] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shards = StorageShards::new(3).expect("shards");
+        let handles: Handles = Arc::default();
+        let nodes = three_nodes(&handles).await;
+        let mut voters = vec![preferred];
+        voters.extend((1..=3).filter(|id| *id != preferred));
+        for id in open_order {
+            let mut spec = spec(dir.path(), id);
+            spec.voters = voters.clone();
+            open_replica_with(&shards, spec, id, &nodes[&id], &handles).await;
+        }
+        let (leader_id, leader) = leader_among(&handles, Duration::from_secs(5)).await;
+        assert_eq!(
+            (leader_id, leader.state().leader_epoch),
+            (preferred, 1),
+            "voters {voters:?} opened in the order {open_order:?}"
+        );
+        let opened: Vec<PartitionHandle> =
+            handles.lock().expect("lock").values().cloned().collect();
+        for h in opened {
+            h.close().await.ok();
+        }
+        for node in nodes.values() {
+            node.pump.abort();
+        }
+    }
+}

@@ -222,18 +222,27 @@ pub(crate) struct Cluster {
     proposing: tokio::sync::Mutex<()>,
 }
 
-/// The raft id that should lead partition `partition` of topic `topic` whenever it is in
-/// sync: the voters in ascending order, starting at a place derived from the topic id and
+/// The raft ids of partition `partition` of topic `topic` in Kafka's replica order: the
+/// first is the preferred leader, the one that should lead whenever it is in sync. The
+/// voters in ascending order, rotated to start at a place derived from the topic id and
 /// moving one node per partition, so the leaders of a topic's partitions (and of all topics)
-/// spread evenly, as Kafka's preferred replicas do.
-pub(crate) fn preferred_leader(voters: &[u64], topic: Uuid, partition: i32) -> Option<u64> {
+/// spread evenly, as Kafka's preferred replicas do. `voters` must be sorted.
+pub(crate) fn replica_order(voters: &[u64], topic: Uuid, partition: i32) -> Vec<u64> {
     if voters.is_empty() {
-        return None;
+        return Vec::new();
     }
     let n = voters.len() as u128;
-    let start = topic.as_u128() % n;
-    let at = (start + partition.max(0) as u128) % n;
-    voters.get(at as usize).copied()
+    let start = ((topic.as_u128() % n + partition.max(0) as u128) % n) as usize;
+    voters[start..]
+        .iter()
+        .chain(&voters[..start])
+        .copied()
+        .collect()
+}
+
+/// The preferred leader: the first of [`replica_order`].
+pub(crate) fn preferred_leader(voters: &[u64], topic: Uuid, partition: i32) -> Option<u64> {
+    replica_order(voters, topic, partition).first().copied()
 }
 
 /// Leader balancing: every [`LEADER_BALANCE_EVERY`], each partition this node leads whose
@@ -378,15 +387,20 @@ impl Cluster {
         name: String,
         dir: std::path::PathBuf,
         log: LogConfig,
-        group: u64,
+        topic: Uuid,
+        partition: i32,
     ) -> Result<PartitionHandle, cairn_partition::PartitionError> {
+        let mut voters = self.voters.clone();
+        voters.sort_unstable();
         let spec = PartitionSpec {
             name,
             dir,
             log,
             node_id: self.me,
-            voters: self.voters.clone(),
+            // The preferred leader first: a new group elects it first.
+            voters: replica_order(&voters, topic, partition),
         };
+        let group = group_id(topic, partition);
         open_replicated(shards, &self.transport, &self.routes, spec, group).await
     }
 
@@ -760,6 +774,8 @@ mod tests {
             vec![100; 3]
         );
         assert_eq!(preferred_leader(&[], t, 0), None);
+        assert_eq!(replica_order(&voters, t, 0), vec![3, 4, 2]);
+        assert_eq!(replica_order(&voters, t, 2), vec![2, 3, 4]);
     }
 
     #[test]

@@ -142,7 +142,7 @@ fn describe(ctx: &Node, topic: &Topic, version: i16) -> MetadataResponseTopic {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let view = ctx.partition_view(i, p);
+            let view = ctx.partition_view(topic.id, i, p);
             let mut m = MetadataResponsePartition::default();
             m.partition_index = view.partition;
             if version >= 7 {

@@ -152,10 +152,10 @@ fn leader_hints(ctx: &Node, resp: &mut ProduceResponse) {
             if p.error_code != ErrorCode::NotLeaderOrFollower.code() {
                 continue;
             }
-            let Ok((_, handle)) = ctx.partition(t.name.0.as_str(), p.index) else {
+            let Ok((topic, handle)) = ctx.partition(t.name.0.as_str(), p.index) else {
                 continue;
             };
-            let view = ctx.partition_view(p.index.max(0) as usize, &handle);
+            let view = ctx.partition_view(topic.id, p.index.max(0) as usize, &handle);
             let Some(leader) = view.leader else { continue };
             let mut current = LeaderIdAndEpoch::default();
             current.leader_id = BrokerId(leader);

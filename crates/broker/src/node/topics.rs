@@ -190,16 +190,22 @@ impl Node {
     }
 
     /// A partition's leadership and offsets, from its published state (no round trip to its
-    /// owner).
-    pub(crate) fn partition_view(&self, index: usize, handle: &PartitionHandle) -> PartitionView {
+    /// owner). Replicas are in Kafka's order: the preferred leader first.
+    pub(crate) fn partition_view(
+        &self,
+        topic: Uuid,
+        index: usize,
+        handle: &PartitionHandle,
+    ) -> PartitionView {
         let node = self.config.node_id;
         let state = handle.state();
         if let Some(c) = &self.cluster {
             let replicas = handle.replicas();
-            let voters: Vec<i32> = replicas
-                .voters
-                .iter()
-                .map(|r| cluster::node_id(*r))
+            let mut raft_voters = replicas.voters.clone();
+            raft_voters.sort_unstable();
+            let voters: Vec<i32> = cluster::replica_order(&raft_voters, topic, index as i32)
+                .into_iter()
+                .map(cluster::node_id)
                 .collect();
             // The leader as this replica knows it; itself only once confirmed (its high
             // watermark is then complete).
@@ -260,7 +266,7 @@ impl Node {
             .zip(sizes)
             .enumerate()
             .map(|(i, (h, size_bytes))| PartitionDetail {
-                view: self.partition_view(i, h),
+                view: self.partition_view(topic.id, i, h),
                 size_bytes,
                 leader_changes: h.state().leader_changes,
             })

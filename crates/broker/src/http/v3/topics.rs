@@ -153,7 +153,7 @@ impl Cluster {
             })?;
         let size_bytes = handle.size_bytes().await.ok();
         Ok(PartitionDetail {
-            view: self.node.partition_view(index as usize, handle),
+            view: self.node.partition_view(topic.id, index as usize, handle),
             size_bytes,
             leader_changes: handle.state().leader_changes,
         })
