@@ -36,6 +36,8 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print a topic's records to stdout, one per line.
     Consume(cli::ConsumeArgs),
+    /// Measure a broker: produce, consume or end-to-end throughput and latency percentiles.
+    Bench(cli::BenchArgs),
     /// The cluster's state: brokers, controller, leaders, under-replicated partitions.
     Cluster(cli::ClusterArgs),
     /// A broker's configs: show and change them.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group(&args),
         Command::Produce(args) => cli::produce(&args),
         Command::Consume(args) => cli::consume(&args),
+        Command::Bench(args) => cli::bench(&args),
         Command::Cluster(args) => cli::cluster(&args),
         Command::Broker(args) => cli::broker(&args),
         Command::Completions { shell } => {

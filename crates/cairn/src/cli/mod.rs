@@ -1,4 +1,5 @@
-//! The client commands: `cairn topic ...`, `cairn group ...`, `cairn produce`, `cairn consume`.
+//! The client commands: `cairn topic ...`, `cairn group ...`, `cairn produce`, `cairn consume`,
+//! `cairn bench ...`.
 //!
 //! A small Kafka client on `cairn-protocol`'s codecs and a tokio `TcpStream` (no external
 //! Kafka client library), so it speaks to Cairn and to Apache Kafka alike. Bottom up:
@@ -7,6 +8,8 @@
 //! topic / group / produce / consume   the subcommands (one file each; group speaks the
 //!        │            offsets         group APIs to the coordinator over its own connection)
 //!        │                            offsets: ListOffsets for a set of partitions
+//!        │  bench                     load generator: produce/consume/e2e over many
+//!        │                            connections at once (bench/ holds its parts)
 //!        ▼
 //!     cluster        bootstrap connection, Metadata, connections to partition leaders
 //!        ▼
@@ -19,6 +22,7 @@
 //! Every failure ends the command with one line on stderr and exit code 1 (see `main.rs`);
 //! data goes to stdout, summaries to stderr.
 
+mod bench;
 mod broker;
 mod cluster;
 mod conn;
@@ -38,6 +42,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
+
+pub use bench::BenchArgs;
 
 /// Where the cluster is and how long to wait for it; every client command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -477,6 +483,12 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
 /// Runs `cairn consume`.
 pub fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
     run(consume::run(args))
+}
+
+/// Runs `cairn bench ...` (on a multi-threaded runtime of its own: many connections at
+/// once, each encoding or decoding batches).
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    bench::run(args)
 }
 
 /// Runs one command on a single-threaded runtime: a CLI talks to a few brokers one request
