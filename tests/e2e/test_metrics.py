@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from confluent_kafka import TopicPartition
 
+import wire
 from httputil import Http
 from kafkautil import (Recorder, consumer, create_topic, produce_all, producer, read_partitions,
                        unique_topic)
@@ -115,6 +117,62 @@ def test_metrics_show_a_groups_lag(broker):
     assert value(samples, "kafka_consumergroup_current_offset", **labels) == 60
     assert value(samples, "kafka_consumergroup_lag", **labels) == 40
     assert value(samples, "kafka_consumergroup_state", consumergroup=group, state="Empty") == 1
+
+
+ERRORS = "kafka_network_requestmetrics_errors_total"
+
+
+def test_metrics_count_error_codes_per_api(broker):
+    """errors_total counts each error code of each response, as Kafka's ErrorsPerSec: one per
+    partition of a Produce, one per topic of a Metadata answer, NONE included; and a request
+    refused for its version as UNSUPPORTED_VERSION."""
+    topic = unique_topic("metrics-errors")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    before = scrape(broker)
+
+    def delta(after, **labels) -> float:
+        return (value(after, ERRORS, **labels) or 0) - (value(before, ERRORS, **labels) or 0)
+
+    now = int(time.time() * 1000)
+    with wire.connect(broker.bootstrap) as sock:
+        # Three produces to a partition the topic does not have, two to one it has.
+        for n, partition in enumerate([5, 0, 5, 0, 5]):
+            batch = wire.record_batch([(None, b"v%d" % n)], now)
+            sock.sendall(wire.produce_request_v3(n, topic, partition, batch))
+            correlation_id, results = wire.parse_produce_v3(wire.recv_frame(sock))
+            assert correlation_id == n
+            [(_, _, error, _)] = results
+            expected = wire.ERROR_UNKNOWN_TOPIC_OR_PARTITION if partition else wire.ERROR_NONE
+            assert error == expected, results
+        # Metadata v1 for a name Kafka refuses: INVALID_TOPIC_EXCEPTION for that topic.
+        sock.sendall(wire.metadata_request(1, 10, ["no spaces allowed"]))
+        _, _, topics = wire.parse_metadata_v1(wire.recv_frame(sock))
+        assert topics["no spaces allowed"][0] == 17, topics
+    # An ApiVersions version the broker does not serve: answered with error 35.
+    payload = wire.roundtrip(broker.bootstrap, wire.api_versions_request(99, 11))
+    assert wire.parse_api_versions_v0(payload)[1] == wire.ERROR_UNSUPPORTED_VERSION
+    # Any other API at such a version: no answer, the connection closes; counted all the same.
+    with wire.connect(broker.bootstrap) as sock:
+        wire.send_ignoring_reset(sock, wire.metadata_request(99, 12))
+        assert wire.closed_by_peer(sock)
+
+    after = scrape(broker)
+    assert delta(after, request="Produce", error="UNKNOWN_TOPIC_OR_PARTITION") == 3
+    assert delta(after, request="Produce", error="NONE") == 2
+    assert delta(after, request="Metadata", error="INVALID_TOPIC_EXCEPTION") == 1
+    assert delta(after, request="ApiVersions", error="UNSUPPORTED_VERSION") == 1
+    assert delta(after, request="Metadata", error="UNSUPPORTED_VERSION") == 1
+    # Every label value is a name from Kafka's table, never a bare number.
+    errors = {dict(labels)["error"] for (name, labels) in after if name == ERRORS}
+    assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", e) for e in errors), errors
+    # Every answered Produce request of this test carried one partition: errors_total over
+    # all codes equals the requests answered.
+    produced = sum(v for (name, labels), v in after.items()
+                   if name == "kafka_network_requestmetrics_requests_total"
+                   and ("request", "Produce") in labels)
+    produced_errors = sum(v for (name, labels), v in after.items()
+                          if name == ERRORS and ("request", "Produce") in labels)
+    assert produced == produced_errors == 5, (produced, produced_errors)
 
 
 def test_the_grafana_dashboard_queries_only_exported_metrics(broker):

@@ -8,8 +8,12 @@
 //! between scrapes. The process's memory, CPU and file descriptors come from the
 //! `prometheus` crate's process collector. The table of names is in the README.
 
+mod error_counts;
+
 use std::time::Duration;
 
+use cairn_protocol::kafka_protocol::messages::ResponseKind;
+use cairn_protocol::ErrorCode;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -31,6 +35,7 @@ pub(crate) struct Metrics {
     messages_in: IntCounterVec,
     bytes_out: IntCounterVec,
     requests: IntCounterVec,
+    errors: IntCounterVec,
     request_seconds: HistogramVec,
     commit_seconds: HistogramVec,
     fetch_wait_seconds: HistogramVec,
@@ -126,6 +131,13 @@ impl Metrics {
                 "Kafka requests answered, by API and version",
                 &["request", "version"],
             ),
+            errors: counter(
+                &registry,
+                "kafka_network_requestmetrics_errors_total",
+                "Error codes in Kafka responses, by API and Kafka error name, counted as \
+                 Kafka's errorCounts() does (per partition for Produce, ...); NONE included",
+                &["request", "error"],
+            ),
             request_seconds,
             commit_seconds,
             fetch_wait_seconds,
@@ -169,6 +181,27 @@ impl Metrics {
         self.request_seconds
             .with_label_values(&[api])
             .observe(took.as_secs_f64());
+    }
+
+    /// The response to a request of `api` was `response`: counts each error code in it, as
+    /// Kafka's `ErrorsPerSec` does (see [`error_counts`]).
+    pub(crate) fn response_errors(&self, api: &str, response: &ResponseKind) {
+        let Some(counts) = error_counts::error_counts(response) else {
+            return;
+        };
+        for (code, n) in counts.iter() {
+            self.errors
+                .with_label_values(&[api, error_counts::error_name(code)])
+                .inc_by(n);
+        }
+    }
+
+    /// A request of `api` was refused with `code` before any handler ran (a version the
+    /// broker does not serve).
+    pub(crate) fn refused(&self, api: &str, code: ErrorCode) {
+        self.errors
+            .with_label_values(&[api, error_counts::error_name(code.code())])
+            .inc();
     }
 
     /// A Kafka connection opened (`true`) or closed.

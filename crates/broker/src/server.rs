@@ -29,7 +29,7 @@ use cairn_partition::StorageShards;
 use cairn_protocol::kafka_protocol::messages::ApiKey;
 use cairn_protocol::{
     api_versions_unsupported, decode_frame, encode_response_chunks, missing_frame_bytes,
-    parse_request, RequestError,
+    parse_request, ErrorCode, RequestError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -364,11 +364,13 @@ async fn serve_connection(
                         }
                         let body = work.await;
                         drop(done);
-                        metrics_ctx.metrics.request(
-                            &format!("{key:?}"),
-                            version,
-                            started.elapsed(),
-                        );
+                        let api = format!("{key:?}");
+                        metrics_ctx
+                            .metrics
+                            .request(&api, version, started.elapsed());
+                        if let Some(body) = &body {
+                            metrics_ctx.metrics.response_errors(&api, body);
+                        }
                         let answer = match body {
                             None => Ok(None),
                             Some(body) => encode_response_chunks(correlation_id, key, version, body)
@@ -388,11 +390,21 @@ async fn serve_connection(
                     // The protocol's rule: answer in the v0 format with error 35 and the
                     // supported versions; the client retries with one of them.
                     tracing::debug!(%peer, api_version, "ApiVersions version not supported; answering with v0");
+                    ctx.metrics.refused(
+                        &format!("{:?}", ApiKey::ApiVersions),
+                        ErrorCode::UnsupportedVersion,
+                    );
                     let _ = tx.send(Ok(Some(vec![
                         api_versions_unsupported(correlation_id).freeze()
                     ])));
                 }
                 Err(e) => {
+                    if let RequestError::RefusedVersion { api_key, .. } = &e {
+                        // No answer can be written (Kafka counts nothing either), but the
+                        // error counter shows operators clients that need another version.
+                        ctx.metrics
+                            .refused(&format!("{api_key:?}"), ErrorCode::UnsupportedVersion);
+                    }
                     tracing::warn!(%peer, reason = %e, "closing connection: bad request");
                     let _ = tx.send(Err(()));
                     break 'connection;
