@@ -8,6 +8,7 @@ offset comes from its delivery report and a log's bounds from librdkafka's water
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -476,3 +477,96 @@ def test_consume_shares_a_group_with_a_librdkafka_consumer(cairn_bin, fast_broke
         if proc.poll() is None:
             proc.kill()
         other.close()
+
+
+# --- `--output json` ------------------------------------------------------------------------
+
+
+def cli_json(cairn_bin, broker, *args: str):
+    result = cli(cairn_bin, broker, *args, "--output", "json")
+    return json.loads(result.stdout)
+
+
+def test_list_and_describe_as_json(cairn_bin, fast_broker):
+    """`group list|describe --output json` against a librdkafka consumer group with commits
+    on three partitions: one read and committed to its end, one committed part way, one
+    committed to its end before more records arrived. Each partition's lag is what the group
+    has not committed, and the JSON says what the table says."""
+    broker = fast_broker
+    topic = unique_topic("gcli-json")
+    group = unique_group("gcli-json")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    counts = {0: 6, 1: 4, 2: 5}
+    offsets = {p: produce_to(broker, topic, p, [b"%d-%d" % (p, i) for i in range(n)])
+               for p, n in counts.items()}
+    ends = {p: offsets[p][-1] + 1 for p in counts}
+
+    cons = group_consumer(broker, group)
+    try:
+        cons.subscribe([topic])
+        consume(cons, sum(counts.values()))
+        # Partition 1 committed at its second record: three of its records are uncommitted.
+        commits = {0: ends[0], 1: offsets[1][1], 2: ends[2]}
+        cons.commit(offsets=[TopicPartition(topic, p, o) for p, o in commits.items()],
+                    asynchronous=False)
+        member_id = cons.memberid()
+        # Four records after partition 2's commit: a lag of four there.
+        late_end = produce_to(broker, topic, 2, [b"late%d" % i for i in range(4)])[-1] + 1
+        assert late_end == ends[2] + 4
+        log_ends = {0: ends[0], 1: ends[1], 2: late_end}
+        lags = {p: log_ends[p] - commits[p] for p in counts}
+        assert lags[0] == 0 and lags[2] == 4, lags
+        assert lags[1] == ends[1] - offsets[1][1] >= 3, lags
+
+        groups = {g["group"]: g for g in cli_json(cairn_bin, broker, "group", "list")}
+        assert groups[group] == {"group": group, "state": "Stable",
+                                 "protocol_type": "consumer"}, groups[group]
+        stable = cli_json(cairn_bin, broker, "group", "list", "--state", "Stable")
+        assert group in {g["group"] for g in stable}, stable
+        assert cli_json(cairn_bin, broker, "group", "list", "--state", "Dead") == []
+
+        described = cli_json(cairn_bin, broker, "group", "describe", group)
+        assert (described["group"], described["state"], described["protocol_type"]) == (
+            group, "Stable", "consumer"), described
+        assert described["protocol"] in ("range", "roundrobin", "cooperative-sticky"), described
+        assert isinstance(described["coordinator"]["node_id"], int), described
+        assert described["coordinator"]["address"].rsplit(":", 1)[1].isdigit(), described
+        [member] = described["members"]
+        assert member["member_id"] == member_id, (member, member_id)
+        assert member["client_id"] == "group-cli-test", member
+        assert member["instance_id"] is None, member
+        assert "127.0.0.1" in member["host"], member
+        assert member["assignment"] == [{"topic": topic, "partitions": [0, 1, 2]}], member
+        assert member["assignment_error"] is None, member
+        rows = {(r["topic"], r["partition"]): r for r in described["partitions"]}
+        assert set(rows) == {(topic, p) for p in counts}, rows
+        for p in counts:
+            assert rows[(topic, p)] == {
+                "topic": topic, "partition": p, "committed_offset": commits[p],
+                "log_end_offset": log_ends[p], "lag": lags[p], "member_id": member_id,
+            }, rows[(topic, p)]
+        assert described["total_lag"] == sum(lags.values()), described
+
+        # The table says the same.
+        _, _, table = describe(cairn_bin, broker, group)
+        for (t, p), row in rows.items():
+            assert (table[(t, p)]["COMMITTED-OFFSET"], table[(t, p)]["LAG"]) == (
+                str(row["committed_offset"]), str(row["lag"])), (table[(t, p)], row)
+    finally:
+        cons.close()
+
+    # Without members: no owners, the same commits and lags.
+    wait_for_state(cairn_bin, broker, group, "Empty")
+    described = cli_json(cairn_bin, broker, "group", "describe", group)
+    assert (described["state"], described["members"]) == ("Empty", []), described
+    for row in described["partitions"]:
+        assert row["member_id"] is None, row
+        assert row["lag"] == lags[row["partition"]], row
+    groups = {g["group"]: g for g in cli_json(cairn_bin, broker, "group", "list")}
+    assert groups[group]["state"] == "Empty", groups[group]
+
+    # A group nobody knows: the usual error, nothing on stdout.
+    result = cli(cairn_bin, broker, "group", "describe", unique_group("nobody"), "--output",
+                 "json", ok=False)
+    assert "GROUP_ID_NOT_FOUND" in result.stderr, result.stderr
+    assert result.stdout == "", result.stdout

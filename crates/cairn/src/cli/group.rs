@@ -15,6 +15,11 @@
 //! (no members, so no consumer will overwrite the new offsets), computes each partition's
 //! new offset ([`ResetSpec::new_offset`]), prints them, and commits only with `--execute`,
 //! as an admin ("simple") commit: generation -1, empty member id.
+//!
+//! `list` and `describe` print tables, or with `--output json` the same facts as JSON
+//! (`json`).
+
+mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -41,7 +46,7 @@ use super::cluster::{metadata_request, topic_name, Cluster};
 use super::conn::{Call, Connection};
 use super::error_code::KafkaError;
 use super::offsets::{list_offsets, list_offsets_or_fail, EARLIEST, LATEST};
-use super::{ClientArgs, GroupCommand, ResetTo};
+use super::{ClientArgs, GroupCommand, Output, ResetTo};
 
 /// Pause before asking again while the coordinator is moving or loading.
 const COORDINATOR_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,8 +66,10 @@ const STATES: [&str; 5] = [
 pub(crate) async fn run(client: &ClientArgs, command: &GroupCommand) -> anyhow::Result<()> {
     let mut cluster = Cluster::connect(client).await?;
     match command {
-        GroupCommand::List { states } => list(&mut cluster, client, states).await,
-        GroupCommand::Describe { group } => describe(&mut cluster, client, group).await,
+        GroupCommand::List { states, output } => list(&mut cluster, client, states, *output).await,
+        GroupCommand::Describe { group, output } => {
+            describe(&mut cluster, client, group, *output).await
+        }
         GroupCommand::ResetOffsets {
             group,
             topic,
@@ -97,7 +104,12 @@ pub(crate) struct ListedGroup {
     pub protocol_type: String,
 }
 
-async fn list(cluster: &mut Cluster, client: &ClientArgs, states: &[String]) -> anyhow::Result<()> {
+async fn list(
+    cluster: &mut Cluster,
+    client: &ClientArgs,
+    states: &[String],
+    output: Output,
+) -> anyhow::Result<()> {
     let metadata = cluster
         .admin()
         .call(|v| metadata_request(v, Some(&[] as &[&str])))
@@ -121,7 +133,10 @@ async fn list(cluster: &mut Cluster, client: &ClientArgs, states: &[String]) -> 
         }
     }
     // What the other brokers answered is still shown.
-    print!("{}", format_group_list(&groups));
+    match output {
+        Output::Table => print!("{}", format_group_list(&groups)),
+        Output::Json => println!("{}", json::group_list(&groups)),
+    }
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -231,7 +246,12 @@ impl PartitionRow {
     }
 }
 
-async fn describe(cluster: &mut Cluster, client: &ClientArgs, group: &str) -> anyhow::Result<()> {
+async fn describe(
+    cluster: &mut Cluster,
+    client: &ClientArgs,
+    group: &str,
+    output: Output,
+) -> anyhow::Result<()> {
     let mut coordinator = Coordinator::find(cluster, group, client.timeout()).await?;
     let info = coordinator.describe_group().await?;
     let committed = coordinator.committed_offsets(None).await?;
@@ -280,10 +300,16 @@ async fn describe(cluster: &mut Cluster, client: &ClientArgs, group: &str) -> an
             });
         }
     }
-    print!(
-        "{}",
-        format_description(&info, coordinator.describe_node(), &rows)
-    );
+    match output {
+        Output::Table => print!(
+            "{}",
+            format_description(&info, coordinator.describe_node(), &rows)
+        ),
+        Output::Json => println!(
+            "{}",
+            json::description(&info, (coordinator.node, coordinator.conn.addr()), &rows)
+        ),
+    }
     Ok(())
 }
 

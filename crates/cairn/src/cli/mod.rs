@@ -246,6 +246,10 @@ enum GroupCommand {
         /// ListGroups v4)
         #[arg(long = "state", value_name = "STATE", value_parser = group::parse_state)]
         states: Vec<String>,
+        /// table: group, state, protocol type; json: an array of {group, state,
+        /// protocol_type}
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Show a group's state and members (with their assigned partitions), and for each
     /// partition it has committed or been assigned: committed offset, log end offset, lag
@@ -253,6 +257,10 @@ enum GroupCommand {
     Describe {
         /// Group id
         group: String,
+        /// table: the group, its members, its partitions; json: one object with members
+        /// (assignments) and partitions (committed offset, log end offset, lag)
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Compute new committed offsets for one topic and show them; commit them with
     /// --execute (OffsetCommit). The group must be inactive (Empty, or Dead: unknown).

@@ -498,15 +498,28 @@ fn command_lines() {
     };
     assert!(!execute, "dry run by default");
 
-    let Ok(GroupCommand::List { states }) =
+    let Ok(GroupCommand::List { states, output }) =
         parse(&["list", "--state", "stable", "--state", "Empty"])
     else {
         panic!("list parses");
     };
     assert_eq!(states, ["Stable", "Empty"]);
+    assert_eq!(output, Output::Table);
+    assert!(matches!(
+        parse(&["list", "--output", "json"]),
+        Ok(GroupCommand::List {
+            output: Output::Json,
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse(&["describe", "g", "--output", "json"]),
+        Ok(GroupCommand::Describe { output: Output::Json, ref group }) if group == "g"
+    ));
+    assert!(parse(&["describe", "g", "--output", "yaml"]).is_err());
     assert!(parse(&["list", "--state", "bogus"]).is_err());
     assert!(
-        matches!(parse(&["describe", "g"]), Ok(GroupCommand::Describe { group }) if group == "g")
+        matches!(parse(&["describe", "g"]), Ok(GroupCommand::Describe { group, output: Output::Table }) if group == "g")
     );
     assert!(matches!(parse(&["delete", "g"]), Ok(GroupCommand::Delete { group }) if group == "g"));
     assert!(parse(&["describe"]).is_err());
