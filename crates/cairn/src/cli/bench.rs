@@ -6,8 +6,9 @@
 //! ```text
 //! produce   per partition leader, --in-flight connections, each with one Produce request
 //!           outstanding (so K requests are in flight per leader, as Kafka's
-//!           max.in.flight.requests.per.connection=K); each request carries one full batch of
-//!           synthetic records for the next partition that leader leads (round-robin);
+//!           max.in.flight.requests.per.connection=K); each request carries a full batch of
+//!           synthetic records for every partition that leader leads (up to 1 MiB, Kafka's
+//!           max.request.size), as a saturated Kafka producer's requests do;
 //!           latency = request written -> acknowledgement read
 //! consume   per partition leader, one connection fetching every partition it leads;
 //!           latency = Fetch written -> response read (includes any long-poll wait)
@@ -21,7 +22,7 @@
 //! each keeps its own latency histogram (HdrHistogram, microseconds, 3 significant digits:
 //! bounded memory however long the run), merged at the end.
 //!
-//! Stop rules: `--records N` (claimed one batch at a time, so exactly N are sent or
+//! Stop rules: `--records N` (claimed one request at a time, so exactly N are sent or
 //! counted) or `--duration SECS`; `consume` without either reads up to each partition's
 //! high watermark as of start (like `cairn consume`). Ctrl-C stops every worker after its
 //! current request and still prints what was measured, marked `interrupted`.
@@ -143,8 +144,8 @@ struct ProduceBench {
     /// request), 1 (leader), all
     #[arg(long, default_value = "all", value_parser = parse_acks)]
     acks: i16,
-    /// Bytes of records per batch, as Kafka's batch.size; every request carries one full
-    /// batch (at least one record)
+    /// Bytes of records per batch, as Kafka's batch.size (at least one record); a request
+    /// carries one batch for each partition of its leader, up to 1 MiB
     #[arg(long, default_value_t = 16_384, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RECORD_BYTES)))]
     batch_size: u32,

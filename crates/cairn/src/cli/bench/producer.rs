@@ -4,10 +4,11 @@
 //! outstanding (a [`Connection`] answers in order, one request at a time; K connections give
 //! K requests in flight, without reordering concerns: a benchmark's records need no order).
 //! Each request carries one batch of `--batch-size` bytes worth of records (at least one)
-//! for the next partition its leader leads, round-robin, starting at a different partition
-//! on each connection.
+//! for each partition its leader leads, as a saturated Kafka producer's requests do, but no
+//! more than [`MAX_REQUEST_BYTES`] of them (then the partitions take turns, round-robin,
+//! starting at a different one on each connection).
 //!
-//! Records are claimed a batch at a time from a shared counter ([`Claims`]), so `--records N`
+//! Records are claimed a request at a time from a shared counter ([`Claims`]), so `--records N`
 //! sends exactly N however many tasks there are; with `--rate R` the record numbered i
 //! is not sent before `start + i/R` seconds, which spreads the rate over all tasks.
 //!
@@ -46,6 +47,9 @@ pub(super) const STAMP_BYTES: usize = 16;
 /// A record's framing beyond its value, at most (as `cairn produce` counts it): length,
 /// attributes, timestamp and offset deltas, key and value lengths, header count.
 const RECORD_OVERHEAD_BYTES: usize = 26;
+/// A request stops taking batches at this many bytes of records (Kafka's default
+/// `max.request.size`); one batch always goes.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// The send time e2e writes into each value, against a clock this process alone reads.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +116,40 @@ pub(super) fn payload(size: usize, seed: u64) -> Bytes {
 /// Records per batch: as many as fit in `batch_size` bytes, at least one.
 pub(super) fn records_per_batch(batch_size: usize, record_size: usize) -> u64 {
     (batch_size / (record_size + RECORD_OVERHEAD_BYTES)).max(1) as u64
+}
+
+/// Batches per request to a leader of `partitions` partitions: one each, as long as they
+/// fit in [`MAX_REQUEST_BYTES`], at least one.
+pub(super) fn batches_per_request(
+    partitions: usize,
+    records_per_batch: u64,
+    record_size: usize,
+) -> usize {
+    let batch_bytes =
+        (records_per_batch as usize).saturating_mul(record_size + RECORD_OVERHEAD_BYTES);
+    partitions
+        .min(MAX_REQUEST_BYTES / batch_bytes.max(1))
+        .max(1)
+}
+
+/// Splits `count` records into batches of at most `per_batch`, for the partitions of
+/// `partitions` from index `first` on, round-robin: `(partition, records)`.
+pub(super) fn spread(
+    count: u64,
+    per_batch: u64,
+    partitions: &[i32],
+    first: usize,
+) -> Vec<(i32, u64)> {
+    let mut out = Vec::new();
+    let mut left = count;
+    let mut turn = first;
+    while left > 0 && !partitions.is_empty() {
+        let n = left.min(per_batch.max(1));
+        out.push((partitions[turn % partitions.len()], n));
+        turn = turn.wrapping_add(1);
+        left -= n;
+    }
+    out
 }
 
 /// Hands out record numbers: a batch's worth at a time, until the goal is met.
@@ -326,11 +364,13 @@ async fn send_loop(
     } = sender;
     let mut latency = report::histogram()?;
     let topic = load.topic.as_str();
+    let batches = batches_per_request(partitions.len(), load.records_per_batch, load.record_size);
+    let per_request = load.records_per_batch * batches as u64;
     loop {
         if stop.is_set() {
             break;
         }
-        let Some((index, count)) = claims.claim(load.records_per_batch) else {
+        let Some((index, count)) = claims.claim(per_request) else {
             break;
         };
         if let Some(due) = claims.due(index) {
@@ -344,11 +384,14 @@ async fn send_loop(
                 break;
             }
         }
-        let partition = partitions[first % partitions.len()];
+        let now = Instant::now();
+        let data = spread(count, load.records_per_batch, &partitions, first)
+            .into_iter()
+            .map(|(partition, n)| Ok((partition, load.batch(n, now)?)))
+            .collect::<anyhow::Result<Vec<(i32, Bytes)>>>()?;
+        // The next request starts one partition further, so a short last request does
+        // not always fall on the same partitions.
         first = first.wrapping_add(1);
-        let batch = load.batch(count, Instant::now())?;
-        let batch_bytes = batch.len();
-        let data = [(partition, batch)];
         let sent = Instant::now();
         if load.acks == 0 {
             conn.send_only(|v| produce_request(v, topic, 0, load.timeout_ms, &data))
@@ -357,7 +400,9 @@ async fn send_loop(
             let response = conn
                 .call(|v| produce_request(v, topic, load.acks, load.timeout_ms, &data))
                 .await?;
-            check_answer(&response, topic, partition, batch_bytes)?;
+            for (partition, batch) in &data {
+                check_answer(&response, topic, *partition, batch.len())?;
+            }
         }
         report::record(&mut latency, sent.elapsed());
         tally.add(count, count * load.record_size as u64);

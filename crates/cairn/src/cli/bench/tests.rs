@@ -7,7 +7,9 @@ use cairn_protocol::kafka_protocol::records::{
 use clap::Parser;
 
 use super::consumer::{walk_batches, Cursor};
-use super::producer::{payload, records_per_batch, Claims, Stamp, STAMP_BYTES};
+use super::producer::{
+    batches_per_request, payload, records_per_batch, spread, Claims, Stamp, STAMP_BYTES,
+};
 use super::report::{self, Latency, Report};
 use super::*;
 
@@ -263,6 +265,20 @@ fn batches_hold_what_fits() {
         1,
         "always at least one record"
     );
+    // A request takes a batch per partition, up to 1 MiB.
+    assert_eq!(batches_per_request(3, 15, 1024), 3);
+    assert_eq!(batches_per_request(1000, 15, 1024), 66);
+    assert_eq!(
+        batches_per_request(2, 1, 8 << 20),
+        1,
+        "one batch always goes"
+    );
+    assert_eq!(
+        spread(40, 15, &[0, 1, 2], 1),
+        vec![(1, 15), (2, 15), (0, 10)]
+    );
+    assert_eq!(spread(5, 15, &[7], 0), vec![(7, 5)]);
+    assert_eq!(spread(0, 15, &[7], 0), vec![]);
     let p = payload(1000, 7);
     assert_eq!(p.len(), 1000);
     assert!(p.iter().all(u8::is_ascii_uppercase));
