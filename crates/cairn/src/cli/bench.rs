@@ -157,7 +157,7 @@ struct ProduceBench {
     #[arg(long, visible_alias = "throughput", value_name = "RECORDS",
           value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
-    /// Write only to this partition [default: every partition, round-robin]
+    /// Write only to this partition [default: every partition]
     #[arg(short = 'p', long, value_name = "P", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
     /// Create the topic with N partitions if it does not exist
