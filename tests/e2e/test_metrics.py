@@ -42,6 +42,21 @@ def value(samples, name: str, **labels) -> float | None:
     return samples.get((name, frozenset((k, str(v)) for k, v in labels.items())))
 
 
+def test_a_node_without_groups_scrapes_whole_and_logs_no_error(broker):
+    """Group gauges with nothing to show (no group yet) are left out, not an encoding
+    error that cut the answer short and logged an ERROR on every scrape."""
+    topic = unique_topic("metrics-nogroups")
+    create_topic(broker.bootstrap, topic, partitions=3)
+    for _ in range(3):
+        samples = scrape(broker)
+    for p in range(3):
+        assert value(samples, "kafka_log_log_logendoffset", topic=topic, partition=p) == 0
+    assert not any(name.startswith("kafka_consumergroup_") for name, _ in samples)
+    log = broker.process.stderr
+    assert "cannot encode metrics" not in log, log
+    assert " ERROR " not in log, log
+
+
 def test_metrics_count_what_clients_did(broker):
     topic = unique_topic("metrics")
     create_topic(broker.bootstrap, topic, partitions=2)

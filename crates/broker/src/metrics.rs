@@ -217,7 +217,14 @@ impl Metrics {
     /// gauges read now.
     pub(crate) async fn render(&self, node: &Node) -> String {
         let mut families = self.registry.gather();
-        families.extend(state_gauges(node).await);
+        // A gauge no label set was given (no group has a lag yet) collects as a family
+        // without metrics, which the encoder refuses; `gather` leaves such families out too.
+        families.extend(
+            state_gauges(node)
+                .await
+                .into_iter()
+                .filter(|f| !f.get_metric().is_empty()),
+        );
         let mut out = Vec::new();
         // Encoding into a Vec fails only on invalid families, which `gather` never yields.
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
