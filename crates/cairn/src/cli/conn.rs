@@ -306,14 +306,20 @@ impl Connection {
             Ok(Err(e)) => return Err(self.io_error(key, &e)),
             Err(_) => return Err(self.timed_out(key)),
         };
-        let (got, kind) = decode_response(frame, key, version)
-            .map_err(|e| anyhow!("bad {key:?} response from {}: {e}", self.addr))?;
-        if got != correlation_id {
+        // Every response header starts with the correlation id: checked before decoding, so
+        // an answer to another request is named as such, not as a malformed `key` answer.
+        let got = frame
+            .get(..4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        if got != Some(correlation_id) {
             bail!(
-                "broker {} answered {key:?} with correlation id {got}, expected {correlation_id}",
-                self.addr
+                "broker {} answered {key:?} with correlation id {}, expected {correlation_id}",
+                self.addr,
+                got.map_or_else(|| "(none: an empty frame)".to_string(), |c| c.to_string())
             );
         }
+        let (_, kind) = decode_response(frame, key, version)
+            .map_err(|e| anyhow!("bad {key:?} response from {}: {e}", self.addr))?;
         Ok(kind)
     }
 

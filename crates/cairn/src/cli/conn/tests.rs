@@ -316,3 +316,37 @@ async fn oversized_and_silent_responses_fail_cleanly() {
         format!("ApiVersions request to {addr} timed out after 200 ms")
     );
 }
+
+#[tokio::test]
+async fn an_answer_to_another_request_is_named_by_its_correlation_id() {
+    // A "broker" that answers the handshake, then answers Metadata with a stale ApiVersions
+    // answer (another request's correlation id and body).
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut buf = BytesMut::new();
+        while let Ok(frame) = read_frame(&mut stream, &mut buf).await {
+            let request = parse_request(frame).expect("the CLI's request parses");
+            let (key, v, id) = (request.api_key, request.api_version, request.correlation_id);
+            let body = ResponseKind::ApiVersions(api_versions_response(3));
+            let out = match key {
+                ApiKey::ApiVersions => encode_response(id, key, v, &body),
+                _ => encode_response(id + 100, ApiKey::ApiVersions, 3, &body),
+            }
+            .expect("encode");
+            stream.write_all(&out).await.expect("write");
+        }
+    });
+    let mut conn = Connection::open(&addr, Duration::from_secs(5))
+        .await
+        .expect("handshake");
+    let err = conn
+        .call(|v| metadata_request(v, Some(&["t"])))
+        .await
+        .expect_err("a mismatched answer");
+    assert_eq!(
+        format!("{err:#}"),
+        format!("broker {addr} answered Metadata with correlation id 101, expected 1")
+    );
+}
