@@ -99,3 +99,22 @@ def test_a_port_in_use_is_said_once_with_what_to_do(serve, run_cairn, tmp_path: 
         assert errors[0].lower().count("address already in use") == 1, errors[0]
         assert setting in errors[0], errors[0]
     assert first.running(), first.stderr
+
+
+def test_start_up_logs_a_few_lines_not_one_per_partition(start_broker):
+    """A restart after a crash with 60 partitions logs counts, not a line per partition
+    (each partition's recovery is at debug level)."""
+    from kafkautil import create_topic
+
+    broker = start_broker()
+    create_topic(broker.bootstrap, "startup-log-a", partitions=40)
+    create_topic(broker.bootstrap, "startup-log-b", partitions=20)
+    broker.kill9()
+    broker.start()
+    lines = broker.process.stderr.splitlines()
+    ready = next(i for i, line in enumerate(lines) if "cairn ready" in line)
+    startup = lines[:ready + 1]
+    assert len(startup) <= 6, "\n".join(startup)
+    loaded = [line for line in startup if "topics loaded" in line]
+    assert len(loaded) == 1 and "topics=2 partitions=60" in loaded[0], "\n".join(startup)
+    assert re.search(r'version="\d+\.\d+\.\d+', lines[ready]), lines[ready]

@@ -175,6 +175,8 @@ impl TopicRegistry {
             }
         }
         names.sort();
+        let started = std::time::Instant::now();
+        let (mut topics, mut partitions_opened) = (0usize, 0usize);
         for name in names {
             let Some((id, count, configs)) = registry.read_topic_file(&name)? else {
                 tracing::warn!(topic = %name, "ignoring an unreadable topic file");
@@ -186,6 +188,8 @@ impl TopicRegistry {
             let log = configs
                 .log_config(&registry.defaults())
                 .map_err(|e| BrokerError::Config(format!("topic {name}: {e}")))?;
+            topics += 1;
+            partitions_opened += partitions.len();
             registry.insert(Topic {
                 name: name.clone(),
                 id,
@@ -194,6 +198,14 @@ impl TopicRegistry {
                 log,
             });
         }
+        // One line for every partition's log (each is logged at debug), as the issue asked
+        // of start-up: a few lines with counts, not one per partition.
+        tracing::info!(
+            topics,
+            partitions = partitions_opened,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "topics loaded"
+        );
         registry.remove_orphans()?;
         Ok(registry)
     }

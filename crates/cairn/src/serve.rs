@@ -70,6 +70,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         None => "off".to_string(),
     };
     info!(
+        version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.display(),
         listen = %broker.local_addr(),
         advertise = %config.advertise_addr(),

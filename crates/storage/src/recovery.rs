@@ -176,7 +176,8 @@ impl Log {
             )?,
         };
         log.finish_open(checkpoint.as_ref())?;
-        tracing::info!(
+        // Debug: one line per partition; the broker logs a summary of all of them.
+        tracing::debug!(
             dir = %log.dir.display(),
             log_start_offset = log.log_start_offset,
             log_end_offset = log.log_end_offset(),
@@ -383,7 +384,7 @@ fn recover(
         .iter()
         .rposition(|(base, _)| *base <= recovery_point)
         .unwrap_or(0);
-    tracing::info!(
+    tracing::debug!(
         dir = %dir.display(),
         recovery_point,
         segments_to_scan = listing.len() - first_scanned,
