@@ -121,6 +121,18 @@ class Browser:
     def text(self) -> str:
         return self.eval("document.body.innerText")
 
+    def screenshot(self, path) -> int:
+        """Saves the viewport as a PNG at `path` (for review; the console tests keep theirs
+        under target/console-screenshots/); answers its size in bytes."""
+        import base64
+        from pathlib import Path
+
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", "Chromium's screenshot is not a PNG"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+        return len(data)
+
     def close(self) -> None:
         try:
             if getattr(self, "ws", None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -17,6 +18,15 @@ from browser import Browser
 from conftest import wait_until
 from kafkautil import (LIBRDKAFKA_LOGGER, Recorder, admin, consumer, create_topic, produce_all,
                        producer, unique_topic)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "target" / "console-screenshots"
+
+
+def shot(browser, name: str) -> None:
+    """A screenshot of the page as the test sees it, for review (not compared)."""
+    size = browser.screenshot(SCREENSHOTS / f"{name}.png")
+    assert size > 10_000, f"the {name} screenshot is nearly empty ({size} bytes)"
 
 
 @pytest.fixture
@@ -59,6 +69,7 @@ def test_console_shows_the_cluster_and_manages_topics(start_broker, browser):
     row = browser.eval(f"""[...document.querySelectorAll('tr')].map(r => r.innerText)
         .find(t => t.startsWith({json.dumps(group)}))""")
     assert row.split("\t")[-1].strip() == "1", row  # lag
+    shot(browser, "overview")
 
     # Nothing comes from anywhere but the node.
     resources = browser.eval("performance.getEntriesByType('resource').map(e => e.name)")
@@ -86,6 +97,7 @@ def test_console_shows_the_cluster_and_manages_topics(start_broker, browser):
             return points && points.length >= 3 && rate > 0 ? rate : null; }})()""",
                                 "a moving throughput line", timeout=30)
         assert rate > 0
+        shot(browser, "throughput")
     finally:
         stop.set()
         writer.join()
@@ -115,6 +127,7 @@ def test_console_shows_the_cluster_and_manages_topics(start_broker, browser):
     assert "ff 00 01 62 69 6e 61 72 79" in text, text
     browser.eval("document.getElementById('hex').click()")
     browser.wait_for("document.body.innerText.includes('68 65 6c 6c 6f')", "records as hex")
+    shot(browser, "topic-records-hex")
 
     # Delete: the button stays disabled until the exact name is typed.
     browser.goto(f"{broker.http}/#/topics/{created}")
