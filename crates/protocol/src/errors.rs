@@ -125,6 +125,33 @@ pub enum ErrorCode {
     UnknownTopicId = 100,
 }
 
+/// Kafka's name for error `code` as `Errors.java` spells it (`NOT_LEADER_OR_FOLLOWER`;
+/// `NONE` for 0), or `None` for a code kafka-protocol does not know.
+pub fn error_name(code: i16) -> Option<String> {
+    match ResponseError::try_from_code(code) {
+        None => Some("NONE".to_string()),
+        Some(ResponseError::Unknown(_)) => None,
+        // kafka-protocol names each code after Errors.java in CamelCase.
+        Some(known) => Some(screaming_snake(&known.to_string())),
+    }
+}
+
+/// `NotLeaderOrFollower` → `NOT_LEADER_OR_FOLLOWER`.
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    let mut previous: Option<char> = None;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase()
+            && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+        {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+        previous = Some(c);
+    }
+    out
+}
+
 impl ErrorCode {
     /// Every code, for lookups and tests.
     pub const ALL: &'static [ErrorCode] = &[

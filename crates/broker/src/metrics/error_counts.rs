@@ -24,7 +24,6 @@
 use std::sync::OnceLock;
 
 use cairn_protocol::kafka_protocol::messages::ResponseKind;
-use cairn_protocol::kafka_protocol::ResponseError;
 
 /// The lowest Kafka error code (UNKNOWN_SERVER_ERROR).
 const MIN_CODE: i16 = -1;
@@ -183,13 +182,8 @@ pub(crate) fn error_name(code: i16) -> &'static str {
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     let names = NAMES.get_or_init(|| {
         (MIN_CODE..=MAX_CODE)
-            .map(|code| match ResponseError::try_from_code(code) {
-                None => "NONE".to_string(),
-                // An empty name marks a gap in Kafka's table.
-                Some(ResponseError::Unknown(_)) => String::new(),
-                // kafka-protocol names each code after Errors.java in CamelCase.
-                Some(known) => screaming_snake(&known.to_string()),
-            })
+            // An empty name marks a gap in Kafka's table.
+            .map(|code| cairn_protocol::errors::error_name(code).unwrap_or_default())
             .collect()
     });
     usize::try_from(i32::from(code) - i32::from(MIN_CODE))
@@ -197,22 +191,6 @@ pub(crate) fn error_name(code: i16) -> &'static str {
         .and_then(|i| names.get(i))
         .filter(|name| !name.is_empty())
         .map_or(UNKNOWN, String::as_str)
-}
-
-/// `NotLeaderOrFollower` → `NOT_LEADER_OR_FOLLOWER`.
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    let mut previous: Option<char> = None;
-    for c in camel.chars() {
-        if c.is_ascii_uppercase()
-            && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-        {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-        previous = Some(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -230,6 +208,7 @@ mod tests {
         ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
         OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
     };
+    use cairn_protocol::kafka_protocol::ResponseError;
     use cairn_protocol::{ErrorCode, SUPPORTED_APIS};
 
     const NONE: i16 = 0;

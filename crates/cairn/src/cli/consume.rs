@@ -45,10 +45,10 @@ use super::ConsumeArgs;
 /// Kafka's default `fetch.max.bytes`: data per Fetch response.
 const FETCH_MAX_BYTES: i32 = 50 * 1024 * 1024;
 /// Kafka's default `max.partition.fetch.bytes`: data per partition per response.
-const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
+pub(crate) const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
 /// The per-partition limit grows (doubling) to this for a batch larger than the limit, if
 /// a broker ever returns only part of one (Kafka itself returns a first batch whole).
-const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
+pub(crate) const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
 /// A v2 batch header: offset, length, epoch, magic, crc, attributes, last offset delta,
 /// timestamps, producer id and epoch, base sequence, record count.
 const BATCH_HEADER_BYTES: usize = 61;
@@ -451,17 +451,29 @@ fn out_of_range(
     }
 }
 
-/// Walks the batches in `records`, handing each record at or after `cursor.position` (and
-/// before `cursor.end`) to `emit`, until `remaining` reaches 0. Advances `cursor.position`
-/// past every complete batch (a trailing partial batch is left for the next fetch) and
-/// returns how many complete batches there were.
-fn take_records(
-    records: &Bytes,
-    cursor: &mut Cursor,
-    remaining: &mut Option<u64>,
-    emit: &mut impl FnMut(&Record) -> std::io::Result<()>,
+/// What a record visitor of [`walk_batches`] asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The record is taken: move past it and go on.
+    Next,
+    /// The record is taken and the walk ends.
+    Last,
+    /// The walk ends before this record (it is left for later).
+    Before,
+}
+
+/// Walks the complete v2 batches in a Fetch answer's `data`, handing each record at or after
+/// `*position` (and before `end`) to `visit`; control batches are passed over. Moves
+/// `*position` past each record taken and each complete batch, or to `end` when it is
+/// reached. Returns how many complete batches there were (a trailing partial batch is left
+/// for the next fetch).
+pub(crate) fn walk_batches(
+    data: &Bytes,
+    position: &mut i64,
+    end: Option<i64>,
+    visit: &mut impl FnMut(&Record) -> anyhow::Result<Step>,
 ) -> anyhow::Result<usize> {
-    let mut rest = records.clone();
+    let mut rest = data.clone();
     let mut batches = 0;
     while rest.len() >= LOG_OVERHEAD_BYTES {
         let base_offset = (&rest[0..8]).get_i64();
@@ -485,37 +497,62 @@ fn take_records(
         let attributes = (&batch[21..23]).get_i16();
         let last_offset_delta = (&batch[23..27]).get_i32();
         let next_offset = base_offset + i64::from(last_offset_delta) + 1;
-        if attributes & CONTROL_FLAG == 0 && next_offset > cursor.position {
+        if attributes & CONTROL_FLAG == 0 && next_offset > *position {
             let set = RecordBatchDecoder::decode(&mut batch.clone())
                 .map_err(|e| anyhow!("record batch at offset {base_offset}: {e:#}"))?;
             for record in &set.records {
-                if record.offset < cursor.position {
+                if record.offset < *position {
                     continue;
                 }
-                if let Some(timestamp) = cursor.skip_until_timestamp {
-                    if record.timestamp < timestamp {
-                        cursor.position = record.offset + 1;
-                        continue;
-                    }
-                    cursor.skip_until_timestamp = None;
-                }
-                if cursor.end.is_some_and(|end| record.offset >= end) {
-                    cursor.position = cursor.end.unwrap_or(record.offset);
+                if let Some(end) = end.filter(|&end| record.offset >= end) {
+                    *position = end;
                     return Ok(batches);
                 }
-                emit(record)?;
-                cursor.position = record.offset + 1;
-                if let Some(n) = remaining.as_mut() {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
+                match visit(record)? {
+                    Step::Before => return Ok(batches),
+                    Step::Next => *position = record.offset + 1,
+                    Step::Last => {
+                        *position = record.offset + 1;
                         return Ok(batches);
                     }
                 }
             }
         }
-        cursor.position = cursor.position.max(next_offset);
+        *position = (*position).max(next_offset);
     }
     Ok(batches)
+}
+
+/// Walks the batches in `records` ([`walk_batches`]), handing each record at or after
+/// `cursor.position` (and before `cursor.end`, and stamped at or after a `--offset @TIME`)
+/// to `emit`, until `remaining` reaches 0.
+fn take_records(
+    records: &Bytes,
+    cursor: &mut Cursor,
+    remaining: &mut Option<u64>,
+    emit: &mut impl FnMut(&Record) -> std::io::Result<()>,
+) -> anyhow::Result<usize> {
+    let skip_until = &mut cursor.skip_until_timestamp;
+    walk_batches(records, &mut cursor.position, cursor.end, &mut |record| {
+        if let Some(timestamp) = *skip_until {
+            if record.timestamp < timestamp {
+                return Ok(Step::Next);
+            }
+            *skip_until = None;
+        }
+        emit(record)?;
+        Ok(match remaining.as_mut() {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    Step::Last
+                } else {
+                    Step::Next
+                }
+            }
+            None => Step::Next,
+        })
+    })
 }
 
 /// A consumer's Fetch (replica id -1, read_uncommitted, no fetch session) of

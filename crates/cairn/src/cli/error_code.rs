@@ -4,7 +4,6 @@
 use std::fmt;
 
 use cairn_protocol::kafka_protocol::protocol::StrBytes;
-use cairn_protocol::kafka_protocol::ResponseError;
 use cairn_protocol::ErrorCode;
 
 /// A non-zero error code from a response, with the broker's message when it sent one.
@@ -59,27 +58,7 @@ impl std::error::Error for KafkaError {}
 /// Kafka's name for `code` (`UNKNOWN_TOPIC_OR_PARTITION`), or `error code N` for a code
 /// this client does not know.
 pub(crate) fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE".to_string(),
-        Some(ResponseError::Unknown(code)) => format!("error code {code}"),
-        // kafka-protocol names each code after Errors.java in CamelCase.
-        Some(known) => screaming_snake(&known.to_string()),
-    }
-}
-
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    let mut previous: Option<char> = None;
-    for c in camel.chars() {
-        if c.is_ascii_uppercase()
-            && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-        {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-        previous = Some(c);
-    }
-    out
+    cairn_protocol::errors::error_name(code).unwrap_or_else(|| format!("error code {code}"))
 }
 
 #[cfg(test)]

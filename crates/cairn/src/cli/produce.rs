@@ -517,7 +517,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn compression(codec: Codec) -> Compression {
+pub(crate) fn compression(codec: Codec) -> Compression {
     match codec {
         Codec::None => Compression::None,
         Codec::Gzip => Compression::Gzip,
@@ -528,7 +528,12 @@ fn compression(codec: Codec) -> Compression {
 }
 
 /// A plain (non-idempotent, non-transactional) producer's record.
-fn record(key: Option<Bytes>, value: Option<Bytes>, offset_delta: i64, timestamp: i64) -> Record {
+pub(crate) fn record(
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    offset_delta: i64,
+    timestamp: i64,
+) -> Record {
     Record {
         transactional: false,
         control: false,
@@ -550,7 +555,7 @@ fn record(key: Option<Bytes>, value: Option<Bytes>, offset_delta: i64, timestamp
 }
 
 /// One v2 record batch holding `records`.
-fn encode_batch(records: &[Record], compression: Compression) -> anyhow::Result<Bytes> {
+pub(crate) fn encode_batch(records: &[Record], compression: Compression) -> anyhow::Result<Bytes> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use bytes::{Buf as _, Bytes};
-use cairn_protocol::kafka_protocol::records::{Record, RecordBatchDecoder};
+use bytes::Bytes;
+use cairn_protocol::kafka_protocol::records::Record;
 use cairn_protocol::ErrorCode;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -31,22 +31,14 @@ use super::{
 };
 use crate::cli::cluster::{Cluster, TopicInfo};
 use crate::cli::conn::Connection;
-use crate::cli::consume::fetch_request;
+use crate::cli::consume::{
+    self, fetch_request, Step, MAX_PARTITION_FETCH_BYTES, PARTITION_FETCH_BYTES,
+};
 use crate::cli::error_code::KafkaError;
 use crate::cli::offsets::{list_offsets_or_fail, EARLIEST, LATEST};
 use crate::cli::record_format::StartAt;
 use crate::cli::ClientArgs;
 
-/// Kafka's default `max.partition.fetch.bytes`.
-const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
-/// The per-partition limit grows, doubling, up to this for a batch larger than the limit.
-const MAX_PARTITION_FETCH_BYTES: i32 = 64 * 1024 * 1024;
-/// A v2 batch header's length.
-const BATCH_HEADER_BYTES: usize = 61;
-/// Bytes before `batchLength`'s span starts (baseOffset, batchLength).
-const LOG_OVERHEAD_BYTES: usize = 12;
-/// Attribute bit of control batches.
-const CONTROL_FLAG: i16 = 0x20;
 /// How long e2e fetches may wait: short, so the readers notice the end soon.
 const E2E_MAX_WAIT_MS: u32 = 100;
 
@@ -355,59 +347,22 @@ async fn read_loop(
     Ok(Read { fetch, end_to_end })
 }
 
-/// Walks the complete batches in `data`, handing each record at or after
-/// `cursor.position` (and before `cursor.end`) to `visit` until it returns false; moves
-/// `cursor.position` past each record visited and each complete batch. Returns how many
-/// complete batches there were (a trailing partial batch is left for the next fetch).
+/// Walks the complete batches in `data` ([`consume::walk_batches`]), handing each record at
+/// or after `cursor.position` (and before `cursor.end`) to `visit` until it returns false;
+/// moves `cursor.position` past each record visited and each complete batch. Returns how
+/// many complete batches there were.
 pub(super) fn walk_batches(
     data: &Bytes,
     cursor: &mut Cursor,
     visit: &mut impl FnMut(&Record) -> bool,
 ) -> anyhow::Result<usize> {
-    let mut rest = data.clone();
-    let mut batches = 0;
-    while rest.len() >= LOG_OVERHEAD_BYTES {
-        let base_offset = (&rest[0..8]).get_i64();
-        let batch_length = (&rest[8..12]).get_i32();
-        let Some(total) = usize::try_from(batch_length)
-            .ok()
-            .map(|len| len + LOG_OVERHEAD_BYTES)
-            .filter(|&total| total >= BATCH_HEADER_BYTES)
-        else {
-            bail!("record batch at offset {base_offset} declares length {batch_length}");
-        };
-        if rest.len() < total {
-            break;
-        }
-        let batch = rest.split_to(total);
-        batches += 1;
-        let magic = batch[16];
-        if magic != 2 {
-            bail!("record batch at offset {base_offset} has format v{magic}; only v2 is read");
-        }
-        let attributes = (&batch[21..23]).get_i16();
-        let last_offset_delta = (&batch[23..27]).get_i32();
-        let next_offset = base_offset + i64::from(last_offset_delta) + 1;
-        if attributes & CONTROL_FLAG == 0 && next_offset > cursor.position {
-            let set = RecordBatchDecoder::decode(&mut batch.clone())
-                .map_err(|e| anyhow!("record batch at offset {base_offset}: {e:#}"))?;
-            for record in &set.records {
-                if record.offset < cursor.position {
-                    continue;
-                }
-                if let Some(end) = cursor.end.filter(|&end| record.offset >= end) {
-                    cursor.position = end;
-                    return Ok(batches);
-                }
-                if !visit(record) {
-                    return Ok(batches);
-                }
-                cursor.position = record.offset + 1;
-            }
-        }
-        cursor.position = cursor.position.max(next_offset);
-    }
-    Ok(batches)
+    consume::walk_batches(data, &mut cursor.position, cursor.end, &mut |record| {
+        Ok(if visit(record) {
+            Step::Next
+        } else {
+            Step::Before
+        })
+    })
 }
 
 /// `cairn bench consume`.

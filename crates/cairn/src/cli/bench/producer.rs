@@ -23,10 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail};
 use bytes::{Bytes, BytesMut};
 use cairn_protocol::kafka_protocol::messages::{ApiKey, ProduceResponse};
-use cairn_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-};
+use cairn_protocol::kafka_protocol::records::Record;
 use cairn_protocol::ErrorCode;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -40,6 +37,7 @@ use crate::cli::cluster::{metadata_request, Cluster, TopicInfo};
 use crate::cli::conn::Connection;
 use crate::cli::error_code::KafkaError;
 use crate::cli::produce::produce_request;
+use crate::cli::produce::{compression, encode_batch, record};
 use crate::cli::{ClientArgs, Codec};
 
 /// Bytes at the start of an e2e value: run id, then send time (both u64 big-endian).
@@ -258,7 +256,7 @@ impl Load {
         };
         let timestamp = now_ms();
         let records: Vec<Record> = (0..count)
-            .map(|i| record(value.clone(), i as i64, timestamp))
+            .map(|i| record(None, Some(value.clone()), i as i64, timestamp))
             .collect();
         encode_batch(&records, compression(self.codec))
     }
@@ -501,46 +499,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn compression(codec: Codec) -> Compression {
-    match codec {
-        Codec::None => Compression::None,
-        Codec::Gzip => Compression::Gzip,
-        Codec::Snappy => Compression::Snappy,
-        Codec::Lz4 => Compression::Lz4,
-        Codec::Zstd => Compression::Zstd,
-    }
-}
-
-/// A plain producer's record with a null key (see `cairn produce` for the sequence trick
-/// that keeps the encoder's records in one batch).
-fn record(value: Bytes, offset_delta: i64, timestamp: i64) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-        producer_id: NO_PRODUCER_ID,
-        producer_epoch: NO_PRODUCER_EPOCH,
-        timestamp_type: TimestampType::Creation,
-        offset: offset_delta,
-        sequence: NO_SEQUENCE.wrapping_add(offset_delta as i32),
-        timestamp,
-        key: None,
-        value: Some(value),
-        headers: Default::default(),
-    }
-}
-
-/// One v2 record batch holding `records`.
-fn encode_batch(records: &[Record], compression: Compression) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, records, &options)
-        .map_err(|e| anyhow!("cannot encode a record batch: {e:#}"))?;
-    Ok(buf.freeze())
 }
