@@ -161,6 +161,42 @@ def test_nodes_agree_on_brokers_controller_and_topics(start_broker):
         break
     else:
         pytest.fail("the leader of partition 0 kept moving")
+    # Every node's /v1/status (the console's source) lists the consumer groups of the whole
+    # cluster, whichever node coordinates each: 12 groups land on at least two coordinators.
+    groups = sorted(unique_topic("cluster-status-g") for _ in range(12))
+    for g in groups:
+        c = consumer(bootstrap(brokers), **{"group.id": g})
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+                    break
+                except KafkaException as e:  # the coordinator is still being found
+                    assert time.monotonic() < deadline, e
+                    time.sleep(0.2)
+        finally:
+            c.close()
+
+    def listed_everywhere():
+        views = []
+        for b in brokers:
+            with urllib.request.urlopen(b.http + "/v1/status", timeout=10) as r:
+                status = json.loads(r.read())
+            mine = {g["group_id"]: g for g in status["groups"] if g["group_id"] in groups}
+            if sorted(mine) != groups:
+                return None
+            views.append(mine)
+        return views
+
+    views = wait_until(listed_everywhere, timeout=30, what="every group on every node's status")
+    for view in views:
+        for g in view.values():
+            assert g["coordinator"] in (1, 2, 3), g
+            assert [(p["topic"], p["partition"], p["committed_offset"]) for p in g["partitions"]] \
+                == [(topic, 0, 1)], g
+    coordinators = {g["coordinator"] for g in views[0].values()}
+    assert len(coordinators) >= 2, coordinators
     # A replication factor the cluster cannot give is refused, with the reason.
     client = admin(bootstrap(brokers))
     futures = client.create_topics(

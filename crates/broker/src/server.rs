@@ -169,7 +169,18 @@ impl Broker {
         if node.config.advertise.1 == 0 {
             node.config.advertise.1 = local_addr.port();
         }
-        Ok((Arc::new(node), shards, listener, local_addr))
+        let node = Arc::new(node);
+        if let Some(cluster) = &node.cluster {
+            // Peers ask for this node's consumer groups (the console's cluster-wide list).
+            let weak = Arc::downgrade(&node);
+            cluster.set_group_source(Arc::new(move || {
+                weak.upgrade().map_or_else(
+                    || serde_json::Value::Array(Vec::new()),
+                    |node| crate::http::health::local_groups_json(&node),
+                )
+            }));
+        }
+        Ok((node, shards, listener, local_addr))
     }
 
     /// The address the HTTP API is bound to, if it runs.

@@ -157,6 +157,27 @@ enum Control {
         id: u64,
         result: Result<u64, ProposeError>,
     },
+    /// "Which consumer groups do you coordinate?" (a cluster-wide group list: the console).
+    GroupsAsk { id: u64 },
+    /// The answer: the groups as the node's `/v1/status` shows them (a JSON array).
+    Groups { id: u64, groups: serde_json::Value },
+}
+
+/// What a node answers [`Control::GroupsAsk`] with: its own groups, as JSON.
+pub(crate) type GroupSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// The node's [`GroupSource`], set once the node exists (the cluster starts before it).
+#[derive(Default)]
+struct GroupSourceSlot(std::sync::OnceLock<GroupSource>);
+
+impl std::fmt::Debug for GroupSourceSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "GroupSource(set)"
+        } else {
+            "GroupSource(unset)"
+        })
+    }
 }
 
 /// A peer as its Hellos describe it.
@@ -220,6 +241,9 @@ pub(crate) struct Cluster {
     rpcs: Mutex<HashMap<u64, oneshot::Sender<Result<u64, ProposeError>>>>,
     /// Serialises proposals on the controller (check against the image, then append).
     proposing: tokio::sync::Mutex<()>,
+    group_source: GroupSourceSlot,
+    /// Peers' answers awaited by [`Cluster::peer_groups`], by request id.
+    group_asks: Mutex<HashMap<u64, oneshot::Sender<serde_json::Value>>>,
 }
 
 /// The raft ids of partition `partition` of topic `topic` in Kafka's replica order: the
@@ -375,6 +399,8 @@ impl Cluster {
                 next_rpc: AtomicU64::new(1),
                 rpcs: Mutex::new(HashMap::new()),
                 proposing: tokio::sync::Mutex::new(()),
+                group_source: GroupSourceSlot::default(),
+                group_asks: Mutex::new(HashMap::new()),
             }),
             inbound,
         ))
@@ -480,6 +506,46 @@ impl Cluster {
             }
         }
         out.sort();
+        out
+    }
+
+    /// Sets what this node tells peers about its consumer groups (once; later calls are
+    /// ignored).
+    pub(crate) fn set_group_source(&self, source: GroupSource) {
+        let _ = self.group_source.0.set(source);
+    }
+
+    /// The consumer groups every live peer coordinates, as each answered within `wait` (a
+    /// peer that does not answer in time is left out): JSON objects, in no particular order.
+    pub(crate) async fn peer_groups(&self, wait: Duration) -> Vec<serde_json::Value> {
+        let peers: Vec<i32> = self
+            .live_brokers()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .filter(|id| *id != self.node_id)
+            .collect();
+        let mut waiting = Vec::with_capacity(peers.len());
+        for peer in peers {
+            let id = self.next_rpc.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut asks) = self.group_asks.lock() {
+                asks.insert(id, tx);
+            }
+            self.send_control(raft_id(peer), &Control::GroupsAsk { id });
+            waiting.push((id, rx));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        for (id, rx) in waiting {
+            if let Ok(Ok(serde_json::Value::Array(groups))) =
+                tokio::time::timeout_at(deadline, rx).await
+            {
+                out.extend(groups);
+            }
+            if let Ok(mut asks) = self.group_asks.lock() {
+                asks.remove(&id);
+            }
+        }
         out
     }
 
@@ -611,6 +677,20 @@ impl Cluster {
                 let waiting = self.rpcs.lock().ok().and_then(|mut r| r.remove(&id));
                 if let Some(tx) = waiting {
                     let _ = tx.send(result);
+                }
+            }
+            Control::GroupsAsk { id } => {
+                let groups = self
+                    .group_source
+                    .0
+                    .get()
+                    .map_or_else(|| serde_json::Value::Array(Vec::new()), |source| source());
+                self.send_control(from, &Control::Groups { id, groups });
+            }
+            Control::Groups { id, groups } => {
+                let waiting = self.group_asks.lock().ok().and_then(|mut a| a.remove(&id));
+                if let Some(tx) = waiting {
+                    let _ = tx.send(groups);
                 }
             }
         }

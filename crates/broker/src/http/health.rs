@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::body::json_response;
 use super::HttpState;
@@ -112,9 +112,14 @@ struct PartitionStatus {
     size_bytes: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct GroupStatus {
+/// A consumer group as `/v1/status` shows it; in a cluster, peers send theirs in this
+/// shape too (JSON over the node-to-node transport).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct GroupStatus {
     group_id: String,
+    /// The node coordinating the group.
+    #[serde(default)]
+    coordinator: Option<i32>,
     state: String,
     protocol_type: String,
     members: usize,
@@ -123,7 +128,7 @@ struct GroupStatus {
     partitions: Vec<GroupPartition>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct GroupPartition {
     topic: String,
     partition: i32,
@@ -137,6 +142,42 @@ async fn status(State(state): State<Arc<HttpState>>) -> Response {
         Ok(node) => json_response(StatusCode::OK, "application/json", &snapshot(node).await),
         Err(e) => e.into_response(),
     }
+}
+
+/// How long `/v1/status` waits for peers' group lists.
+const PEER_GROUPS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The consumer groups this node coordinates.
+fn local_groups(node: &Node) -> Vec<GroupStatus> {
+    node.list_groups(&[])
+        .into_iter()
+        .filter_map(|listing| node.group(&listing.group_id).ok())
+        .map(|g| GroupStatus {
+            group_id: g.description.group_id.clone(),
+            coordinator: Some(node.config.node_id),
+            state: g.description.state.to_string(),
+            protocol_type: g.description.protocol_type.clone(),
+            members: g.members.len(),
+            total_lag: g.offsets.iter().filter_map(|o| o.lag).sum(),
+            partitions: g
+                .offsets
+                .into_iter()
+                .map(|o| GroupPartition {
+                    topic: o.topic,
+                    partition: o.partition,
+                    committed_offset: o.committed_offset,
+                    log_end_offset: o.log_end_offset,
+                    lag: o.lag,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// [`local_groups`] as JSON: what this node answers a peer asking for its groups.
+pub(crate) fn local_groups_json(node: &Node) -> serde_json::Value {
+    serde_json::to_value(local_groups(node))
+        .unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
 }
 
 async fn snapshot(node: &Node) -> Status {
@@ -172,29 +213,21 @@ async fn snapshot(node: &Node) -> Status {
                 .collect(),
         });
     }
-    let groups = node
-        .list_groups(&[])
-        .into_iter()
-        .filter_map(|listing| node.group(&listing.group_id).ok())
-        .map(|g| GroupStatus {
-            group_id: g.description.group_id.clone(),
-            state: g.description.state.to_string(),
-            protocol_type: g.description.protocol_type.clone(),
-            members: g.members.len(),
-            total_lag: g.offsets.iter().filter_map(|o| o.lag).sum(),
-            partitions: g
-                .offsets
+    let mut groups = local_groups(node);
+    if let Some(cluster) = &node.cluster {
+        // Each node coordinates the groups of the `__consumer_offsets` partitions it leads;
+        // the others' come from them. While a coordinator moves two nodes may list a group:
+        // this node's entry (first, the sort is stable) wins.
+        groups.extend(
+            cluster
+                .peer_groups(PEER_GROUPS_WAIT)
+                .await
                 .into_iter()
-                .map(|o| GroupPartition {
-                    topic: o.topic,
-                    partition: o.partition,
-                    committed_offset: o.committed_offset,
-                    log_end_offset: o.log_end_offset,
-                    lag: o.lag,
-                })
-                .collect(),
-        })
-        .collect();
+                .filter_map(|g| serde_json::from_value::<GroupStatus>(g).ok()),
+        );
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        groups.dedup_by(|later, first| later.group_id == first.group_id);
+    }
     let space = disk::space_of(&node.config.data_dir).ok();
     let partitions = || topics.iter().flat_map(|t: &TopicStatus| &t.partitions);
     let under_replicated_partitions = partitions()

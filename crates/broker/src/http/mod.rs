@@ -29,7 +29,7 @@
 mod body;
 mod console;
 mod error;
-mod health;
+pub(crate) mod health;
 mod listener;
 mod metrics;
 #[cfg(test)]

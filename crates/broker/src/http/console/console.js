@@ -259,8 +259,9 @@ function topicsTable(brief) {
 function groupsTable() {
   const groups = status.groups.slice().sort((a, b) => a.group_id.localeCompare(b.group_id));
   if (!groups.length) return el("p", { class: "muted" }, "No consumer groups.");
-  return table(["Group", "State", { label: "Members", num: true }, { label: "Lag", num: true }],
-    groups.map(g => [el("a", { href: "#/groups/" + encodeURIComponent(g.group_id) }, g.group_id), g.state, g.members, count(g.total_lag)]));
+  return table(["Group", "State", { label: "Coordinator", num: true }, { label: "Members", num: true }, { label: "Lag", num: true }],
+    groups.map(g => [el("a", { href: "#/groups/" + encodeURIComponent(g.group_id) }, g.group_id), g.state,
+      g.coordinator === null || g.coordinator === undefined ? "–" : "node " + g.coordinator, g.members, count(g.total_lag)]));
 }
 
 function topicDetail(name) {
@@ -281,7 +282,7 @@ function groupDetail(name) {
   const g = status.groups.find(x => x.group_id === name);
   if (!g) { fill("group", el("p", { class: "bad" }, "No such group.")); return; }
   fill("group",
-    el("p", {}, `State ${g.state}, ${g.members} member(s), protocol type ${g.protocol_type || "–"}, total lag ${count(g.total_lag)}`),
+    el("p", {}, `State ${g.state}, ${g.members} member(s), protocol type ${g.protocol_type || "–"}, total lag ${count(g.total_lag)}, coordinated by node ${g.coordinator ?? "–"}`),
     table(["Topic", { label: "Partition", num: true }, { label: "Committed", num: true }, { label: "Log end", num: true }, { label: "Lag", num: true }],
       g.partitions.map(p => [p.topic, p.partition, count(p.committed_offset), count(p.log_end_offset), count(p.lag)])));
 }
