@@ -142,10 +142,10 @@ def test_broker_configs_shown_and_changed(cairn_bin, broker):
 
 def test_a_config_stored_but_not_acted_on_is_warned_about(cairn_bin, broker):
     name = unique_topic("cli-warn")
-    result = cli(cairn_bin, broker, "topic", "create", name, "--config", "cleanup.policy=compact",
-                 "--config", "retention.ms=60000")
+    result = cli(cairn_bin, broker, "topic", "create", name, "--config", "compression.type=gzip",
+                 "--config", "retention.ms=60000", "--config", "cleanup.policy=compact")
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "cleanup.policy" in warnings[0], result.stderr
+    assert len(warnings) == 1 and "compression.type" in warnings[0], result.stderr
     result = cli(cairn_bin, broker, "topic", "alter", name, "--config", "retention.ms=120000")
     assert "warning:" not in result.stderr, result.stderr
     result = cli(cairn_bin, broker, "topic", "alter", name, "--config", "min.insync.replicas=2")

@@ -65,7 +65,7 @@ pub(crate) enum Scope {
 /// Kafka's broker name for each log setting Cairn applies, with the topic config it is the
 /// default of (Kafka's `ServerTopicConfigSynonyms`, first synonym). These are the dynamic
 /// broker configs.
-const LOG_SETTINGS: [(&str, &str); 9] = [
+const LOG_SETTINGS: [(&str, &str); 12] = [
     ("log.segment.bytes", "segment.bytes"),
     ("log.roll.ms", "segment.ms"),
     ("log.index.size.max.bytes", "segment.index.bytes"),
@@ -75,16 +75,17 @@ const LOG_SETTINGS: [(&str, &str); 9] = [
     ("log.flush.interval.messages", "flush.messages"),
     ("log.flush.interval.ms", "flush.ms"),
     ("message.max.bytes", "max.message.bytes"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
 ];
 
 /// Kafka's broker names of the topic configs Cairn keeps without acting on them, for the
 /// synonyms of a topic's configs (their value is always Kafka's default here).
-const STORED_SYNONYMS: [(&str, &str); 13] = [
+const STORED_SYNONYMS: [(&str, &str); 10] = [
     ("cleanup.policy", "log.cleanup.policy"),
     ("compression.type", "compression.type"),
-    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
     ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
-    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
     ("message.timestamp.type", "log.message.timestamp.type"),
     (
         "message.timestamp.before.max.ms",
@@ -98,7 +99,6 @@ const STORED_SYNONYMS: [(&str, &str); 13] = [
         "min.cleanable.dirty.ratio",
         "log.cleaner.min.cleanable.ratio",
     ),
-    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
     ("min.insync.replicas", "min.insync.replicas"),
     ("preallocate", "log.preallocate"),
     (
@@ -183,6 +183,10 @@ fn static_values(c: &BrokerConfig) -> Vec<(&'static str, String)> {
             g.offsets_topic_partitions.to_string(),
         ),
         (
+            "offsets.topic.segment.bytes",
+            g.offsets_topic_segment_bytes.to_string(),
+        ),
+        (
             "offset.metadata.max.bytes",
             g.offset_metadata_max_bytes.to_string(),
         ),
@@ -190,6 +194,20 @@ fn static_values(c: &BrokerConfig) -> Vec<(&'static str, String)> {
             "log.retention.check.interval.ms",
             c.log.retention_check_interval_ms.to_string(),
         ),
+        ("log.cleaner.enable", c.cleaner.enabled.to_string()),
+        ("log.cleaner.threads", c.cleaner.threads.to_string()),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            c.cleaner.settings.dedupe_buffer_bytes.to_string(),
+        ),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            c.cleaner
+                .settings
+                .io_max_bytes_per_second
+                .map_or_else(|| f64::MAX.to_string(), |v| v.to_string()),
+        ),
+        ("log.cleaner.backoff.ms", c.cleaner.backoff_ms.to_string()),
         // Cairn's own (Redpanda's storage_min_free_bytes): see `disk`.
         (
             "storage.min.free.bytes",

@@ -63,6 +63,9 @@ pub struct BrokerConfig {
     pub static_configs: BTreeSet<String>,
     /// A node of a cluster (`controller.quorum.voters` and friends); `None`: a single node.
     pub cluster: Option<crate::ClusterSettings>,
+    /// The log cleaner (`log.cleaner.*`), which compacts topics with
+    /// `cleanup.policy=compact`. Process-wide: the first broker of a process sets it.
+    pub cleaner: cairn_partition::CleanerConfig,
 }
 
 impl BrokerConfig {
@@ -88,6 +91,7 @@ impl BrokerConfig {
             storage_min_free_bytes: 64 << 20,
             static_configs: BTreeSet::new(),
             cluster: None,
+            cleaner: cairn_partition::CleanerConfig::default(),
         }
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct Groups {
     retention_check: Duration,
     /// Serialises creation of the offsets topic.
     create_lock: tokio::sync::Mutex<()>,
+    /// `offsets.topic.segment.bytes`.
+    segment_bytes: u32,
 }
 
 /// The settings of [`Groups`] (from the broker configuration).
@@ -112,6 +114,9 @@ pub struct GroupSettings {
     pub offset_metadata_max_bytes: usize,
     /// `offsets.retention.check.interval.ms` (Kafka default 600000).
     pub retention_check_interval_ms: u64,
+    /// `offsets.topic.segment.bytes` (Kafka default 100 MiB): the offsets topic's
+    /// `segment.bytes` when it is created; compaction cleans sealed segments only.
+    pub offsets_topic_segment_bytes: u32,
 }
 
 impl Default for GroupSettings {
@@ -121,6 +126,7 @@ impl Default for GroupSettings {
             offsets_topic_partitions: 50,
             offset_metadata_max_bytes: 4096,
             retention_check_interval_ms: 600_000,
+            offsets_topic_segment_bytes: 100 << 20,
         }
     }
 }
@@ -152,6 +158,7 @@ impl Groups {
             max_metadata_bytes: settings.offset_metadata_max_bytes,
             retention_check: Duration::from_millis(settings.retention_check_interval_ms.max(1)),
             create_lock: tokio::sync::Mutex::new(()),
+            segment_bytes: settings.offsets_topic_segment_bytes,
         }
     }
 
@@ -373,15 +380,13 @@ pub(crate) async fn ensure_offsets_topic(ctx: &Node) -> Result<(), ErrorCode> {
     if ctx.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    // Kafka's settings for the topic: compacted, 100 MiB segments
-    // (`offsets.topic.segment.bytes`). Cairn records the policy but does not compact yet,
-    // so time and size retention are off: deleting old segments would drop the only record
-    // of a commit that was never repeated (an idle group's offsets).
+    // Kafka's settings for the topic: compacted (never trimmed by time or size: that would
+    // drop the only record of a commit that was never repeated), with
+    // `offsets.topic.segment.bytes` segments.
+    let segment_bytes = ctx.groups.segment_bytes.to_string();
     let configs = TopicConfigs::from_pairs([
         ("cleanup.policy", Some("compact")),
-        ("segment.bytes", Some("104857600")),
-        ("retention.ms", Some("-1")),
-        ("retention.bytes", Some("-1")),
+        ("segment.bytes", Some(segment_bytes.as_str())),
     ])
     .map_err(|e| {
         tracing::error!(error = %e, "cannot configure the offsets topic");

@@ -260,6 +260,34 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
         "Bytes of the partition's segment files on this node",
         &["topic", "partition"],
     );
+    let cleaned_offset = gauge(
+        "kafka_log_logcleaner_cleaned_offset",
+        "Offset below which a compacted partition's log is cleaned (one record per key)",
+        &["topic", "partition"],
+    );
+    let dirty_ratio = prometheus::GaugeVec::new(
+        Opts::new(
+            "kafka_log_logcleaner_dirty_ratio",
+            "Share of a compacted partition's sealed bytes not cleaned yet (compared with \
+             min.cleanable.dirty.ratio)",
+        ),
+        &["topic", "partition"],
+    )
+    .expect("a valid gauge");
+    let clean_seconds = prometheus::GaugeVec::new(
+        Opts::new(
+            "kafka_log_logcleaner_last_clean_seconds",
+            "Wall time of the partition's last clean",
+        ),
+        &["topic", "partition"],
+    )
+    .expect("a valid gauge");
+    let clean_bytes = gauge(
+        "kafka_log_logcleaner_last_clean_bytes",
+        "Bytes of the partition's last clean: read (both passes), and the rewritten \
+         segments before and after",
+        &["topic", "partition", "kind"],
+    );
     let under_replicated = gauge(
         "kafka_cluster_partition_underreplicated",
         "1 if this node leads the partition and a replica is out of sync",
@@ -307,6 +335,26 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
             if let Some(bytes) = d.size_bytes {
                 size.with_label_values(&labels).set(offset(bytes));
             }
+            if let Some(c) = &d.cleaner {
+                cleaned_offset
+                    .with_label_values(&labels)
+                    .set(offset(c.cleaned_until));
+                dirty_ratio.with_label_values(&labels).set(c.dirty_ratio);
+                if let Some(run) = &c.last_run {
+                    clean_seconds
+                        .with_label_values(&labels)
+                        .set(run.duration_ms as f64 / 1000.0);
+                    for (kind, bytes) in [
+                        ("read", run.bytes_read),
+                        ("before", run.bytes_before),
+                        ("after", run.bytes_after),
+                    ] {
+                        clean_bytes
+                            .with_label_values(&[labels[0], labels[1], kind])
+                            .set(offset(bytes));
+                    }
+                }
+            }
             term.with_label_values(&labels)
                 .set(i64::from(v.leader_epoch));
             leader_changes
@@ -339,9 +387,13 @@ async fn state_gauges(node: &Node) -> Vec<prometheus::proto::MetricFamily> {
         leader_changes,
         active_controller,
         counts,
+        cleaned_offset,
+        clean_bytes,
     ]
     .iter()
     .flat_map(|g| g.collect())
+    .chain(dirty_ratio.collect())
+    .chain(clean_seconds.collect())
     .chain(group_gauges(node))
     .collect()
 }

@@ -154,6 +154,9 @@ impl Broker {
     ) -> Result<(Arc<Node>, Arc<StorageShards>, TcpListener, SocketAddr), BrokerError> {
         let shards =
             Arc::new(StorageShards::new(config.storage_threads).map_err(BrokerError::Threads)?);
+        let mut cleaner = config.cleaner.clone();
+        cleaner.settings.codec = Some(Arc::new(cairn_protocol::CleanerCodec::default()));
+        cairn_partition::configure_cleaner(cleaner);
         let mut node = Node::open(config, Arc::clone(&shards), shutdown).await?;
         let listen = node.config.listen;
         let listener = TcpListener::bind(listen)

@@ -36,13 +36,7 @@ const STORED: &[(&str, Kind, &str)] = &[
         Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         "producer",
     ),
-    ("delete.retention.ms", Kind::Long { min: 0 }, "86400000"),
     ("file.delete.delay.ms", Kind::Long { min: 0 }, "60000"),
-    (
-        "max.compaction.lag.ms",
-        Kind::Long { min: 1 },
-        "9223372036854775807",
-    ),
     // KIP-937; Kafka 4's defaults (KIP-1030 bounded the future side to one hour).
     (
         "message.timestamp.after.max.ms",
@@ -60,15 +54,17 @@ const STORED: &[(&str, Kind, &str)] = &[
         "CreateTime",
     ),
     ("min.cleanable.dirty.ratio", Kind::Ratio, "0.5"),
-    ("min.compaction.lag.ms", Kind::Long { min: 0 }, "0"),
     ("min.insync.replicas", Kind::Long { min: 1 }, "1"),
     ("preallocate", Kind::Bool, "false"),
     ("unclean.leader.election.enable", Kind::Bool, "false"),
 ];
 
 /// Stored settings the broker acts on (the produce path reads them through
-/// [`TopicConfigs::produce_policy`]); the others are only kept and described.
+/// [`TopicConfigs::produce_policy`], the log through [`TopicConfigs::log_config`]); the
+/// others are only kept and described.
 const ACTED_ON: &[&str] = &[
+    "cleanup.policy",
+    "min.cleanable.dirty.ratio",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.type",
@@ -255,6 +251,20 @@ impl TopicConfigs {
                 log.set_kafka(name, number).map_err(|r| invalid(name, r))?;
             }
         }
+        let policy = self.stored("cleanup.policy");
+        log.compact = policy.split(',').any(|p| p.trim() == "compact");
+        if !policy.split(',').any(|p| p.trim() == "delete") {
+            // Kafka: a log that is only compacted is never trimmed by time or size.
+            log.retention_ms = None;
+            log.retention_bytes = None;
+        }
+        // Checked as a ratio in 0..=1 when set; the default always parses.
+        let ratio: f64 = self
+            .stored("min.cleanable.dirty.ratio")
+            .trim()
+            .parse()
+            .unwrap_or(0.5);
+        log.min_cleanable_dirty_ratio_ppm = (ratio.clamp(0.0, 1.0) * 1e6).round() as u32;
         log.validate()
             .map_err(|e| invalid("topic", e.to_string()))?;
         Ok(log)
@@ -326,12 +336,23 @@ mod tests {
         let defaults = LogConfig::default();
         let mut c = TopicConfigs::from_pairs([
             ("retention.ms", Some("60000")),
-            ("cleanup.policy", Some("compact")),
+            ("cleanup.policy", Some("compact,delete")),
             ("flush.ms", None),
         ])
         .expect("valid");
         let log = c.log_config(&defaults).expect("log config");
         assert_eq!(log.retention_ms, Some(60_000));
+        assert!(log.compact);
+        // Compaction alone: time and size retention do not apply (Kafka).
+        c.set("cleanup.policy", "compact").expect("set");
+        c.set("min.cleanable.dirty.ratio", "0.25").expect("set");
+        let log = c.log_config(&defaults).expect("log config");
+        assert_eq!((log.retention_ms, log.compact), (None, true));
+        assert_eq!(log.min_cleanable_dirty_ratio_ppm, 250_000);
+        c.set("cleanup.policy", "delete").expect("set");
+        let log = c.log_config(&defaults).expect("log config");
+        assert_eq!((log.retention_ms, log.compact), (Some(60_000), false));
+        c.set("cleanup.policy", "compact").expect("set");
         assert!(c.set("retention.ms", "-1").is_ok());
         assert_eq!(c.log_config(&defaults).expect("log").retention_ms, None);
         assert!(

@@ -104,9 +104,15 @@ fn broker_config(config: &Config, data_dir: &Path) -> BrokerConfig {
     b.groups.coordinator.group_max_size = g.group_max_size;
     b.groups.coordinator.offsets_retention_ms = g.offsets_retention_minutes * 60_000;
     b.groups.offsets_topic_partitions = g.offsets_topic_num_partitions;
+    b.groups.offsets_topic_segment_bytes = g.offsets_topic_segment_bytes;
     b.groups.offset_metadata_max_bytes = g.offset_metadata_max_bytes;
     b.groups.retention_check_interval_ms = g.offsets_retention_check_interval_ms;
     b.storage_min_free_bytes = g.storage_min_free_bytes;
+    b.cleaner.enabled = g.log_cleaner_enable;
+    b.cleaner.threads = g.log_cleaner_threads;
+    b.cleaner.backoff_ms = g.log_cleaner_backoff_ms;
+    b.cleaner.settings.dedupe_buffer_bytes = g.log_cleaner_dedupe_buffer_size;
+    b.cleaner.settings.io_max_bytes_per_second = g.log_cleaner_io_max_bytes_per_second;
     b.http_listen = config.http_listen.addr();
     b.http = HttpLimits::new(usize::try_from(config.http_max_request_bytes).unwrap_or(usize::MAX));
     b.log = config.to_log_config();

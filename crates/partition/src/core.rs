@@ -717,6 +717,45 @@ impl ReplicaCore {
         }
     }
 
+    /// A clean of the log, if it is compacted and dirty enough: only committed entries
+    /// (below the high watermark) are cleaned, so no record that raft could still truncate
+    /// makes an older value of its key go.
+    pub(crate) fn begin_clean(&mut self) -> Option<cairn_storage::CleanJob> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let bound = self.visible_high_watermark();
+        let begun = self.shared.borrow_mut().log.begin_clean(bound);
+        match begun {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(partition = %self.name, error = %e, "cannot start a log clean");
+                None
+            }
+        }
+    }
+
+    /// Swaps in what a clean wrote.
+    pub(crate) fn finish_clean(&mut self, result: cairn_storage::CleanResult) {
+        let finished = self.shared.borrow_mut().log.finish_clean(result);
+        match finished {
+            Ok(Some(stats)) => tracing::info!(
+                partition = %self.name,
+                cleaned_until = stats.cleaned_until,
+                segments = stats.segments_rewritten,
+                bytes_before = stats.bytes_before,
+                bytes_after = stats.bytes_after,
+                records_removed = stats.records_removed,
+                duration_ms = stats.duration_ms,
+                "log cleaned"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(partition = %self.name, error = %e, "log clean failed")
+            }
+        }
+    }
+
     /// Every `retention.check.interval.ms`: deletes the segments an earlier deletion had to
     /// leave (they held entries not applied or not sent then) and, on the leader, proposes
     /// the log start that retention allows.
@@ -1330,9 +1369,17 @@ impl ReplicaCore {
         Ok(self.shared.borrow_mut().log.set_config(config)?)
     }
 
-    /// Bytes in the segment files.
-    pub(crate) fn size_bytes(&self) -> u64 {
-        self.shared.borrow().log.size_bytes()
+    /// Bytes in the segment files, and the cleaner's state of a compacted log.
+    pub(crate) fn log_stats(&self) -> crate::LogStats {
+        let shared = self.shared.borrow();
+        crate::LogStats {
+            size_bytes: shared.log.size_bytes(),
+            cleaner: shared
+                .log
+                .config()
+                .compact
+                .then(|| shared.log.cleaner_state()),
+        }
     }
 
     /// Raft's applied, persisted and committed indexes (the simulation's failure report).

@@ -29,6 +29,7 @@
 //! Idempotent producer state is rebuilt from the log on open, from a periodic snapshot on.
 #![warn(missing_docs)]
 
+mod cleaner;
 mod core;
 mod error;
 mod producers;
@@ -42,6 +43,7 @@ mod task;
 
 use std::path::PathBuf;
 
+pub use cleaner::{configure as configure_cleaner, CleanerConfig};
 pub use error::{PartitionError, ProducerError, Result};
 pub use producers::{BatchMeta, ProducerStates, SequenceCheck, BATCHES_PER_PRODUCER};
 pub use raft_log::is_raft_control;
@@ -49,6 +51,15 @@ pub use replica::Outbox;
 pub use task::{PartitionHandle, PendingProduce, StorageShards};
 
 use cairn_storage::{LogConfig, LogRead};
+
+/// What a partition's log holds on disk (DescribeLogDirs, metrics, the HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogStats {
+    /// Bytes in the segment files.
+    pub size_bytes: u64,
+    /// The log cleaner's state, for a compacted log.
+    pub cleaner: Option<cairn_storage::CleanerState>,
+}
 
 /// Period of a partition's timer (raft ticks, flush/roll housekeeping), in milliseconds.
 pub const TICK_MS: u64 = 100;

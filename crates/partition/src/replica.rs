@@ -56,8 +56,8 @@ pub(crate) enum Command {
         config: LogConfig,
         reply: oneshot::Sender<Result<()>>,
     },
-    SizeBytes {
-        reply: oneshot::Sender<Result<u64>>,
+    LogStats {
+        reply: oneshot::Sender<Result<crate::LogStats>>,
     },
     Close {
         delete: bool,
@@ -93,6 +93,15 @@ enum Reply {
     DeleteRecords(oneshot::Sender<Result<u64>>),
 }
 
+/// Work done off the shard that the replica takes back.
+#[derive(Debug)]
+pub(crate) enum Background {
+    /// A sync of readies up to the number finished (`None`: the syncer is gone).
+    Synced(u64, Option<SyncDone>),
+    /// A log clean ran (`None`: the cleaner is gone).
+    Cleaned(Option<cairn_storage::CleanResult>),
+}
+
 /// A partition replica and its I/O.
 pub(crate) struct Replica {
     core: ReplicaCore,
@@ -105,6 +114,10 @@ pub(crate) struct Replica {
     unsynced: Option<u64>,
     /// The sync in flight: the newest ready it covers, and where its outcome arrives.
     syncing: Option<(u64, oneshot::Receiver<SyncDone>)>,
+    /// The log clean in flight on a cleaner thread (`crate::cleaner`).
+    cleaning: Option<oneshot::Receiver<cairn_storage::CleanResult>>,
+    /// Ticks since the log was last checked for cleaning.
+    ticks_since_clean_check: u64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -139,6 +152,8 @@ impl Replica {
             outbox,
             unsynced: None,
             syncing: None,
+            cleaning: None,
+            ticks_since_clean_check: 0,
         };
         replica.drive();
         // What opening wrote (a group of one's election) is made durable here, inline: a
@@ -254,17 +269,6 @@ impl Replica {
         }
     }
 
-    /// Waits for the sync in flight (pending forever when there is none).
-    pub(crate) async fn sync_done(&mut self) -> (u64, Option<SyncDone>) {
-        match self.syncing.as_mut() {
-            Some((number, rx)) => {
-                let number = *number;
-                (number, rx.await.ok())
-            }
-            None => std::future::pending().await,
-        }
-    }
-
     /// A sync finished: the readies it covered are persisted (or the replica failed).
     pub(crate) fn synced(&mut self, number: u64, done: Option<SyncDone>) {
         self.syncing = None;
@@ -320,8 +324,8 @@ impl Replica {
             Command::SetConfig { config, reply } => {
                 let _ = reply.send(self.core.set_config(config));
             }
-            Command::SizeBytes { reply } => {
-                let _ = reply.send(Ok(self.core.size_bytes()));
+            Command::LogStats { reply } => {
+                let _ = reply.send(Ok(self.core.log_stats()));
             }
             Command::Close { delete, reply } => {
                 let closed = self.core.close(delete);
@@ -353,5 +357,59 @@ impl Replica {
         self.core.run();
         self.drive();
         self.publish_replicas();
+        self.maybe_clean();
+    }
+
+    /// Every `log.cleaner.backoff.ms`, unless a clean is in flight: hands the log's clean,
+    /// if it needs one, to a cleaner thread.
+    fn maybe_clean(&mut self) {
+        let Some(every) = crate::cleaner::schedule() else {
+            return;
+        };
+        self.ticks_since_clean_check += 1;
+        if self.cleaning.is_some() || self.ticks_since_clean_check < every {
+            return;
+        }
+        self.ticks_since_clean_check = 0;
+        if let Some(job) = self.core.begin_clean() {
+            self.cleaning = Some(crate::cleaner::submit(job));
+        }
+    }
+
+    /// Resolves when the sync or the clean in flight is done (never if neither is).
+    pub(crate) async fn background_done(&mut self) -> Background {
+        let clean = async {
+            match self.cleaning.as_mut() {
+                Some(rx) => rx.await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let sync = async {
+            match self.syncing.as_mut() {
+                Some((number, rx)) => {
+                    let number = *number;
+                    (number, rx.await.ok())
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            (number, done) = sync => Background::Synced(number, done),
+            result = clean => Background::Cleaned(result),
+        }
+    }
+
+    /// Handles what [`Replica::background_done`] resolved with.
+    pub(crate) fn background(&mut self, done: Background) {
+        match done {
+            Background::Synced(number, done) => self.synced(number, done),
+            Background::Cleaned(result) => {
+                self.cleaning = None;
+                if let Some(result) = result {
+                    self.core.finish_clean(result);
+                }
+            }
+        }
     }
 }

@@ -119,7 +119,7 @@ async fn owner_loop(mut replica: Replica, mut commands: mpsc::Receiver<Command>)
     loop {
         tokio::select! {
             biased;
-            (number, done) = replica.sync_done() => replica.synced(number, done),
+            done = replica.background_done() => replica.background(done),
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else {
                     // Every handle is gone: close cleanly.
@@ -285,7 +285,12 @@ impl PartitionHandle {
 
     /// Bytes in the partition's segment files (DescribeLogDirs' partition size).
     pub async fn size_bytes(&self) -> Result<u64> {
-        self.call(|reply| Command::SizeBytes { reply }).await
+        Ok(self.log_stats().await?.size_bytes)
+    }
+
+    /// Bytes in the partition's segment files and, for a compacted log, the cleaner's state.
+    pub async fn log_stats(&self) -> Result<crate::LogStats> {
+        self.call(|reply| Command::LogStats { reply }).await
     }
 
     /// Hands a peer's raft message (encoded) to the replica. Never waits: with the command

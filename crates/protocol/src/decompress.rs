@@ -205,7 +205,17 @@ pub(crate) fn open<'a>(
     data: &'a [u8],
     limits: &RecordLimits,
 ) -> Result<StreamSource<Box<dyn Read + 'a>>, SourceError> {
-    let reader: Box<dyn Read + 'a> = match codec {
+    let reader = decoder(codec, data, limits)?;
+    Ok(StreamSource::new(reader, limits.max_uncompressed_bytes))
+}
+
+/// A decoder of `codec` over `data` (zstd's window capped by `limits`).
+pub(crate) fn decoder<'a>(
+    codec: Compression,
+    data: &'a [u8],
+    limits: &RecordLimits,
+) -> Result<Box<dyn Read + 'a>, SourceError> {
+    Ok(match codec {
         // Not reached for uncompressed batches (they are walked in place), but harmless.
         Compression::None => Box::new(data),
         // Java's GZIPInputStream reads concatenated members; so does MultiGzDecoder.
@@ -221,8 +231,7 @@ pub(crate) fn open<'a>(
                 .map_err(SourceError::Codec)?;
             Box::new(d)
         }
-    };
-    Ok(StreamSource::new(reader, limits.max_uncompressed_bytes))
+    })
 }
 
 #[cfg(test)]

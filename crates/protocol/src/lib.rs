@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod apis;
+mod cleaner_codec;
 pub mod client;
 mod decompress;
 pub mod errors;
@@ -42,6 +43,7 @@ mod shape;
 mod snappy;
 
 pub use apis::{supported, SupportedApi, SUPPORTED_APIS};
+pub use cleaner_codec::CleanerCodec;
 pub use errors::ErrorCode;
 pub use frame::{
     decode_frame, encode_frame, missing_frame_bytes, FrameError, DEFAULT_MAX_FRAME_BYTES,

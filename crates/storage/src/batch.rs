@@ -47,16 +47,16 @@ pub(crate) const BASE_OFFSET_AT: usize = 0;
 pub(crate) const LENGTH_AT: usize = 8;
 pub(crate) const LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
+pub(crate) const CRC_AT: usize = 17;
 const CRC_FROM: usize = 21;
-const ATTRIBUTES_AT: usize = 21;
+pub(crate) const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
 const PRODUCER_ID_AT: usize = 43;
 const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
-const RECORDS_COUNT_AT: usize = 57;
+pub(crate) const RECORDS_COUNT_AT: usize = 57;
 
 /// Attribute bit: the timestamps are broker append time, not producer create time.
 pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
@@ -577,27 +577,44 @@ fn get_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
     None
 }
 
-/// Builds an uncompressed batch of `(key, value)` records with `attributes`.
+/// A record's key and value, `None` being null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Builds an uncompressed batch of `(key, value)` records with `attributes` (non-null values).
 fn build_records_batch(
     base_timestamp: i64,
     attributes: i16,
     values: &[(Option<&[u8]>, &[u8])],
 ) -> Vec<u8> {
+    let records: Vec<KeyValue<'_>> = values.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    build_keyed_records(base_timestamp, attributes, &records)
+}
+
+/// Builds a valid uncompressed v2 batch of `(key, value)` records, `None` being null (a null
+/// value is a tombstone), no headers. For tests, benchmarks and tools.
+pub fn build_keyed_batch(base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
+    build_keyed_records(base_timestamp, 0, records)
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+fn build_keyed_records(base_timestamp: i64, attributes: i16, values: &[KeyValue<'_>]) -> Vec<u8> {
     let mut records = Vec::new();
     for (i, (key, v)) in values.iter().enumerate() {
-        let mut body = Vec::with_capacity(v.len() + 16);
+        let mut body = Vec::with_capacity(v.map_or(0, <[u8]>::len) + 16);
         body.push(0u8); // attributes
         put_varint(&mut body, 0); // timestampDelta
         put_varint(&mut body, i as i64); // offsetDelta
-        match key {
-            None => put_varint(&mut body, -1),
-            Some(k) => {
-                put_varint(&mut body, k.len() as i64);
-                body.extend_from_slice(k);
-            }
-        }
-        put_varint(&mut body, v.len() as i64);
-        body.extend_from_slice(v);
+        put_bytes(&mut body, *key);
+        put_bytes(&mut body, *v);
         put_varint(&mut body, 0); // headers count
         put_varint(&mut records, body.len() as i64);
         records.extend_from_slice(&body);
@@ -621,6 +638,56 @@ fn build_records_batch(
     let crc = compute_crc(&b);
     b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// One record of an uncompressed batch, as [`records_of`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// The record's offset (batch base offset + offsetDelta).
+    pub offset: i64,
+    /// Its key, `None` if null.
+    pub key: Option<Vec<u8>>,
+    /// Its value, `None` if null (a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// The records of an uncompressed batch with their offsets, keys and values (headers
+/// skipped); `None` for a compressed batch or records that do not parse. For tests and tools.
+pub fn records_of(batch: &[u8]) -> Option<Vec<RecordEntry>> {
+    let h = parse_header(batch).ok()?;
+    if h.compression() != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut at = HEADER_LEN;
+    for _ in 0..h.records_count {
+        let len = usize::try_from(get_varint(batch, &mut at)?).ok()?;
+        let end = at.checked_add(len)?;
+        let mut p = at + 1;
+        let _ts = get_varint(batch, &mut p)?;
+        let delta = get_varint(batch, &mut p)?;
+        let field = |p: &mut usize| -> Option<Option<Vec<u8>>> {
+            let n = get_varint(batch, p)?;
+            if n < 0 {
+                return Some(None);
+            }
+            let v = batch.get(*p..p.checked_add(n as usize)?)?.to_vec();
+            *p += n as usize;
+            Some(Some(v))
+        };
+        let key = field(&mut p)?;
+        let value = field(&mut p)?;
+        if p > end {
+            return None;
+        }
+        out.push(RecordEntry {
+            offset: h.base_offset.checked_add(delta)?,
+            key,
+            value,
+        });
+        at = end;
+    }
+    Some(out)
 }
 
 fn put_varint(out: &mut Vec<u8>, v: i64) {

@@ -44,6 +44,21 @@ pub struct LogConfig {
     /// `log.retention.check.interval.ms`): how often the log's owner applies retention.
     /// Kafka default 5 minutes.
     pub retention_check_interval_ms: u64,
+    /// `delete.retention.ms`: on a compacted log, how long a tombstone (a record with a null
+    /// value) is kept after its batch's newest timestamp, so consumers catch the deletion.
+    /// Kafka default 1 day.
+    pub delete_retention_ms: u64,
+    /// `min.compaction.lag.ms`: records newer than this are not compacted. Kafka default 0.
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: dirty records older than this are compacted whatever the
+    /// dirty ratio. Kafka default `Long.MAX_VALUE`.
+    pub max_compaction_lag_ms: u64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key
+    /// (see the `clean` module). Not an integer: set by the layer that reads topic configs.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio` in millionths (Kafka default 0.5 = 500000): a clean starts
+    /// once this share of the cleanable bytes is dirty. Set like `compact`.
+    pub min_cleanable_dirty_ratio_ppm: u32,
 }
 
 impl Default for LogConfig {
@@ -61,6 +76,11 @@ impl Default for LogConfig {
             max_batch_bytes: 1_048_588,
             max_open_segments: 64,
             retention_check_interval_ms: 300_000,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
+            compact: false,
+            min_cleanable_dirty_ratio_ppm: 500_000,
         }
     }
 }
@@ -98,7 +118,18 @@ impl LogConfig {
         if self.retention_check_interval_ms == 0 {
             return invalid("retention.check.interval.ms must be positive".to_string());
         }
+        if self.max_compaction_lag_ms == 0 {
+            return invalid("max.compaction.lag.ms must be positive".to_string());
+        }
+        if self.min_cleanable_dirty_ratio_ppm > 1_000_000 {
+            return invalid("min.cleanable.dirty.ratio must be between 0 and 1".to_string());
+        }
         Ok(())
+    }
+
+    /// `min.cleanable.dirty.ratio` as a fraction.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.min_cleanable_dirty_ratio_ppm as f64 / 1e6
     }
 
     /// `flush.ms` as a duration, if set.
@@ -111,7 +142,7 @@ impl LogConfig {
 /// `retention.check.interval.ms`, a broker setting in Kafka, in the same style), in a fixed
 /// order. Used for `cairn.toml`'s `[log]` table, `CAIRN_LOG_*` variables and topic configs
 /// alike, so the three cannot drift apart.
-pub const KAFKA_NAMES: [&str; 11] = [
+pub const KAFKA_NAMES: [&str; 14] = [
     "segment.bytes",
     "segment.ms",
     "segment.index.bytes",
@@ -123,6 +154,9 @@ pub const KAFKA_NAMES: [&str; 11] = [
     "max.message.bytes",
     "max.open.segments",
     "retention.check.interval.ms",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
 ];
 
 /// Names in [`KAFKA_NAMES`] that are the broker's alone: topics cannot override them.
@@ -168,6 +202,9 @@ impl LogConfig {
             "retention.check.interval.ms" => {
                 self.retention_check_interval_ms = non_negative(value)?
             }
+            "delete.retention.ms" => self.delete_retention_ms = non_negative(value)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = non_negative(value)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = non_negative(value)?,
             _ => {
                 return Err(format!(
                     "is not a log setting (known: {})",
@@ -195,6 +232,12 @@ impl LogConfig {
             max_batch_bytes,
             max_open_segments,
             retention_check_interval_ms,
+            delete_retention_ms,
+            min_compaction_lag_ms,
+            max_compaction_lag_ms,
+            // Not integers (a policy list and a ratio): the topic-config layer sets them.
+            compact: _,
+            min_cleanable_dirty_ratio_ppm: _,
         } = self;
         let limit = |value: &Option<u64>| value.map_or(-1, i128::from);
         vec![
@@ -213,6 +256,9 @@ impl LogConfig {
                 "retention.check.interval.ms",
                 i128::from(*retention_check_interval_ms),
             ),
+            ("delete.retention.ms", i128::from(*delete_retention_ms)),
+            ("min.compaction.lag.ms", i128::from(*min_compaction_lag_ms)),
+            ("max.compaction.lag.ms", i128::from(*max_compaction_lag_ms)),
         ]
     }
 }

@@ -11,6 +11,8 @@
 //!   partition.checkpoint                  log start offset, recovery point, clean-shutdown
 //!                                         record (text + CRC-32; see `checkpoint`)
 //!   leader-epoch-checkpoint               epoch -> first offset history (see `epoch`)
+//!   cleaner.checkpoint                    compacted logs: end of the clean section
+//!   <base>.log.cleaned / .log.swap        a clean in progress (see `clean`)
 //!   00000000000000000000.log              segment: record batches back to back
 //!   00000000000000000000.index            sparse offset index (mmapped, see `index`)
 //!   00000000000000000000.timeindex        sparse time index   (mmapped)
@@ -64,6 +66,7 @@
 
 pub mod batch;
 mod checkpoint;
+mod clean;
 mod config;
 pub mod durable;
 mod epoch;
@@ -80,6 +83,9 @@ mod segment;
 mod sync;
 
 pub use batch::VerifiedBatch;
+pub use clean::{
+    CleanJob, CleanResult, CleanStats, CleanerSettings, CleanerState, RecordCodec, MAP_ENTRY_BYTES,
+};
 pub use config::{LogConfig, BROKER_ONLY_NAMES, KAFKA_NAMES};
 pub use epoch::EpochEntry;
 pub use error::{BatchError, Result, StorageError};

@@ -134,6 +134,10 @@ pub struct Log {
     /// rolls a segment idle for `segment.ms` so retention can reach it.
     pub(crate) active_since_ms: Option<i64>,
     pub(crate) clock: Clock,
+    /// Offsets below this were compacted (see `clean`).
+    pub(crate) cleaned_until: u64,
+    /// What the last clean did.
+    pub(crate) last_clean: Option<crate::clean::CleanStats>,
     /// Set after an I/O failure that may have lost data (a failed fsync, an unrecoverable
     /// partial write); every later write is refused, as Kafka takes a log dir offline.
     pub(crate) failed: Option<String>,

@@ -110,6 +110,7 @@ impl Log {
             index_interval_bytes: config.index_interval_bytes as u64,
         };
         let checkpoint = PartitionCheckpoint::read(&dir)?;
+        crate::clean::recover_swaps(&dir)?;
         let listing = drop_segments_below_anchor(&dir, list_segments(&dir)?, checkpoint.as_ref())?;
         let epochs = LeaderEpochCache::load(&dir)?;
         let started = std::time::Instant::now();
@@ -225,6 +226,8 @@ impl Log {
             rolling_ts: None,
             active_since_ms: None,
             clock: system_clock(),
+            cleaned_until: 0,
+            last_clean: None,
             failed: None,
         }
     }
@@ -255,6 +258,7 @@ impl Log {
         self.trim_epochs_to_disk()?;
         self.reset_roll_clock()?;
         self.recovery_point = self.log_end_offset();
+        self.cleaned_until = crate::clean::read_checkpoint(&self.dir).min(self.recovery_point);
         self.write_checkpoint(None)?;
         sync_dir(&self.dir)
     }

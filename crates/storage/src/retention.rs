@@ -285,6 +285,9 @@ impl Log {
         self.recovery_point = self.recovery_point.min(end);
         self.write_checkpoint(None)?;
         self.epochs.truncate_from_end(self.next_ordinal())?;
+        if self.cleaned_until > end {
+            self.set_cleaned_until(end)?;
+        }
         tracing::info!(dir = %self.dir.display(), log_end_offset = end, "log truncated");
         Ok(())
     }
@@ -312,6 +315,9 @@ impl Log {
         self.reset_roll_clock()?;
         self.write_checkpoint(None)?;
         self.epochs.clear()?;
+        if self.cleaned_until != offset {
+            self.set_cleaned_until(offset)?;
+        }
         tracing::info!(dir = %self.dir.display(), offset, "log emptied and restarted");
         Ok(())
     }

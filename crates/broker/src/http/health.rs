@@ -110,6 +110,9 @@ struct PartitionStatus {
     high_watermark: u64,
     log_end_offset: u64,
     size_bytes: Option<u64>,
+    /// The log cleaner's state, for a compacted topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleaner: Option<serde_json::Value>,
 }
 
 /// A consumer group as `/v1/status` shows it; in a cluster, peers send theirs in this
@@ -209,6 +212,7 @@ async fn snapshot(node: &Node) -> Status {
                     high_watermark: d.view.high_watermark,
                     log_end_offset: d.view.log_end_offset,
                     size_bytes: d.size_bytes,
+                    cleaner: d.cleaner.as_ref().map(crate::node::topics::cleaner_json),
                 })
                 .collect(),
         });

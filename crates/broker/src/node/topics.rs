@@ -49,13 +49,32 @@ pub(crate) struct PartitionView {
 }
 
 /// A partition with its size on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PartitionDetail {
     pub(crate) view: PartitionView,
     /// Bytes of the partition's segment files; `None` if it closed under us (deleted).
     pub(crate) size_bytes: Option<u64>,
+    /// The log cleaner's state of a compacted partition.
+    pub(crate) cleaner: Option<cairn_storage::CleanerState>,
     /// New leaders this replica has seen since it opened.
     pub(crate) leader_changes: u64,
+}
+
+/// A compacted partition's cleaner state as JSON (the HTTP API and the console).
+pub(crate) fn cleaner_json(c: &cairn_storage::CleanerState) -> serde_json::Value {
+    serde_json::json!({
+        "cleaned_until": c.cleaned_until,
+        "dirty_ratio": c.dirty_ratio,
+        "last_run": c.last_run.map(|r| serde_json::json!({
+            "cleaned_until": r.cleaned_until,
+            "segments_rewritten": r.segments_rewritten,
+            "bytes_read": r.bytes_read,
+            "bytes_before": r.bytes_before,
+            "bytes_after": r.bytes_after,
+            "records_removed": r.records_removed,
+            "duration_ms": r.duration_ms,
+        })),
+    })
 }
 
 fn invalid_replication(n: i32, nodes: usize) -> NodeError {
@@ -254,7 +273,7 @@ impl Node {
     /// Every partition of `topic` with its size on disk (asked of each partition's owner).
     pub(crate) async fn partition_details(&self, topic: &Topic) -> Vec<PartitionDetail> {
         let sizes = topic.partitions.iter().map(|h| async move {
-            h.size_bytes()
+            h.log_stats()
                 .await
                 .map_err(|e| tracing::debug!(partition = h.name(), error = %e, "no size"))
                 .ok()
@@ -265,9 +284,10 @@ impl Node {
             .iter()
             .zip(sizes)
             .enumerate()
-            .map(|(i, (h, size_bytes))| PartitionDetail {
+            .map(|(i, (h, stats))| PartitionDetail {
                 view: self.partition_view(topic.id, i, h),
-                size_bytes,
+                size_bytes: stats.map(|s| s.size_bytes),
+                cleaner: stats.and_then(|s| s.cleaner),
                 leader_changes: h.state().leader_changes,
             })
             .collect()

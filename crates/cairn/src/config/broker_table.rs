@@ -52,6 +52,19 @@ pub struct BrokerSettings {
     /// `cluster.id`: the id every node of a cluster shares; derived from the voters when
     /// unset.
     pub cluster_id: Option<String>,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets` (at creation).
+    pub offsets_topic_segment_bytes: u32,
+    /// `log.cleaner.enable`: compacted topics are cleaned.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`: threads that clean logs.
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaners' key maps (all threads).
+    pub log_cleaner_dedupe_buffer_size: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: I/O limit of each cleaner (Kafka's default is
+    /// unlimited: `Double.MAX_VALUE`; here any value above 2^53).
+    pub log_cleaner_io_max_bytes_per_second: Option<u64>,
+    /// `log.cleaner.backoff.ms`: how often each compacted log is checked for dirt.
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl Default for BrokerSettings {
@@ -75,12 +88,18 @@ impl Default for BrokerSettings {
             controller_quorum_voters: String::new(),
             cluster_listen: None,
             cluster_id: None,
+            offsets_topic_segment_bytes: 100 << 20,
+            log_cleaner_enable: true,
+            log_cleaner_threads: 1,
+            log_cleaner_dedupe_buffer_size: 128 << 20,
+            log_cleaner_io_max_bytes_per_second: None,
+            log_cleaner_backoff_ms: 15_000,
         }
     }
 }
 
 /// The `[broker]` keys, in the order the README lists them.
-pub(super) const BROKER_KEYS: [&str; 18] = [
+pub(super) const BROKER_KEYS: [&str; 24] = [
     "node.id",
     "auto.create.topics.enable",
     "num.partitions",
@@ -94,11 +113,17 @@ pub(super) const BROKER_KEYS: [&str; 18] = [
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offsets.topic.num.partitions",
+    "offsets.topic.segment.bytes",
     "offset.metadata.max.bytes",
     "storage.min.free.bytes",
     "controller.quorum.voters",
     "cluster.listen",
     "cluster.id",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
 ];
 
 /// `auto.create.topics.enable` -> `AUTO_CREATE_TOPICS_ENABLE`, after `CAIRN_BROKER_`.
@@ -117,18 +142,39 @@ fn int<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     }
 }
 
+fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
 impl BrokerSettings {
     /// Sets `name` from its text form; `Err` says what the value must be.
     pub(super) fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         match name {
             "node.id" => self.node_id = int(value, 0, i32::MAX - 1)?,
-            "auto.create.topics.enable" => {
-                self.auto_create_topics = match value.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err("must be true or false".into()),
-                }
+            "auto.create.topics.enable" => self.auto_create_topics = boolean(value)?,
+            "offsets.topic.segment.bytes" => {
+                self.offsets_topic_segment_bytes = int(value, 1024, i32::MAX as u32)?
             }
+            "log.cleaner.enable" => self.log_cleaner_enable = boolean(value)?,
+            "log.cleaner.threads" => self.log_cleaner_threads = int(value, 1, 64)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                self.log_cleaner_dedupe_buffer_size = int(value, 1 << 16, 1 << 40)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                // Kafka's value is a double; its default (Double.MAX_VALUE) means no limit.
+                let v: f64 = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| *v >= 1.0)
+                    .ok_or("must be a number of bytes per second, at least 1")?;
+                self.log_cleaner_io_max_bytes_per_second = (v < 9.0e15).then_some(v as u64);
+            }
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = int(value, 1, u64::MAX / 2)?,
             "num.partitions" => self.num_partitions = int(value, 1, 10_000)?,
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = int(value, 1024, i32::MAX as usize)?

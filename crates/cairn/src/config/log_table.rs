@@ -34,7 +34,7 @@ impl fmt::Debug for LogKey {
 }
 
 /// The `[log]` settings: storage's Kafka names.
-pub(super) static LOG_KEYS: [LogKey; 11] = {
+pub(super) static LOG_KEYS: [LogKey; 14] = {
     let n = cairn_storage::KAFKA_NAMES;
     [
         LogKey { name: n[0] },
@@ -48,6 +48,9 @@ pub(super) static LOG_KEYS: [LogKey; 11] = {
         LogKey { name: n[8] },
         LogKey { name: n[9] },
         LogKey { name: n[10] },
+        LogKey { name: n[11] },
+        LogKey { name: n[12] },
+        LogKey { name: n[13] },
     ]
 };
 

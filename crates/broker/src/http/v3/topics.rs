@@ -121,6 +121,7 @@ impl Cluster {
             "high_watermark": v.high_watermark,
             "log_end_offset": v.log_end_offset,
             "size_bytes": d.size_bytes,
+            "cleaner": d.cleaner.as_ref().map(crate::node::topics::cleaner_json),
         })
     }
 
@@ -151,10 +152,11 @@ impl Cluster {
                 topic: name.to_string(),
                 partition: index,
             })?;
-        let size_bytes = handle.size_bytes().await.ok();
+        let stats = handle.log_stats().await.ok();
         Ok(PartitionDetail {
             view: self.node.partition_view(topic.id, index as usize, handle),
-            size_bytes,
+            size_bytes: stats.map(|s| s.size_bytes),
+            cleaner: stats.and_then(|s| s.cleaner),
             leader_changes: handle.state().leader_changes,
         })
     }

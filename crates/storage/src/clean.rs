@@ -1,0 +1,967 @@
+//! Log compaction (`cleanup.policy=compact`): keep the latest record of every key.
+//!
+//! # What a clean does
+//!
+//! The log is split at `cleaned_until` (persisted in `cleaner.checkpoint`): below it, the
+//! *clean* section holds at most one record per key; from it to the end of the sealed,
+//! fsynced, committed segments, the *dirty* section. A clean
+//!
+//! 1. **maps** the dirty section: key hash (128-bit xxh3) → offset of the key's latest
+//!    record, in a map bounded by `log.cleaner.dedupe.buffer.size`. When the map is full the
+//!    pass stops at that batch: the rest stays dirty for the next pass;
+//! 2. **rewrites** every sealed segment up to where the map reached, clean section included
+//!    (a newer value can supersede a key there too), dropping each record whose key has a
+//!    later record in the map, records without a key (Kafka refuses them on compacted topics
+//!    and its cleaner drops them), and tombstones (null values) whose batch is older than
+//!    `delete.retention.ms`;
+//! 3. **swaps** each rewritten segment in, crash-safely (below), and moves `cleaned_until`.
+//!
+//! # Every batch stays
+//!
+//! The partition log is also the raft log, and a batch's ordinal is its raft entry number.
+//! So a clean never removes or merges a batch: a batch that loses records is rebuilt with
+//! the same header (base offset, `lastOffsetDelta`, timestamps, producer id, epoch and base
+//! sequence, attributes) and the kept records byte for byte (a record's offset and timestamp
+//! are deltas from the header, which does not change); a batch that loses all of them stays
+//! as an empty batch (a 61-byte header, `recordsCount` 0), as Kafka keeps the last batch of
+//! each producer. Offsets, ordinals, segment boundaries and the idempotent-producer state
+//! (read from headers) are therefore unchanged, and a follower fetching a cleaned range gets
+//! valid entries at the same raft indexes. Control and marker batches are copied unchanged.
+//! The cost: 61 bytes per batch whose records are all gone.
+//!
+//! # What may be cleaned
+//!
+//! Only whole sealed segments that are fsynced (below the recovery point) and below the
+//! caller's bound — the high watermark of a replicated log: a record that raft could still
+//! truncate must never make an older value of its key disappear. `min.compaction.lag.ms`
+//! holds back segments with newer records; a clean starts once the dirty share of the
+//! cleanable bytes reaches `min.cleanable.dirty.ratio`, or when dirty data is older than
+//! `max.compaction.lag.ms`.
+//!
+//! # Off the owner's thread
+//!
+//! [`Log::begin_clean`] (owner, cheap) picks the segments and takes their file handles;
+//! [`CleanJob::run`] (any thread) reads them and writes `<base>.log.cleaned` and
+//! `<base>.index.cleaned`, fsynced; [`Log::finish_clean`] (owner, a few renames) swaps them
+//! in. Appends, fetches and retention go on meanwhile: sealed files never change, reads
+//! already handed out keep the old file open, and a segment deleted or a log truncated
+//! meanwhile makes `finish_clean` drop that part of the work.
+//!
+//! # Crash-safe swap
+//!
+//! ```text
+//! run:     write <base>.log.cleaned + <base>.index.cleaned, fsync both
+//! finish:  rename <base>.log.cleaned -> <base>.log.swap (every segment), fsync dir  <- commit
+//!          rename <base>.index.cleaned -> <base>.index, <base>.log.swap -> <base>.log
+//!          fsync dir; write cleaner.checkpoint
+//! open:    *.cleaned                 -> deleted (the swap never committed: roll back)
+//!          <base>.log.swap           -> delete <base>.index, rename to <base>.log (roll
+//!                                       forward; the index is rebuilt from the log)
+//! ```
+//!
+//! A crash at any point leaves every segment wholly old or wholly cleaned, never a mix
+//! within a segment; either is a valid state of the log (the cleaned one only lacks records
+//! that a later record of the same key supersedes).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::batch::{self, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD};
+use crate::checkpoint::sync_dir;
+use crate::error::{IoContext, Result, StorageError};
+use crate::log::Log;
+use crate::scan::read_full_at;
+use crate::segment::{file_name, INDEX_EXT, LOG_EXT};
+
+/// Suffix of a segment file a clean is writing (deleted by recovery).
+pub(crate) const CLEANED_SUFFIX: &str = "cleaned";
+/// Suffix of a cleaned segment whose swap committed (completed by recovery).
+pub(crate) const SWAP_SUFFIX: &str = "swap";
+/// Name of the file holding `cleaned_until`.
+const CHECKPOINT: &str = "cleaner.checkpoint";
+/// Bytes of dedupe buffer one map entry is counted at: a 16-byte hash, an 8-byte offset and
+/// the hash table's own overhead.
+pub const MAP_ENTRY_BYTES: usize = 32;
+/// Read buffer of a clean (batches larger than this are read whole).
+const READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// Compression codecs for batches the cleaner must rewrite. Storage knows no codec itself;
+/// without one, compressed batches are kept as they are (their keys neither supersede nor
+/// are superseded), which loses nothing and compacts less.
+pub trait RecordCodec: Send + Sync + std::fmt::Debug {
+    /// The records of a batch compressed with codec `codec` (`attributes & 7`), at most
+    /// `max_bytes` of them.
+    fn decompress(
+        &self,
+        codec: u8,
+        compressed: &[u8],
+        max_bytes: usize,
+    ) -> std::result::Result<Vec<u8>, String>;
+    /// `records` compressed with codec `codec`.
+    fn compress(&self, codec: u8, records: &[u8]) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// Settings of the cleaner that are the broker's, not a topic's.
+#[derive(Debug, Clone)]
+pub struct CleanerSettings {
+    /// `log.cleaner.dedupe.buffer.size` (per cleaning thread): bounds the key map of one pass
+    /// ([`MAP_ENTRY_BYTES`] per key).
+    pub dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: read plus written bytes per second of one
+    /// clean; `None` is unthrottled (Kafka's default).
+    pub io_max_bytes_per_second: Option<u64>,
+    /// Codecs for compressed batches.
+    pub codec: Option<Arc<dyn RecordCodec>>,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        CleanerSettings {
+            dedupe_buffer_bytes: 128 << 20,
+            io_max_bytes_per_second: None,
+            codec: None,
+        }
+    }
+}
+
+/// What one clean did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    /// The new end of the clean section.
+    pub cleaned_until: u64,
+    /// Segments replaced by a cleaned copy.
+    pub segments_rewritten: usize,
+    /// Bytes read (map pass and rewrite pass).
+    pub bytes_read: u64,
+    /// Bytes of the segments rewritten, before.
+    pub bytes_before: u64,
+    /// Bytes of the segments rewritten, after.
+    pub bytes_after: u64,
+    /// Records removed.
+    pub records_removed: u64,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+/// The cleaner's view of a log, for `topic describe` and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CleanerState {
+    /// Offsets below this were cleaned.
+    pub cleaned_until: u64,
+    /// Dirty bytes over all bytes of sealed segments (what `min.cleanable.dirty.ratio` is
+    /// compared with).
+    pub dirty_ratio: f64,
+    /// The last completed clean.
+    pub last_run: Option<CleanStats>,
+}
+
+/// A sealed segment a clean reads.
+#[derive(Debug)]
+struct JobSegment {
+    base: u64,
+    /// The offset after the segment.
+    next: u64,
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+    entries: u64,
+}
+
+/// A clean prepared by [`Log::begin_clean`], to be [run](CleanJob::run) on any thread.
+#[derive(Debug)]
+pub struct CleanJob {
+    dir: PathBuf,
+    segments: Vec<JobSegment>,
+    dirty_start: u64,
+    clean_end: u64,
+    now_ms: i64,
+    delete_retention_ms: u64,
+    truncations: u64,
+}
+
+/// A segment written by a clean, waiting to be swapped in.
+#[derive(Debug)]
+struct Cleaned {
+    base: u64,
+    entries: u64,
+    size_after: u64,
+}
+
+/// The outcome of [`CleanJob::run`], for [`Log::finish_clean`].
+#[derive(Debug)]
+pub struct CleanResult {
+    dir: PathBuf,
+    truncations: u64,
+    outcome: Result<(Vec<Cleaned>, CleanStats)>,
+    /// Test hook: stop `finish_clean` after this many file operations, as a crash would.
+    crash_after: Option<usize>,
+}
+
+impl CleanResult {
+    /// Test hook: makes [`Log::finish_clean`] stop after `ops` renames or directory fsyncs
+    /// and fail, leaving the files as a crash at that point would.
+    #[doc(hidden)]
+    pub fn crash_after(mut self, ops: usize) -> CleanResult {
+        self.crash_after = Some(ops);
+        self
+    }
+}
+
+fn suffixed(dir: &Path, base: u64, ext: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{}.{suffix}", file_name(base, ext)))
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a cleaner file");
+        }
+    }
+}
+
+/// The hash map's hasher: keys are already 128-bit xxh3 hashes, so their low bits serve.
+#[derive(Debug, Default)]
+struct LowBits(u64);
+
+impl Hasher for LowBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type OffsetMap = HashMap<u128, u64, BuildHasherDefault<LowBits>>;
+
+fn key_hash(key: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key)
+}
+
+/// One record of a batch's (uncompressed) records: where it lies and what the cleaner needs.
+struct RecordView<'a> {
+    /// The record's bytes, length prefix included.
+    range: std::ops::Range<usize>,
+    offset_delta: i64,
+    key: Option<&'a [u8]>,
+    tombstone: bool,
+}
+
+fn varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+    let mut z: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        z |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Parses `count` records from `records`; `None` if they do not parse.
+fn parse_records(records: &[u8], count: i32) -> Option<Vec<RecordView<'_>>> {
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    let mut at = 0usize;
+    for _ in 0..count {
+        let start = at;
+        let len = usize::try_from(varint(records, &mut at)?).ok()?;
+        let end = at.checked_add(len)?;
+        if end > records.len() {
+            return None;
+        }
+        let body = &records[..end];
+        let mut p = at + 1; // attributes
+        varint(body, &mut p)?; // timestampDelta
+        let offset_delta = varint(body, &mut p)?;
+        let key_len = varint(body, &mut p)?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let k = body.get(p..p.checked_add(key_len as usize)?)?;
+            p += key_len as usize;
+            Some(k)
+        };
+        let value_len = varint(body, &mut p)?;
+        out.push(RecordView {
+            range: start..end,
+            offset_delta,
+            key,
+            tombstone: value_len < 0,
+        });
+        at = end;
+    }
+    Some(out)
+}
+
+/// A batch's records, decompressed if needed; `None` if they cannot be had (a codec is
+/// missing or fails), in which case the batch is kept as it is.
+fn batch_records<'a>(
+    batch: &'a [u8],
+    h: &BatchHeader,
+    codec: Option<&dyn RecordCodec>,
+    max_bytes: usize,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    let body = batch.get(HEADER_LEN..)?;
+    if h.compression() == 0 {
+        return Some(std::borrow::Cow::Borrowed(body));
+    }
+    match codec?.decompress(h.compression(), body, max_bytes) {
+        Ok(v) => Some(std::borrow::Cow::Owned(v)),
+        Err(e) => {
+            tracing::warn!(base_offset = h.base_offset, error = %e, "cleaner cannot decompress a batch; keeping it as it is");
+            None
+        }
+    }
+}
+
+/// Reads a segment's batches in order, each CRC-checked.
+struct BatchReader<'a> {
+    file: &'a File,
+    path: &'a Path,
+    size: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    buf_len: usize,
+}
+
+impl<'a> BatchReader<'a> {
+    fn new(seg: &'a JobSegment) -> BatchReader<'a> {
+        BatchReader {
+            file: &seg.file,
+            path: &seg.path,
+            size: seg.size,
+            pos: 0,
+            buf: vec![0; READ_BUFFER_BYTES.min(seg.size as usize).max(HEADER_LEN)],
+            buf_start: 0,
+            buf_len: 0,
+        }
+    }
+
+    /// Makes `[at, at + len)` resident; false at end of file.
+    fn fill(&mut self, at: u64, len: usize) -> Result<bool> {
+        let end = self.buf_start + self.buf_len as u64;
+        if at >= self.buf_start && at + len as u64 <= end {
+            return Ok(true);
+        }
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let want = (self.buf.len() as u64).min(self.size - at) as usize;
+        let got = read_full_at(self.file, self.path, &mut self.buf[..want], at)?;
+        self.buf_start = at;
+        self.buf_len = got;
+        Ok(got >= len)
+    }
+
+    /// The next batch: its position, header and bytes.
+    fn next_batch(&mut self) -> Result<Option<(u64, BatchHeader, &[u8])>> {
+        if self.pos >= self.size {
+            return Ok(None);
+        }
+        let at = self.pos;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: self.path.to_path_buf(),
+            position: at,
+            reason,
+        };
+        if !self.fill(at, HEADER_LEN)? {
+            return Err(corrupt("file ends inside a batch header".into()));
+        }
+        let from = (at - self.buf_start) as usize;
+        let h = batch::parse_header(&self.buf[from..from + HEADER_LEN])
+            .map_err(|e| corrupt(e.to_string()))?;
+        let total = h.total_len();
+        if total > self.size - at || total < HEADER_LEN as u64 {
+            return Err(corrupt(format!("batch of {total} bytes runs past the end")));
+        }
+        if !self.fill(at, total as usize)? {
+            return Err(corrupt("file ends inside a batch".into()));
+        }
+        let from = (at - self.buf_start) as usize;
+        let bytes = &self.buf[from..from + total as usize];
+        let computed = batch::compute_crc(bytes);
+        if computed != h.crc {
+            return Err(corrupt(format!(
+                "CRC-32C mismatch: header {:#010x}, data {computed:#010x}",
+                h.crc
+            )));
+        }
+        self.pos = at + total;
+        Ok(Some((at, h, bytes)))
+    }
+}
+
+/// Holds a clean to `log.cleaner.io.max.bytes.per.second`.
+struct Throttle {
+    limit: Option<u64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn account(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        let Some(limit) = self.limit.filter(|l| *l > 0) else {
+            return;
+        };
+        let due = Duration::from_secs_f64(self.bytes as f64 / limit as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep((due - elapsed).min(Duration::from_secs(1)));
+        }
+    }
+}
+
+/// Which records of one batch survive, and the rebuilt batch if any record goes.
+struct Filter<'m> {
+    map: &'m OffsetMap,
+    now_ms: i64,
+    delete_retention_ms: u64,
+    codec: Option<&'m dyn RecordCodec>,
+    max_bytes: usize,
+}
+
+impl Filter<'_> {
+    /// `Ok(None)`: keep the batch as it is; `Ok(Some((bytes, removed)))`: the rebuilt batch.
+    fn apply(&self, bytes: &[u8], h: &BatchHeader) -> Result<Option<(Vec<u8>, u64)>> {
+        if h.is_control() || h.records_count == 0 {
+            return Ok(None);
+        }
+        let Some(records) = batch_records(bytes, h, self.codec, self.max_bytes) else {
+            return Ok(None);
+        };
+        let Some(views) = parse_records(&records, h.records_count) else {
+            tracing::warn!(
+                base_offset = h.base_offset,
+                "cleaner cannot parse a batch's records; keeping it as it is"
+            );
+            return Ok(None);
+        };
+        let expired = h.max_timestamp >= 0
+            && h.max_timestamp
+                .saturating_add(self.delete_retention_ms as i64)
+                <= self.now_ms;
+        let base = h.base_offset;
+        let keep = |r: &RecordView<'_>| {
+            let Some(key) = r.key else { return false };
+            let offset = base.saturating_add(r.offset_delta) as u64;
+            let latest = self.map.get(&key_hash(key)).is_none_or(|l| offset >= *l);
+            latest && !(r.tombstone && expired)
+        };
+        let kept: Vec<&RecordView<'_>> = views.iter().filter(|r| keep(r)).collect();
+        if kept.len() == views.len() {
+            return Ok(None);
+        }
+        let mut plain = Vec::with_capacity(records.len());
+        for r in &kept {
+            plain.extend_from_slice(&records[r.range.clone()]);
+        }
+        let mut attributes = h.attributes;
+        let body = if kept.is_empty() {
+            // No records: no compressed stream to decode either.
+            attributes &= !ATTR_COMPRESSION_MASK;
+            Vec::new()
+        } else if h.compression() == 0 {
+            plain
+        } else {
+            match self.codec.map(|c| c.compress(h.compression(), &plain)) {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::warn!(base_offset = h.base_offset, error = %e, "cleaner cannot recompress a batch; keeping it as it is");
+                    return Ok(None);
+                }
+                None => return Ok(None),
+            }
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&bytes[..HEADER_LEN]);
+        out.extend_from_slice(&body);
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        out[batch::LENGTH_AT..batch::LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        out[batch::ATTRIBUTES_AT..batch::ATTRIBUTES_AT + 2]
+            .copy_from_slice(&attributes.to_be_bytes());
+        out[batch::RECORDS_COUNT_AT..batch::RECORDS_COUNT_AT + 4]
+            .copy_from_slice(&(kept.len() as i32).to_be_bytes());
+        let crc = batch::compute_crc(&out);
+        out[batch::CRC_AT..batch::CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        Ok(Some((out, (views.len() - kept.len()) as u64)))
+    }
+}
+
+impl CleanJob {
+    /// The offset the clean would reach if its key map held every key.
+    pub fn clean_end(&self) -> u64 {
+        self.clean_end
+    }
+
+    /// Maps the dirty section, writes the cleaned segments beside the originals and fsyncs
+    /// them. Blocking file I/O: run it off the log owner's thread.
+    pub fn run(self, settings: &CleanerSettings) -> CleanResult {
+        let dir = self.dir.clone();
+        let truncations = self.truncations;
+        let outcome = self.run_inner(settings);
+        if outcome.is_err() {
+            // Leave nothing behind; recovery would delete them anyway.
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(CLEANED_SUFFIX)
+                {
+                    remove_quietly(&entry.path());
+                }
+            }
+        }
+        CleanResult {
+            dir,
+            truncations,
+            outcome,
+            crash_after: None,
+        }
+    }
+
+    fn run_inner(self, settings: &CleanerSettings) -> Result<(Vec<Cleaned>, CleanStats)> {
+        let started = Instant::now();
+        let mut throttle = Throttle {
+            limit: settings.io_max_bytes_per_second,
+            started,
+            bytes: 0,
+        };
+        let codec = settings.codec.as_deref();
+        let capacity = (settings.dedupe_buffer_bytes / MAP_ENTRY_BYTES).max(1);
+        let max_bytes = self
+            .segments
+            .iter()
+            .map(|s| s.size)
+            .max()
+            .unwrap_or(0)
+            .clamp(1 << 20, 1 << 30) as usize;
+        let mut stats = CleanStats::default();
+        let mut map = OffsetMap::default();
+        let mut clean_end = self.clean_end;
+
+        // 1. The key map of the dirty section, up to where it fills.
+        'map: for seg in self.segments.iter().filter(|s| s.next > self.dirty_start) {
+            let mut reader = BatchReader::new(seg);
+            while let Some((_, h, bytes)) = reader.next_batch()? {
+                if (h.next_offset() as u64) <= self.dirty_start {
+                    continue;
+                }
+                if h.base_offset as u64 >= clean_end {
+                    break 'map;
+                }
+                if map.len() >= capacity && h.offset_span() > 0 {
+                    clean_end = h.base_offset as u64;
+                    break 'map;
+                }
+                stats.bytes_read += bytes.len() as u64;
+                throttle.account(bytes.len() as u64);
+                if h.is_control() || h.records_count == 0 {
+                    continue;
+                }
+                let Some(records) = batch_records(bytes, &h, codec, max_bytes) else {
+                    continue;
+                };
+                let Some(views) = parse_records(&records, h.records_count) else {
+                    continue;
+                };
+                for r in views {
+                    if let Some(key) = r.key {
+                        let offset = h.base_offset.saturating_add(r.offset_delta) as u64;
+                        map.insert(key_hash(key), offset);
+                    }
+                }
+            }
+        }
+
+        // 2. Rewrite every segment below that point.
+        let filter = Filter {
+            map: &map,
+            now_ms: self.now_ms,
+            delete_retention_ms: self.delete_retention_ms,
+            codec,
+            max_bytes,
+        };
+        let mut cleaned = Vec::new();
+        for seg in self.segments.iter().filter(|s| s.base < clean_end) {
+            let log_path = suffixed(&self.dir, seg.base, LOG_EXT, CLEANED_SUFFIX);
+            let index_path = suffixed(&self.dir, seg.base, INDEX_EXT, CLEANED_SUFFIX);
+            let log_file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&log_path)
+                .ctx("create", &log_path)?;
+            let mut out = BufWriter::with_capacity(READ_BUFFER_BYTES, &log_file);
+            let mut index = Vec::with_capacity(seg.entries as usize * 8);
+            let mut written = 0u64;
+            let mut removed = 0u64;
+            let mut reader = BatchReader::new(seg);
+            while let Some((_, h, bytes)) = reader.next_batch()? {
+                stats.bytes_read += bytes.len() as u64;
+                let rebuilt = match h.base_offset as u64 >= clean_end {
+                    true => None,
+                    false => filter.apply(bytes, &h)?,
+                };
+                let data: &[u8] = match &rebuilt {
+                    Some((b, n)) => {
+                        removed += n;
+                        b
+                    }
+                    None => bytes,
+                };
+                let rel = u32::try_from(h.base_offset as u64 - seg.base).map_err(|_| {
+                    StorageError::Corrupt {
+                        path: seg.path.clone(),
+                        position: written,
+                        reason: "relative offset past u32".into(),
+                    }
+                })?;
+                let position = u32::try_from(written).map_err(|_| StorageError::Corrupt {
+                    path: seg.path.clone(),
+                    position: written,
+                    reason: "cleaned segment past 4 GiB".into(),
+                })?;
+                index.extend_from_slice(&rel.to_be_bytes());
+                index.extend_from_slice(&position.to_be_bytes());
+                out.write_all(data).ctx("write", &log_path)?;
+                written += data.len() as u64;
+                throttle.account((bytes.len() + data.len()) as u64);
+            }
+            out.flush().ctx("write", &log_path)?;
+            drop(out);
+            let entries = (index.len() / 8) as u64;
+            if removed == 0 || entries != seg.entries {
+                if entries != seg.entries {
+                    tracing::warn!(path = %seg.path.display(), entries, expected = seg.entries, "segment changed under the cleaner; skipping it");
+                }
+                remove_quietly(&log_path);
+                continue;
+            }
+            log_file.sync_all().ctx("fsync", &log_path)?;
+            let mut index_file = File::create(&index_path).ctx("create", &index_path)?;
+            index_file.write_all(&index).ctx("write", &index_path)?;
+            index_file.sync_all().ctx("fsync", &index_path)?;
+            stats.records_removed += removed;
+            stats.bytes_before += seg.size;
+            stats.bytes_after += written;
+            cleaned.push(Cleaned {
+                base: seg.base,
+                entries,
+                size_after: written,
+            });
+        }
+        stats.cleaned_until = clean_end;
+        stats.segments_rewritten = cleaned.len();
+        stats.duration_ms = started.elapsed().as_millis() as u64;
+        Ok((cleaned, stats))
+    }
+}
+
+/// Reads `cleaned_until` from `dir`'s cleaner checkpoint (0 if there is none).
+pub(crate) fn read_checkpoint(dir: &Path) -> u64 {
+    match crate::metafile::read(dir, CHECKPOINT) {
+        Ok(Some(lines)) => lines
+            .iter()
+            .find_map(|l| l.strip_prefix("cleaned_until "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Completes or rolls back swaps a crash interrupted (see the module docs). Called by open
+/// before segments are listed.
+pub(crate) fn recover_swaps(dir: &Path) -> Result<()> {
+    let mut swaps = Vec::new();
+    let mut leftovers = Vec::new();
+    for entry in fs::read_dir(dir).ctx("list", dir)? {
+        let entry = entry.ctx("list", dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
+            leftovers.push(entry.path());
+        } else if let Some(stem) = name.strip_suffix(&format!(".{LOG_EXT}.{SWAP_SUFFIX}")) {
+            if let Ok(base) = stem.parse::<u64>() {
+                swaps.push(base);
+            }
+        } else if name.ends_with(&format!(".{SWAP_SUFFIX}")) {
+            leftovers.push(entry.path());
+        }
+    }
+    if swaps.is_empty() && leftovers.is_empty() {
+        return Ok(());
+    }
+    for path in &leftovers {
+        tracing::info!(path = %path.display(), "removing a file of an unfinished log clean");
+        fs::remove_file(path).ctx("remove", path)?;
+    }
+    for base in swaps {
+        let swap = suffixed(dir, base, LOG_EXT, SWAP_SUFFIX);
+        let log = dir.join(file_name(base, LOG_EXT));
+        let index = dir.join(file_name(base, INDEX_EXT));
+        tracing::info!(path = %log.display(), "completing an interrupted log clean");
+        match fs::remove_file(&index) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).ctx("remove", &index)
+            }
+            _ => {}
+        }
+        fs::rename(&swap, &log).ctx("rename", &swap)?;
+    }
+    sync_dir(dir)
+}
+
+impl Log {
+    /// The cleaner's state: clean section, dirty ratio, last run.
+    pub fn cleaner_state(&self) -> CleanerState {
+        let (clean, dirty) = self.clean_dirty_bytes(self.active.base());
+        CleanerState {
+            cleaned_until: self.cleaned_until,
+            dirty_ratio: ratio(dirty, clean),
+            last_run: self.last_clean,
+        }
+    }
+
+    /// Bytes of sealed segments below `limit` in the clean and the dirty section.
+    fn clean_dirty_bytes(&self, limit: u64) -> (u64, u64) {
+        let (mut clean, mut dirty) = (0, 0);
+        for (&base, slot) in &self.sealed {
+            let next = self.next_base_after(base);
+            if next > limit {
+                break;
+            }
+            if next <= self.log_start_offset {
+                continue;
+            }
+            match next <= self.cleaned_until {
+                true => clean += slot.size,
+                false => dirty += slot.size,
+            }
+        }
+        (clean, dirty)
+    }
+
+    /// Prepares a clean if the log is compacted and enough of it is dirty; `bound` is the
+    /// first offset that may not be cleaned yet (the high watermark of a replicated log).
+    /// `None` if there is nothing to do now.
+    pub fn begin_clean(&mut self, bound: u64) -> Result<Option<CleanJob>> {
+        if !self.config.compact {
+            return Ok(None);
+        }
+        self.check_usable()?;
+        let now = self.now_ms();
+        let mut limit = bound.min(self.recovery_point).min(self.active.base());
+        let bases: Vec<u64> = self.sealed.keys().copied().collect();
+        let min_lag = self.config.min_compaction_lag_ms as i64;
+        let mut forced = false;
+        for &base in &bases {
+            let next = self.next_base_after(base);
+            if next > limit || next <= self.log_start_offset {
+                continue;
+            }
+            let newest = self.segment_max_timestamp(base)?.map(|(ts, _)| ts);
+            if min_lag > 0 && newest.is_some_and(|ts| ts > now.saturating_sub(min_lag)) {
+                limit = base;
+                break;
+            }
+            let max_lag = self.config.max_compaction_lag_ms.min(i64::MAX as u64) as i64;
+            if next > self.cleaned_until
+                && newest.is_some_and(|ts| ts < now.saturating_sub(max_lag))
+            {
+                forced = true;
+            }
+        }
+        let (clean, dirty) = self.clean_dirty_bytes(limit);
+        if dirty == 0 {
+            return Ok(None);
+        }
+        if !forced && ratio(dirty, clean) < self.config.min_cleanable_dirty_ratio() {
+            return Ok(None);
+        }
+        let mut segments = Vec::new();
+        for &base in &bases {
+            let next = self.next_base_after(base);
+            if next > limit {
+                break;
+            }
+            if next <= self.log_start_offset {
+                continue;
+            }
+            let entries = self.sealed.get(&base).map_or(0, |s| s.entries);
+            let seg = self.segment(base)?;
+            segments.push(JobSegment {
+                base,
+                next,
+                file: Arc::clone(seg.file()),
+                path: seg.paths().log.to_path_buf(),
+                size: seg.size(),
+                entries,
+            });
+        }
+        let Some(clean_end) = segments.last().map(|s| s.next) else {
+            return Ok(None);
+        };
+        let first = segments.first().map_or(0, |s| s.base);
+        Ok(Some(CleanJob {
+            dir: self.dir.clone(),
+            segments,
+            dirty_start: self.cleaned_until.max(first),
+            clean_end,
+            now_ms: now,
+            delete_retention_ms: self.config.delete_retention_ms,
+            truncations: self.truncations,
+        }))
+    }
+
+    /// Swaps in what [`CleanJob::run`] wrote (see the module docs for the crash-safe
+    /// order). Segments deleted meanwhile are skipped; a truncation meanwhile drops the whole
+    /// clean. Returns what the clean did, or `None` if nothing was swapped in.
+    pub fn finish_clean(&mut self, result: CleanResult) -> Result<Option<CleanStats>> {
+        let CleanResult {
+            dir,
+            truncations,
+            outcome,
+            crash_after,
+        } = result;
+        let (cleaned, mut stats) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "log clean failed");
+                return Err(e);
+            }
+        };
+        let discard = |c: &Cleaned| {
+            remove_quietly(&suffixed(&dir, c.base, LOG_EXT, CLEANED_SUFFIX));
+            remove_quietly(&suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX));
+        };
+        if dir != self.dir || truncations != self.truncations || self.failed.is_some() {
+            cleaned.iter().for_each(discard);
+            return Ok(None);
+        }
+        let mut ops = crash_after;
+        let mut step = |op: &'static str| -> Result<()> {
+            match ops.as_mut() {
+                Some(0) => Err(StorageError::Io {
+                    op,
+                    path: dir.clone(),
+                    source: std::io::Error::other("injected crash"),
+                }),
+                Some(n) => {
+                    *n -= 1;
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        };
+        let mut swapped = Vec::new();
+        for c in cleaned {
+            if self
+                .sealed
+                .get(&c.base)
+                .is_none_or(|s| s.entries != c.entries)
+            {
+                discard(&c);
+                continue;
+            }
+            step("rename cleaned segment")?;
+            let from = suffixed(&dir, c.base, LOG_EXT, CLEANED_SUFFIX);
+            let to = suffixed(&dir, c.base, LOG_EXT, SWAP_SUFFIX);
+            if let Err(e) = fs::rename(&from, &to).ctx("rename", &from) {
+                discard(&c);
+                swapped.iter().for_each(|c: &Cleaned| {
+                    remove_quietly(&suffixed(&dir, c.base, LOG_EXT, SWAP_SUFFIX));
+                    remove_quietly(&suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX));
+                });
+                return Err(e);
+            }
+            swapped.push(c);
+        }
+        // Nothing to swap (no record went) still moves the clean section: it was mapped.
+        if !swapped.is_empty() {
+            step("fsync directory")?;
+            if let Err(e) = sync_dir(&dir) {
+                return self.fail(e);
+            }
+            // Committed: from here a crash completes the swap on open.
+            for c in &swapped {
+                step("swap cleaned segment")?;
+                let index = dir.join(file_name(c.base, INDEX_EXT));
+                let log = dir.join(file_name(c.base, LOG_EXT));
+                let renamed = fs::rename(suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX), &index)
+                    .ctx("rename", &index)
+                    .and_then(|()| {
+                        fs::rename(suffixed(&dir, c.base, LOG_EXT, SWAP_SUFFIX), &log)
+                            .ctx("rename", &log)
+                    });
+                if let Err(e) = renamed {
+                    return self.fail(e);
+                }
+                if let Some(slot) = self.sealed.get_mut(&c.base) {
+                    slot.size = c.size_after;
+                    slot.segment = None;
+                    slot.verified_until = Arc::new(AtomicU64::new(0));
+                }
+                self.open_lru.retain(|b| *b != c.base);
+            }
+            step("fsync directory")?;
+            if let Err(e) = sync_dir(&dir) {
+                return self.fail(e);
+            }
+        }
+        self.set_cleaned_until(self.cleaned_until.max(stats.cleaned_until))?;
+        stats.segments_rewritten = swapped.len();
+        self.last_clean = Some(stats);
+        tracing::debug!(
+            dir = %dir.display(),
+            cleaned_until = stats.cleaned_until,
+            segments = stats.segments_rewritten,
+            bytes_before = stats.bytes_before,
+            bytes_after = stats.bytes_after,
+            records_removed = stats.records_removed,
+            duration_ms = stats.duration_ms,
+            "log cleaned"
+        );
+        Ok(Some(stats))
+    }
+
+    /// Moves the end of the clean section and records it durably.
+    pub(crate) fn set_cleaned_until(&mut self, offset: u64) -> Result<()> {
+        self.cleaned_until = offset;
+        crate::metafile::write(&self.dir, CHECKPOINT, &format!("cleaned_until {offset}"))
+    }
+
+    /// Runs a whole clean on this thread (tests and tools; the broker runs
+    /// [`CleanJob::run`] on a cleaner thread).
+    pub fn clean_now(
+        &mut self,
+        bound: u64,
+        settings: &CleanerSettings,
+    ) -> Result<Option<CleanStats>> {
+        match self.begin_clean(bound)? {
+            None => Ok(None),
+            Some(job) => self.finish_clean(job.run(settings)),
+        }
+    }
+}
+
+fn ratio(dirty: u64, clean: u64) -> f64 {
+    match dirty + clean {
+        0 => 0.0,
+        total => dirty as f64 / total as f64,
+    }
+}
