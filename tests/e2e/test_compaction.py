@@ -246,3 +246,118 @@ def test_group_offsets_survive_a_restart_after_the_offsets_topic_was_cleaned(sta
     assert [tp.offset for tp in committed] == [300, 301, 302]
     # 900 commits of ~100 bytes each would be ~100 KB uncleaned.
     assert size < 40_000, f"__consumer_offsets-0 holds {size} bytes after cleaning"
+
+
+def segment_records(partition_dir: Path) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record in a partition directory's segment files, read straight from disk
+    (uncompressed v2 batches; control and marker batches skipped): (offset, key, value)."""
+
+    def varint(buf: bytes, at: int) -> tuple[int, int]:
+        shift = z = 0
+        while True:
+            b = buf[at]
+            at += 1
+            z |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return (z >> 1) ^ -(z & 1), at
+
+    out = []
+    for path in sorted(partition_dir.glob("*.log")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            base, length = struct.unpack_from(">qi", data, pos)
+            batch = data[pos:pos + 12 + length]
+            pos += 12 + length
+            attributes, _delta = struct.unpack_from(">hi", batch, 21)
+            (count,) = struct.unpack_from(">i", batch, 57)
+            assert attributes & 0x07 == 0, "compressed batch"
+            if attributes & 0x20:
+                continue
+            at = 61
+            for _ in range(count):
+                size, at = varint(batch, at)
+                end = at + size
+                at += 1  # attributes
+                _ts, at = varint(batch, at)
+                delta, at = varint(batch, at)
+                fields = []
+                for _ in range(2):
+                    n, at = varint(batch, at)
+                    fields.append(None if n < 0 else batch[at:at + n])
+                    at += max(n, 0)
+                out.append((base + delta, fields[0], fields[1]))
+                at = end
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_a_follower_catches_up_across_a_cleaned_range(start_broker):
+    from test_cluster import (bootstrap, create_topic as create_cluster_topic, leaders,
+                              start_cluster, wait_for_controller, wait_for_leaders)
+
+    brokers = start_cluster(start_broker, env=FAST_CLEANER)
+    wait_for_controller(brokers)
+    topic = unique_topic("cluster-compact")
+    create_cluster_topic(brokers, topic, partitions=1,
+                         configs={**COMPACTED, "segment.bytes": str(1 << 20)})
+    wait_for_leaders(brokers, topic, 1)
+    leader = leaders(brokers[0], topic)[0]
+    follower = next(b for n, b in enumerate(brokers, start=1) if n != leader)
+    follower.kill9()
+
+    # While the follower is down: updates and deletes over 200 keys, cleaned by the others.
+    table: dict[bytes, bytes] = {}
+    changes = []
+    for n in range(20_000):
+        key = b"key-%03d" % (n % 200)
+        value = None if n % 25 == 24 else b"%06d" % n + b"." * 500
+        changes.append((key, value))
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    recorder = Recorder()
+    produce_all(producer(bootstrap(brokers), **{"acks": "all", "enable.idempotence": True}),
+                topic, changes, recorder)
+    recorder.assert_all_delivered(len(changes))
+    offset_of = {d.offset: (d.key, d.value) for d in recorder.reports}
+    partition = f"{topic}-0"
+    wait_cleaned(brokers[leader - 1], partition)
+
+    # The follower comes back and catches up from the leader's cleaned log.
+    follower.start()
+
+    def caught_up() -> bool:
+        ends = []
+        for b in brokers:
+            status = Http(b.http).get("/v1/status").json()
+            [mine] = [t for t in status["topics"] if t["name"] == topic]
+            ends.append(mine["partitions"][0]["log_end_offset"])
+        return ends == [len(changes)] * len(brokers)
+
+    wait_until(caught_up, timeout=60, what="every replica's log end at the last offset")
+    on_disk = segment_records(follower.data_dir / partition)
+    assert len(on_disk) < len(changes) / 4, "the follower received the cleaned range"
+    rebuilt: dict[bytes, bytes] = {}
+    for offset, key, value in on_disk:
+        assert offset_of[offset] == (key, value), offset
+        if value is None:
+            rebuilt.pop(key, None)
+        else:
+            rebuilt[key] = value
+    assert rebuilt == table
+
+    # And with the first leader gone, the topic still reads back as the table.
+    brokers[leader - 1].kill9()
+    wait_for_leaders(brokers, topic, 1)
+    records = read_partitions(bootstrap(brokers), topic, 1, timeout=60)
+    served: dict[bytes, bytes] = {}
+    for msg in records:
+        assert offset_of[msg.offset()] == (msg.key(), msg.value())
+        if msg.value() is None:
+            served.pop(msg.key(), None)
+        else:
+            served[msg.key()] = msg.value()
+    assert served == table
