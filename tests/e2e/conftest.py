@@ -73,11 +73,22 @@ def powercut_fs(powercut_bin: Path, tmp_path: Path):
     fs.close()
 
 
+# Ports free_port() has handed out in this run: the kernel may offer a port again as soon as
+# the probe closes, and two listeners of one test (a node's Kafka and cluster ports) must
+# never be given the same one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it), never one
+    handed out before in this run."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @pytest.fixture

@@ -77,12 +77,14 @@ use crate::checkpoint::sync_dir;
 use crate::error::{IoContext, Result, StorageError};
 use crate::log::Log;
 use crate::scan::read_full_at;
-use crate::segment::{file_name, INDEX_EXT, LOG_EXT};
+use crate::segment::{file_name, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 
 /// Suffix of a segment file a clean is writing (deleted by recovery).
 pub(crate) const CLEANED_SUFFIX: &str = "cleaned";
 /// Suffix of a cleaned segment whose swap committed (completed by recovery).
 pub(crate) const SWAP_SUFFIX: &str = "swap";
+/// Suffix of a file a swap replaced, waiting to be unlinked (deleted by recovery).
+pub(crate) const DELETED_SUFFIX: &str = "deleted";
 /// Name of the file holding `cleaned_until`.
 const CHECKPOINT: &str = "cleaner.checkpoint";
 /// Bytes of dedupe buffer one map entry is counted at: a 16-byte hash, an 8-byte offset and
@@ -183,6 +185,8 @@ pub struct CleanJob {
     now_ms: i64,
     delete_retention_ms: u64,
     truncations: u64,
+    /// `segment.bytes`: runs of small cleaned segments are merged up to this size.
+    segment_bytes: u64,
 }
 
 /// A segment written by a clean, waiting to be swapped in.
@@ -191,6 +195,11 @@ struct Cleaned {
     base: u64,
     entries: u64,
     size_after: u64,
+    /// The segments this one replaces, with their batch counts: itself, and for a merge
+    /// the later segments folded into it.
+    members: Vec<(u64, u64)>,
+    /// A merge wrote its own time index (`<base>.timeindex.cleaned`).
+    time_index: bool,
 }
 
 /// The outcome of [`CleanJob::run`], for [`Log::finish_clean`].
@@ -596,7 +605,8 @@ impl CleanJob {
             codec,
             max_bytes,
         };
-        let mut cleaned = Vec::new();
+        // Per segment below the clean end: its cleaned copy, if any record went.
+        let mut outs: Vec<(&JobSegment, Option<Cleaned>)> = Vec::new();
         for seg in self.segments.iter().filter(|s| s.base < clean_end) {
             let log_path = suffixed(&self.dir, seg.base, LOG_EXT, CLEANED_SUFFIX);
             let index_path = suffixed(&self.dir, seg.base, INDEX_EXT, CLEANED_SUFFIX);
@@ -650,6 +660,7 @@ impl CleanJob {
                     tracing::warn!(path = %seg.path.display(), entries, expected = seg.entries, "segment changed under the cleaner; skipping it");
                 }
                 remove_quietly(&log_path);
+                outs.push((seg, None));
                 continue;
             }
             log_file.sync_all().ctx("fsync", &log_path)?;
@@ -659,16 +670,171 @@ impl CleanJob {
             stats.records_removed += removed;
             stats.bytes_before += seg.size;
             stats.bytes_after += written;
-            cleaned.push(Cleaned {
-                base: seg.base,
-                entries,
-                size_after: written,
-            });
+            outs.push((
+                seg,
+                Some(Cleaned {
+                    base: seg.base,
+                    entries,
+                    size_after: written,
+                    members: vec![(seg.base, entries)],
+                    time_index: false,
+                }),
+            ));
         }
+
+        // 3. Merge runs of consecutive small segments (at least one of them cleaned now).
+        let mut cleaned = Vec::new();
+        let mut i = 0;
+        while i < outs.len() {
+            let first = outs[i].0;
+            let mut end = i + 1;
+            let mut size = after_size(&outs[i]);
+            while end < outs.len()
+                && size + after_size(&outs[end]) <= self.segment_bytes
+                && outs[end].0.next - first.base <= u32::MAX as u64
+            {
+                size += after_size(&outs[end]);
+                end += 1;
+            }
+            let run = &mut outs[i..end];
+            let worth = run.len() > 1 && run.iter().any(|(_, c)| c.is_some());
+            match worth.then(|| self.merge(run)).transpose()? {
+                Some(Some(merged)) => cleaned.push(merged),
+                _ => cleaned.extend(run.iter_mut().filter_map(|(_, c)| c.take())),
+            }
+            i = end;
+        }
+        stats.bytes_after = cleaned.iter().map(|c| c.size_after).sum();
+        stats.bytes_before = outs
+            .iter()
+            .filter(|(s, _)| {
+                cleaned
+                    .iter()
+                    .any(|c| c.members.iter().any(|m| m.0 == s.base))
+            })
+            .map(|(s, _)| s.size)
+            .sum();
         stats.cleaned_until = clean_end;
         stats.segments_rewritten = cleaned.len();
         stats.duration_ms = started.elapsed().as_millis() as u64;
         Ok((cleaned, stats))
+    }
+}
+
+/// A segment's size once this clean is swapped in.
+fn after_size((seg, cleaned): &(&JobSegment, Option<Cleaned>)) -> u64 {
+    cleaned.as_ref().map_or(seg.size, |c| c.size_after)
+}
+
+/// Index entries (8 bytes each) of a segment file set, checked against its batch count.
+fn read_entries(path: &Path, width: usize) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) if b.len() % width == 0 => Ok(Some(b)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", path),
+    }
+}
+
+impl CleanJob {
+    /// Writes the segments of `run` (each cleaned copy, or the original) as one segment
+    /// named after the first: `<first>.log.cleaned` with its offset and time indexes.
+    /// `None` (nothing written) if an index of a member cannot be trusted.
+    fn merge(&self, run: &mut [(&JobSegment, Option<Cleaned>)]) -> Result<Option<Cleaned>> {
+        let first = run[0].0.base;
+        let log_path = suffixed(&self.dir, first, LOG_EXT, "merging.tmp");
+        let file = File::create(&log_path).ctx("create", &log_path)?;
+        let mut out = BufWriter::with_capacity(READ_BUFFER_BYTES, &file);
+        let (mut index, mut times) = (Vec::new(), Vec::new());
+        let (mut position, mut entries, mut newest) = (0u64, 0u64, i64::MIN);
+        for (seg, c) in run.iter() {
+            let (data, index_path) = match c {
+                Some(_) => (
+                    suffixed(&self.dir, seg.base, LOG_EXT, CLEANED_SUFFIX),
+                    suffixed(&self.dir, seg.base, INDEX_EXT, CLEANED_SUFFIX),
+                ),
+                None => (
+                    seg.path.clone(),
+                    self.dir.join(file_name(seg.base, INDEX_EXT)),
+                ),
+            };
+            let time_path = self.dir.join(file_name(seg.base, TIME_INDEX_EXT));
+            let (Some(member_index), Some(member_times)) =
+                (read_entries(&index_path, 8)?, read_entries(&time_path, 12)?)
+            else {
+                drop(out);
+                remove_quietly(&log_path);
+                return Ok(None);
+            };
+            let count = c.as_ref().map_or(seg.entries, |c| c.entries);
+            if member_index.len() as u64 != count * 8 {
+                drop(out);
+                remove_quietly(&log_path);
+                return Ok(None);
+            }
+            let shift = seg.base - first;
+            for e in member_index.chunks_exact(8) {
+                let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]) as u64 + shift;
+                let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]) as u64 + position;
+                index.extend_from_slice(&(rel as u32).to_be_bytes());
+                index.extend_from_slice(&(pos as u32).to_be_bytes());
+            }
+            for e in member_times.chunks_exact(12) {
+                let mut ts = [0u8; 8];
+                ts.copy_from_slice(&e[..8]);
+                let ts = i64::from_be_bytes(ts);
+                if ts > newest {
+                    newest = ts;
+                    let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]) as u64 + shift;
+                    times.extend_from_slice(&ts.to_be_bytes());
+                    times.extend_from_slice(&(rel as u32).to_be_bytes());
+                }
+            }
+            let mut src = File::open(&data).ctx("open", &data)?;
+            position += std::io::copy(&mut src, &mut out).ctx("copy", &data)?;
+            entries += count;
+        }
+        out.flush().ctx("write", &log_path)?;
+        drop(out);
+        file.sync_all().ctx("fsync", &log_path)?;
+        for (name, bytes) in [(INDEX_EXT, &index), (TIME_INDEX_EXT, &times)] {
+            let path = suffixed(&self.dir, first, name, CLEANED_SUFFIX);
+            let mut f = File::create(&path).ctx("create", &path)?;
+            f.write_all(bytes).ctx("write", &path)?;
+            f.sync_all().ctx("fsync", &path)?;
+        }
+        // The members' own cleaned copies are in the merged one now.
+        for (seg, c) in run.iter_mut() {
+            if c.take().is_some() && seg.base != first {
+                remove_quietly(&suffixed(&self.dir, seg.base, LOG_EXT, CLEANED_SUFFIX));
+                remove_quietly(&suffixed(&self.dir, seg.base, INDEX_EXT, CLEANED_SUFFIX));
+            }
+        }
+        let final_path = suffixed(&self.dir, first, LOG_EXT, CLEANED_SUFFIX);
+        fs::rename(&log_path, &final_path).ctx("rename", &log_path)?;
+        Ok(Some(Cleaned {
+            base: first,
+            entries,
+            size_after: position,
+            members: run.iter().map(|(s, _)| (s.base, s.entries)).collect(),
+            time_index: true,
+        }))
+    }
+}
+
+/// Closes the replaced segments and unlinks their `.deleted` files on a thread of their
+/// own; open deletes any that a crash (or a failure to start the thread) leaves.
+fn delete_in_background(closed: Vec<Segment>, doomed: Vec<PathBuf>) {
+    let spawned = std::thread::Builder::new()
+        .name("cairn-clean-delete".into())
+        .spawn(move || {
+            drop(closed);
+            for path in &doomed {
+                remove_quietly(path);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to delete replaced segments; the next open deletes them");
     }
 }
 
@@ -693,7 +859,9 @@ pub(crate) fn recover_swaps(dir: &Path) -> Result<()> {
         let entry = entry.ctx("list", dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
+        if name.ends_with(&format!(".{CLEANED_SUFFIX}"))
+            || name.ends_with(&format!(".{DELETED_SUFFIX}"))
+        {
             leftovers.push(entry.path());
         } else if let Some(stem) = name.strip_suffix(&format!(".{LOG_EXT}.{SWAP_SUFFIX}")) {
             if let Ok(base) = stem.parse::<u64>() {
@@ -708,22 +876,72 @@ pub(crate) fn recover_swaps(dir: &Path) -> Result<()> {
     }
     for path in &leftovers {
         tracing::info!(path = %path.display(), "removing a file of an unfinished log clean");
-        fs::remove_file(path).ctx("remove", path)?;
+        match fs::remove_file(path) {
+            // A background deletion of an earlier run of this process got there first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.ctx("remove", path)?,
+        }
     }
-    for base in swaps {
+    for &base in &swaps {
         let swap = suffixed(dir, base, LOG_EXT, SWAP_SUFFIX);
         let log = dir.join(file_name(base, LOG_EXT));
-        let index = dir.join(file_name(base, INDEX_EXT));
         tracing::info!(path = %log.display(), "completing an interrupted log clean");
-        match fs::remove_file(&index) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).ctx("remove", &index)
+        // Both indexes are rebuilt from the new file (a merge's time index covers more).
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            let path = dir.join(file_name(base, ext));
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).ctx("remove", &path)
+                }
+                _ => {}
             }
-            _ => {}
         }
         fs::rename(&swap, &log).ctx("rename", &swap)?;
     }
+    // A merged segment replaces the segments after it up to its end: drop what is left
+    // of them.
+    for &base in &swaps {
+        let end = end_offset(&dir.join(file_name(base, LOG_EXT)))?;
+        for entry in fs::read_dir(dir).ctx("list", dir)? {
+            let entry = entry.ctx("list", dir)?;
+            let name = entry.file_name();
+            let Some(other) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(&format!(".{LOG_EXT}")))
+                .and_then(|stem| stem.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if other > base && other < end {
+                tracing::info!(
+                    base = other,
+                    "removing a segment merged by an interrupted log clean"
+                );
+                Segment::delete_files(dir, other)?;
+            }
+        }
+    }
     sync_dir(dir)
+}
+
+/// The offset after the last batch of a segment file, from its batch headers (0 if it
+/// holds none or its first header is unreadable; a torn tail ends the walk).
+fn end_offset(path: &Path) -> Result<u64> {
+    let file = File::open(path).ctx("open", path)?;
+    let size = file.metadata().ctx("stat", path)?.len();
+    let (mut pos, mut end) = (0u64, 0u64);
+    let mut header = [0u8; HEADER_LEN];
+    while pos + HEADER_LEN as u64 <= size {
+        if read_full_at(&file, path, &mut header, pos)? < HEADER_LEN {
+            break;
+        }
+        let Ok(h) = batch::parse_header(&header) else {
+            break;
+        };
+        end = end.max(h.next_offset().max(0) as u64);
+        pos += h.total_len().max(HEADER_LEN as u64);
+    }
+    Ok(end)
 }
 
 impl Log {
@@ -825,6 +1043,7 @@ impl Log {
             now_ms: now,
             delete_retention_ms: self.config.delete_retention_ms,
             truncations: self.truncations,
+            segment_bytes: self.config.segment_bytes as u64,
         }))
     }
 
@@ -848,6 +1067,7 @@ impl Log {
         let discard = |c: &Cleaned| {
             remove_quietly(&suffixed(&dir, c.base, LOG_EXT, CLEANED_SUFFIX));
             remove_quietly(&suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX));
+            remove_quietly(&suffixed(&dir, c.base, TIME_INDEX_EXT, CLEANED_SUFFIX));
         };
         if dir != self.dir || truncations != self.truncations || self.failed.is_some() {
             cleaned.iter().for_each(discard);
@@ -870,11 +1090,12 @@ impl Log {
         };
         let mut swapped = Vec::new();
         for c in cleaned {
-            if self
-                .sealed
-                .get(&c.base)
-                .is_none_or(|s| s.entries != c.entries)
-            {
+            // Every segment it replaces is still there, as it was (retention may have
+            // deleted some meanwhile).
+            let intact = c.members.iter().all(|(base, entries)| {
+                self.sealed.get(base).is_some_and(|s| s.entries == *entries)
+            });
+            if !intact {
                 discard(&c);
                 continue;
             }
@@ -898,12 +1119,46 @@ impl Log {
                 return self.fail(e);
             }
             // Committed: from here a crash completes the swap on open.
+            // Replaced files step aside as `.deleted` (unlinked off this thread: freeing a
+            // large file's blocks can take long) before the new ones take their names, so a
+            // crash never leaves a merged segment beside the segments it holds.
+            let mut doomed: Vec<PathBuf> = Vec::new();
+            let mut closed: Vec<Segment> = Vec::new();
             for c in &swapped {
                 step("swap cleaned segment")?;
                 let index = dir.join(file_name(c.base, INDEX_EXT));
                 let log = dir.join(file_name(c.base, LOG_EXT));
-                let renamed = fs::rename(suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX), &index)
-                    .ctx("rename", &index)
+                let times = dir.join(file_name(c.base, TIME_INDEX_EXT));
+                let mut aside = || -> Result<()> {
+                    for (base, _) in &c.members {
+                        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+                            if *base == c.base && ext == TIME_INDEX_EXT && !c.time_index {
+                                continue; // still this segment's time index
+                            }
+                            let path = dir.join(file_name(*base, ext));
+                            let to = suffixed(&dir, *base, ext, DELETED_SUFFIX);
+                            match fs::rename(&path, &to) {
+                                Ok(()) => doomed.push(to),
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(e) => return Err(e).ctx("rename", &path),
+                            }
+                        }
+                    }
+                    Ok(())
+                };
+                let renamed = aside()
+                    .and_then(|()| {
+                        fs::rename(suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX), &index)
+                            .ctx("rename", &index)
+                    })
+                    .and_then(|()| match c.time_index {
+                        true => fs::rename(
+                            suffixed(&dir, c.base, TIME_INDEX_EXT, CLEANED_SUFFIX),
+                            &times,
+                        )
+                        .ctx("rename", &times),
+                        false => Ok(()),
+                    })
                     .and_then(|()| {
                         fs::rename(suffixed(&dir, c.base, LOG_EXT, SWAP_SUFFIX), &log)
                             .ctx("rename", &log)
@@ -911,17 +1166,28 @@ impl Log {
                 if let Err(e) = renamed {
                     return self.fail(e);
                 }
+                for (base, _) in &c.members[1..] {
+                    if let Some(seg) = self.sealed.remove(base).and_then(|s| s.segment) {
+                        closed.push(seg);
+                    }
+                }
                 if let Some(slot) = self.sealed.get_mut(&c.base) {
                     slot.size = c.size_after;
-                    slot.segment = None;
+                    slot.entries = c.entries;
+                    closed.extend(slot.segment.take());
                     slot.verified_until = Arc::new(AtomicU64::new(0));
+                    if c.time_index {
+                        slot.max_timestamp = None;
+                    }
                 }
-                self.open_lru.retain(|b| *b != c.base);
+                self.open_lru
+                    .retain(|b| !c.members.iter().any(|(m, _)| m == b));
             }
             step("fsync directory")?;
             if let Err(e) = sync_dir(&dir) {
                 return self.fail(e);
             }
+            delete_in_background(closed, doomed);
         }
         self.set_cleaned_until(self.cleaned_until.max(stats.cleaned_until))?;
         stats.segments_rewritten = swapped.len();
