@@ -52,12 +52,19 @@
 //! ```text
 //! run:     write <base>.log.cleaned + <base>.index.cleaned, fsync both
 //! finish:  rename <base>.log.cleaned -> <base>.log.swap (every segment), fsync dir  <- commit
-//!          rename <base>.index.cleaned -> <base>.index, <base>.log.swap -> <base>.log
-//!          fsync dir; write cleaner.checkpoint
-//! open:    *.cleaned                 -> deleted (the swap never committed: roll back)
-//!          <base>.log.swap           -> delete <base>.index, rename to <base>.log (roll
-//!                                       forward; the index is rebuilt from the log)
+//!          rename the replaced files (and a merge's later members) to *.deleted
+//!          rename <base>.index.cleaned -> <base>.index (a merge: also .timeindex),
+//!          <base>.log.swap -> <base>.log; fsync dir; write cleaner.checkpoint;
+//!          a background thread unlinks the *.deleted files
+//! open:    *.cleaned, *.deleted      -> deleted (before the commit: roll back)
+//!          <base>.log.swap           -> delete <base>.index and .timeindex, rename to
+//!                                       <base>.log, delete the segments inside its range
+//!                                       (roll forward; indexes are rebuilt from the log)
 //! ```
+//!
+//! A merge folds a run of consecutive cleaned segments that fit `segment.bytes` into the
+//! first (`<first>.log.cleaned` holds them all, with offset and time indexes built from
+//! the members'): batches and ordinals are unchanged, the later members' files go.
 //!
 //! A crash at any point leaves every segment wholly old or wholly cleaned, never a mix
 //! within a segment; either is a valid state of the log (the cleaned one only lacks records
