@@ -564,7 +564,9 @@ pub fn first_record_value(batch: &[u8]) -> Option<&[u8]> {
     batch.get(at..at.checked_add(value_len as usize)?)
 }
 
-fn get_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
+/// A zig-zag varint of a record field at `*at`, advancing `*at`; `None` past the end or
+/// past ten bytes.
+pub(crate) fn get_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
     let mut z: u64 = 0;
     for shift in (0..70).step_by(7) {
         let b = *buf.get(*at)?;

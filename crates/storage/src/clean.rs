@@ -79,7 +79,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::batch::{self, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD};
+use crate::batch::{
+    self, get_varint as varint, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD,
+};
 use crate::checkpoint::sync_dir;
 use crate::error::{IoContext, Result, StorageError};
 use crate::log::Log;
@@ -272,19 +274,6 @@ struct RecordView<'a> {
     offset_delta: i64,
     key: Option<&'a [u8]>,
     tombstone: bool,
-}
-
-fn varint(buf: &[u8], at: &mut usize) -> Option<i64> {
-    let mut z: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let b = *buf.get(*at)?;
-        *at += 1;
-        z |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
-        }
-    }
-    None
 }
 
 /// Parses `count` records from `records`; `None` if they do not parse.
@@ -1199,16 +1188,6 @@ impl Log {
         self.set_cleaned_until(self.cleaned_until.max(stats.cleaned_until))?;
         stats.segments_rewritten = swapped.len();
         self.last_clean = Some(stats);
-        tracing::debug!(
-            dir = %dir.display(),
-            cleaned_until = stats.cleaned_until,
-            segments = stats.segments_rewritten,
-            bytes_before = stats.bytes_before,
-            bytes_after = stats.bytes_after,
-            records_removed = stats.records_removed,
-            duration_ms = stats.duration_ms,
-            "log cleaned"
-        );
         Ok(Some(stats))
     }
 
