@@ -73,7 +73,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -99,6 +99,8 @@ const CHECKPOINT: &str = "cleaner.checkpoint";
 /// Bytes of dedupe buffer one map entry is counted at: a 16-byte hash, an 8-byte offset and
 /// the hash table's own overhead.
 pub const MAP_ENTRY_BYTES: usize = 32;
+/// A merged segment is fsynced every this many bytes as it is written.
+const SYNC_EVERY_BYTES: usize = 1 << 20;
 /// Read buffer of a clean (batches larger than this are read whole).
 const READ_BUFFER_BYTES: usize = 1 << 20;
 
@@ -659,10 +661,9 @@ impl CleanJob {
                 outs.push((seg, None));
                 continue;
             }
-            log_file.sync_all().ctx("fsync", &log_path)?;
+            // Not fsynced yet: most are merged into another file right away (step 3).
             let mut index_file = File::create(&index_path).ctx("create", &index_path)?;
             index_file.write_all(&index).ctx("write", &index_path)?;
-            index_file.sync_all().ctx("fsync", &index_path)?;
             stats.records_removed += removed;
             stats.bytes_before += seg.size;
             stats.bytes_after += written;
@@ -699,6 +700,15 @@ impl CleanJob {
                 _ => cleaned.extend(run.iter_mut().filter_map(|(_, c)| c.take())),
             }
             i = end;
+        }
+        // What will be swapped in reaches the disk first (a merge fsynced its own files).
+        for c in cleaned.iter().filter(|c| !c.time_index) {
+            for ext in [LOG_EXT, INDEX_EXT] {
+                let path = suffixed(&self.dir, c.base, ext, CLEANED_SUFFIX);
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .ctx("fsync", &path)?;
+            }
         }
         stats.bytes_after = cleaned.iter().map(|c| c.size_after).sum();
         stats.bytes_before = outs
@@ -743,6 +753,7 @@ impl CleanJob {
         let mut out = BufWriter::with_capacity(READ_BUFFER_BYTES, &file);
         let (mut index, mut times) = (Vec::new(), Vec::new());
         let (mut position, mut entries, mut newest) = (0u64, 0u64, i64::MIN);
+        let mut synced = 0u64;
         for (seg, c) in run.iter() {
             let (data, index_path) = match c {
                 Some(_) => (
@@ -786,8 +797,24 @@ impl CleanJob {
                     times.extend_from_slice(&(rel as u32).to_be_bytes());
                 }
             }
+            // Copied in pieces, each fsynced: one fsync of the whole file at the end makes
+            // one journal commit that holds every other fsync on the file system (produces'
+            // group commits) behind it for as long as the data takes to write.
             let mut src = File::open(&data).ctx("open", &data)?;
-            position += std::io::copy(&mut src, &mut out).ctx("copy", &data)?;
+            let mut buf = vec![0u8; SYNC_EVERY_BYTES];
+            loop {
+                let n = src.read(&mut buf).ctx("read", &data)?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buf[..n]).ctx("write", &log_path)?;
+                position += n as u64;
+                if position - synced >= SYNC_EVERY_BYTES as u64 {
+                    out.flush().ctx("write", &log_path)?;
+                    file.sync_data().ctx("fsync", &log_path)?;
+                    synced = position;
+                }
+            }
             entries += count;
         }
         out.flush().ctx("write", &log_path)?;
@@ -818,19 +845,68 @@ impl CleanJob {
     }
 }
 
+/// Bytes a replaced segment file is shortened by per step before it is unlinked.
+const RELEASE_STEP_BYTES: u64 = 8 << 20;
+/// Pause between two steps: files are released at about 400 MB/s.
+const RELEASE_PAUSE: Duration = Duration::from_millis(20);
+/// How long the deleter waits for reads still holding a replaced file (fetches being
+/// sent) before it unlinks it whole instead.
+const READERS_WAIT: Duration = Duration::from_secs(60);
+
 /// Closes the replaced segments and unlinks their `.deleted` files on a thread of their
 /// own; open deletes any that a crash (or a failure to start the thread) leaves.
-fn delete_in_background(closed: Vec<Segment>, doomed: Vec<PathBuf>) {
+///
+/// A large file freed at once makes one journal transaction that every fsync on the file
+/// system (produces' group commits) waits behind, so a replaced segment's `.log` is given
+/// back a step at a time — but only once no read holds it any more (its last handle is
+/// the deleter's), since shortening a file under a reader would hand it a torn batch.
+/// Files whose handles are not at hand (segments closed earlier) are simply unlinked.
+fn delete_in_background(dir: PathBuf, closed: Vec<Segment>, doomed: Vec<PathBuf>) {
     let spawned = std::thread::Builder::new()
         .name("cairn-clean-delete".into())
         .spawn(move || {
+            let held: Vec<(PathBuf, Arc<File>)> = closed
+                .iter()
+                .map(|seg| {
+                    let aside = suffixed(&dir, seg.base(), LOG_EXT, DELETED_SUFFIX);
+                    (aside, Arc::clone(seg.file()))
+                })
+                .collect();
             drop(closed);
+            for (path, file) in &held {
+                let deadline = Instant::now() + READERS_WAIT;
+                while Arc::strong_count(file) > 1 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if Arc::strong_count(file) == 1 {
+                    // Sealed segments are open read-only: shorten through a new handle.
+                    if let Ok(w) = OpenOptions::new().write(true).open(path) {
+                        release_gradually(&w);
+                    }
+                }
+            }
+            drop(held);
             for path in &doomed {
                 remove_quietly(path);
+            }
+            if let Err(e) = sync_dir(&dir) {
+                tracing::warn!(error = %e, "cannot fsync a partition directory after a log clean");
             }
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no thread to delete replaced segments; the next open deletes them");
+    }
+}
+
+/// Shortens a file no one else reads a step at a time, down to nothing.
+fn release_gradually(file: &File) {
+    let mut len = file.metadata().map_or(0, |m| m.len());
+    while len > 0 {
+        len = len.saturating_sub(RELEASE_STEP_BYTES);
+        if file.set_len(len).is_err() {
+            return;
+        }
+        std::thread::sleep(RELEASE_PAUSE);
     }
 }
 
@@ -1121,10 +1197,7 @@ impl Log {
             let mut doomed: Vec<PathBuf> = Vec::new();
             let mut closed: Vec<Segment> = Vec::new();
             for c in &swapped {
-                step("swap cleaned segment")?;
-                let index = dir.join(file_name(c.base, INDEX_EXT));
-                let log = dir.join(file_name(c.base, LOG_EXT));
-                let times = dir.join(file_name(c.base, TIME_INDEX_EXT));
+                step("move replaced files aside")?;
                 let mut aside = || -> Result<()> {
                     for (base, _) in &c.members {
                         for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
@@ -1142,11 +1215,26 @@ impl Log {
                     }
                     Ok(())
                 };
-                let renamed = aside()
-                    .and_then(|()| {
-                        fs::rename(suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX), &index)
-                            .ctx("rename", &index)
-                    })
+                if let Err(e) = aside() {
+                    return self.fail(e);
+                }
+            }
+            if swapped.iter().any(|c| c.members.len() > 1) {
+                // A merge's later members must be gone for good before the merged file takes
+                // its name: a file system that reordered the renames could otherwise show
+                // both after a crash (the `.swap` that tells open to drop them being gone).
+                step("fsync directory")?;
+                if let Err(e) = sync_dir(&dir) {
+                    return self.fail(e);
+                }
+            }
+            for c in &swapped {
+                step("swap cleaned segment")?;
+                let index = dir.join(file_name(c.base, INDEX_EXT));
+                let log = dir.join(file_name(c.base, LOG_EXT));
+                let times = dir.join(file_name(c.base, TIME_INDEX_EXT));
+                let renamed = fs::rename(suffixed(&dir, c.base, INDEX_EXT, CLEANED_SUFFIX), &index)
+                    .ctx("rename", &index)
                     .and_then(|()| match c.time_index {
                         true => fs::rename(
                             suffixed(&dir, c.base, TIME_INDEX_EXT, CLEANED_SUFFIX),
@@ -1179,11 +1267,11 @@ impl Log {
                 self.open_lru
                     .retain(|b| !c.members.iter().any(|(m, _)| m == b));
             }
-            step("fsync directory")?;
-            if let Err(e) = sync_dir(&dir) {
-                return self.fail(e);
-            }
-            delete_in_background(closed, doomed);
+            // The renames need no fsync of their own: a crash before the directory reaches
+            // the disk finds the `.swap` files and completes the swap. The deleter fsyncs
+            // it, off the shard's thread.
+            step("swap done")?;
+            delete_in_background(dir.clone(), closed, doomed);
         }
         self.set_cleaned_until(self.cleaned_until.max(stats.cleaned_until))?;
         stats.segments_rewritten = swapped.len();
@@ -1191,10 +1279,17 @@ impl Log {
         Ok(Some(stats))
     }
 
-    /// Moves the end of the clean section and records it durably.
+    /// Moves the end of the clean section and records it, without fsyncs: they would
+    /// stall every partition of the owner's shard, and losing the record costs nothing but
+    /// work (a crash that takes it, or leaves it torn — its CRC then fails and it reads as
+    /// 0, — only makes the next clean map more than it must).
     pub(crate) fn set_cleaned_until(&mut self, offset: u64) -> Result<()> {
         self.cleaned_until = offset;
-        crate::metafile::write(&self.dir, CHECKPOINT, &format!("cleaned_until {offset}"))
+        let body = crate::checkpoint::seal(format!("cleaned_until {offset}\n"));
+        let tmp = self.dir.join(format!("{CHECKPOINT}.tmp"));
+        let path = self.dir.join(CHECKPOINT);
+        fs::write(&tmp, body).ctx("write", &tmp)?;
+        fs::rename(&tmp, &path).ctx("rename", &tmp)
     }
 
     /// Runs a whole clean on this thread (tests and tools; the broker runs
